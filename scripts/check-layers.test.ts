@@ -25,3 +25,9 @@ describe('layer check', () => {
     expect(checkFile(at('renderer/x.ts'), "import * as T from 'three/webgpu';")).toHaveLength(0);
   });
 });
+describe('node sub-folders', () => {
+  it('keeps pure code out of axiom/node', () => {
+    expect(checkFile(at('scene/x.ts'), "import { a } from '../axiom/node/trace-file.ts';")).toHaveLength(1);
+    expect(checkFile(at('hwlab/x.ts'), "import { a } from '../axiom/node/trace-file.ts';")).toHaveLength(0);
+  });
+});

@@ -32,6 +32,8 @@ export function checkFile(file: string, text: string): Violation[] {
     if (spec.startsWith('.')) {
       const target = relative(root, join(dirname(file), spec)).split('\\').join('/');
       const tl = layerOf(target) ?? target;
+      const intoNode = /(^|\/)node\//.test(target) && (rule.pure || rule.browser);
+      if (intoNode && !isTest) { out.push({ file: rel, spec, why: `${layer} is ${rule.pure ? 'pure' : 'browser'} code and may not import Node-side ${target}` }); continue; }
       const allowed = tl === layer || rule.imports.some((p) => target.startsWith(p)) || (isTest && target.startsWith('scripts/'));
       if (!allowed) out.push({ file: rel, spec, why: `${layer} may not import ${tl}` });
     } else if (builtins.has(spec) || builtins.has(spec.split('/')[0]!)) {

@@ -15,6 +15,8 @@ const pureHashes = ['@noble/hashes', 'hash-wasm'];
 
 export const layers: Record<string, Layer> = {
   'axiom/': { imports: [], pure: true, packages: pureHashes },
+  // Node-side I/O for axiom (trace files on disk); pure layers may not import any `node/` folder.
+  'axiom/node/': { imports: ['axiom/'] },
   'scene/': { imports: ['axiom/'], pure: true, packages: [...pureHashes, 'harfbuzzjs', 'opentype.js', 'fontkit'] },
   'kernel-link/core/': { imports: ['axiom/'], pure: true, packages: pureHashes },
   'kernel-link/': { imports: ['axiom/', 'kernel-link/core/'] },
