@@ -1,0 +1,27 @@
+// The `system` domain reducer (docs/os-domain.md): counts, and which commits still await a receipt.
+import { Domain, Kind, type Entry, type Reducer, type Value } from '../types.ts';
+import { getInt, isMap } from '../value.ts';
+
+export interface SystemState { boots: number; commits: number; rejects: number; receipts: number; open: Set<number>; errors: number }
+
+export const systemReducer: Reducer<SystemState> = {
+  domain: Domain.System,
+  name: 'system',
+  init: () => ({ boots: 0, commits: 0, rejects: 0, receipts: 0, open: new Set(), errors: 0 }),
+  apply(s, e: Entry, payload: Value | undefined) {
+    switch (e.kind) {
+      case Kind.Boot: s.boots++; break;
+      case Kind.Commit: s.commits++; s.open.add(e.seq); break;
+      case Kind.Reject: s.rejects++; break;
+      case Kind.Receipt: {
+        const c = isMap(payload) ? getInt(payload, 'commit') : undefined;
+        if (c !== undefined && s.open.delete(c)) s.receipts++;
+        else s.errors++;
+        break;
+      }
+    }
+    return s;
+  },
+  toValue: (s) => ({ boots: s.boots, commits: s.commits, rejects: s.rejects, receipts: s.receipts, open: [...s.open].sort((a, b) => a - b), errors: s.errors }),
+  clone: (s) => ({ ...s, open: new Set(s.open) }),
+};

@@ -1,0 +1,176 @@
+// The sequencer: the single writer of a device's log (docs/axiom.md sections 4, 5, 7, 8).
+// It decides commit or reject, assigns seq and logical time, appends receipts and checkpoints.
+// It never reads a clock: time comes from proposals.
+import { GENESIS, encodeEntry, entryHash } from './entry.ts';
+import { blake3, equalBytes } from './hash.ts';
+import { hasCap, osReducer, type OsState } from './reducers/os.ts';
+import { stateHash } from './reducers/state-hash.ts';
+import { systemReducer, type SystemState } from './reducers/system.ts';
+import { DEFAULT_CHECKPOINT_INTERVAL, DOMAIN_NAMES, Domain, Kind, type Entry, type Outcome, type Proposal, type Reducer, type Rejection, type Value, type ValueMap } from './types.ts';
+import { decodeValue, encodeValue, getInt, isMap, utf8Bytes } from './value.ts';
+
+export interface Appended { seq: number; encoded: Uint8Array; hash: Uint8Array; entry: Entry }
+
+export type ProposeResult =
+  | { status: 'committed'; seq: number; receiptSeq: number; outcome: Outcome; entries: Appended[] }
+  | { status: 'rejected'; seq: number; reason: Rejection['reason']; detail: string; entries: Appended[] }
+  | { status: 'duplicate'; of: 'committed' | 'rejected'; seq: number; receiptSeq?: number; entries: Appended[] };
+
+export interface SequencerOptions {
+  deviceId: Uint8Array;
+  bootId: Uint8Array;
+  os: string;
+  k?: number;
+  /** Reducers the device runs itself; default system + os. */
+  reducers?: Reducer<any>[];
+}
+
+const EMPTY = new Uint8Array(0);
+const key = (actor: number, id: number) => `${actor}:${id}`;
+
+export class Sequencer {
+  readonly k: number;
+  readonly reducers: Reducer<any>[];
+  readonly states: unknown[];
+  /** The seq the next entry gets. */
+  next = 0;
+  head: Uint8Array = GENESIS;
+  time = 0;
+  private readonly done = new Map<string, { status: 'committed' | 'rejected'; seq: number; receiptSeq?: number }>();
+  private readonly receiptOf = new Map<number, number>();
+  private readonly commitRecord = new Map<number, { status: 'committed' | 'rejected'; seq: number; receiptSeq?: number }>();
+  private booted = false;
+
+  constructor(readonly opts: SequencerOptions) {
+    this.k = opts.k ?? DEFAULT_CHECKPOINT_INTERVAL;
+    if (!(this.k >= 2)) throw new RangeError('checkpoint interval k must be ≥ 2');
+    this.reducers = opts.reducers ?? [systemReducer, osReducer];
+    this.states = this.reducers.map((r) => r.init());
+  }
+
+  get system(): SystemState { return this.stateOf(systemReducer) as SystemState; }
+  get os(): OsState { return this.stateOf(osReducer) as OsState; }
+  stateOf<S>(r: Reducer<S>): S | undefined {
+    const i = this.reducers.indexOf(r);
+    return i < 0 ? undefined : (this.states[i] as S);
+  }
+
+  /**
+   * Restores from an existing log (already verified): applies each entry to the reducers and
+   * rebuilds the idempotency index. Call before boot().
+   */
+  restore(encoded: Uint8Array, hash: Uint8Array, entry: Entry): void {
+    if (entry.seq !== this.next || !equalBytes(entry.prev, this.head)) throw new Error(`restore: entry ${entry.seq} does not extend the chain at ${this.next}`);
+    const v = decodeValue(entry.payload);
+    this.applyToReducers(entry, v.ok ? v.value : undefined);
+    this.index(entry, v.ok ? v.value : undefined);
+    this.next = entry.seq + 1; this.head = hash; this.time = entry.time;
+    void encoded;
+  }
+
+  /** Appends BOOT and closes commits left without a receipt (docs/axiom.md section 8). */
+  boot(): Appended[] {
+    if (this.booted) throw new Error('already booted');
+    this.booted = true;
+    const out: Appended[] = [];
+    out.push(...this.append(Kind.Boot, Domain.System, 0, 0, { device: this.opts.deviceId, boot: this.opts.bootId, os: this.opts.os, k: this.k }));
+    const open = [...(this.system?.open ?? [])].sort((a, b) => a - b);
+    for (const seq of open) out.push(...this.appendReceipt(seq, this.domainOfCommit.get(seq) ?? Domain.System, { outcome: 'aborted', result: utf8Bytes('interrupted by reboot') }));
+    return out;
+  }
+
+  private readonly domainOfCommit = new Map<number, number>();
+
+  /** Decides a proposal and appends its entries. */
+  propose(p: Proposal): ProposeResult {
+    if (!this.booted) throw new Error('sequencer has not booted');
+    const prior = this.done.get(key(p.actor, p.id));
+    if (prior) return { status: 'duplicate', of: prior.status, seq: prior.seq, ...(prior.receiptSeq !== undefined ? { receiptSeq: prior.receiptSeq } : {}), entries: [] };
+    const rejection = this.check(p);
+    const entries: Appended[] = [];
+    if (rejection) {
+      entries.push(...this.append(Kind.Reject, p.domain, p.actor, p.time, { id: p.id, action: p.action, reason: rejection.reason, detail: rejection.detail }));
+      const seq = entries[entries.length - 1]!.seq;
+      return { status: 'rejected', seq, reason: rejection.reason, detail: rejection.detail, entries };
+    }
+    const r = this.reducers.findIndex((x) => x.domain === p.domain);
+    const outcome: Outcome = r >= 0 && this.reducers[r]!.execute ? this.reducers[r]!.execute!(this.states[r], p) : { outcome: 'ok', result: EMPTY };
+    entries.push(...this.append(Kind.Commit, p.domain, p.actor, p.time, { id: p.id, action: p.action, args: p.args }));
+    const seq = entries[entries.length - 1]!.seq;
+    entries.push(...this.appendReceipt(seq, p.domain, outcome));
+    const receiptSeq = entries[entries.length - 1]!.seq;
+    return { status: 'committed', seq, receiptSeq, outcome, entries };
+  }
+
+  private check(p: Proposal): Rejection | null {
+    if (!Number.isSafeInteger(p.id) || p.id < 0 || !Number.isSafeInteger(p.actor) || p.actor < 0 || !Number.isSafeInteger(p.time) || p.time < 0) return { reason: 'bad-args', detail: 'actor, id and time must be non-negative integers' };
+    if (!isMap(p.args as Value)) return { reason: 'bad-args', detail: 'args must be a map' };
+    if (encodedSize(p) > 1_000_000) return { reason: 'bad-args', detail: 'the proposal is larger than an entry payload may be' };
+    const r = this.reducers.findIndex((x) => x.domain === p.domain);
+    if (r >= 0 && this.reducers[r]!.check) return this.reducers[r]!.check!(this.states[r], p);
+    if (p.domain === Domain.Session || p.domain === Domain.Lab) {
+      return hasCap(this.os, p.actor, 'console') ? null : { reason: 'missing-capability', detail: `actor ${p.actor} lacks capability 'console' needed for ${DOMAIN_NAMES[p.domain]} actions` };
+    }
+    return { reason: 'unknown-domain', detail: `domain ${p.domain} takes no proposals on this device (os = 1, session = 2, lab = 3)` };
+  }
+
+  private appendReceipt(commitSeq: number, domain: number, o: Outcome): Appended[] {
+    if (this.receiptOf.has(commitSeq)) throw new Error(`commit ${commitSeq} already has receipt ${this.receiptOf.get(commitSeq)}`);
+    return this.append(Kind.Receipt, domain, 0, 0, { commit: commitSeq, outcome: o.outcome, result: o.result, result_hash: blake3(o.result) });
+  }
+
+  /** Appends one entry, preceded by a CHECKPOINT when its seq falls on one. */
+  private append(kind: number, domain: number, actor: number, t: number, payload: ValueMap): Appended[] {
+    const out: Appended[] = [];
+    if (this.next % this.k === this.k - 1) {
+      const states: ValueMap = {};
+      this.reducers.forEach((r, i) => { states[r.name] = stateHash(r, this.states[i]); });
+      out.push(this.appendOne(Kind.Checkpoint, Domain.System, 0, 0, { upto: this.next - 1, states }));
+    }
+    out.push(this.appendOne(kind, domain, actor, t, payload));
+    return out;
+  }
+
+  private appendOne(kind: number, domain: number, actor: number, t: number, payload: ValueMap): Appended {
+    const entry: Entry = { version: 1, kind, domain, seq: this.next, time: Math.max(this.time + 1, t), actor, prev: this.head, payload: encodeValue(payload) };
+    const encoded = encodeEntry(entry);
+    const hash = entryHash(encoded);
+    this.applyToReducers(entry, payload);
+    this.index(entry, payload);
+    this.next++; this.head = hash; this.time = entry.time;
+    return { seq: entry.seq, encoded, hash, entry };
+  }
+
+  private applyToReducers(entry: Entry, payload: Value | undefined): void {
+    for (let i = 0; i < this.reducers.length; i++) this.states[i] = this.reducers[i]!.apply(this.states[i], entry, payload);
+  }
+
+  private index(e: Entry, payload: Value | undefined): void {
+    if (!isMap(payload)) return;
+    if (e.kind === Kind.Commit || e.kind === Kind.Reject) {
+      const id = getInt(payload, 'id');
+      const rec = { status: e.kind === Kind.Commit ? 'committed' as const : 'rejected' as const, seq: e.seq };
+      if (id !== undefined) this.done.set(key(e.actor, id), rec);
+      if (e.kind === Kind.Commit) { this.domainOfCommit.set(e.seq, e.domain); this.commitRecord.set(e.seq, rec); }
+    } else if (e.kind === Kind.Receipt) {
+      const c = getInt(payload, 'commit');
+      if (c !== undefined) {
+        this.receiptOf.set(c, e.seq);
+        this.domainOfCommit.delete(c);
+        const rec = this.commitRecord.get(c);
+        if (rec) { rec.receiptSeq = e.seq; this.commitRecord.delete(c); }
+      }
+    }
+  }
+
+  /** The state hashes of every reducer now (what a checkpoint at the next seq would record). */
+  stateHashes(): Record<string, Uint8Array> {
+    const out: Record<string, Uint8Array> = {};
+    this.reducers.forEach((r, i) => { out[r.name] = stateHash(r, this.states[i]); });
+    return out;
+  }
+}
+
+function encodedSize(p: Proposal): number {
+  try { return encodeValue({ id: p.id, action: p.action, args: p.args }).length; } catch { return Infinity; }
+}
