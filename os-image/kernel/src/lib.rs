@@ -2,3 +2,11 @@
 //! for the kernel and with std for `cargo test --lib` on the host.
 #![cfg_attr(not(test), no_std)]
 extern crate alloc;
+
+pub mod blake3;
+pub mod value;
+#[cfg(test)]
+mod testutil;
+pub mod entry;
+pub mod reducers;
+pub mod sequencer;
