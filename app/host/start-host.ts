@@ -1,0 +1,60 @@
+// Starts everything behind the renderer: host services, the default device, the local web host.
+// Web mode and Electron mode share this; they differ only in how the bridge is carried.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Dispatcher } from './dispatch.ts';
+import { HostServices } from './services.ts';
+import { InProcessDevice } from './inprocess-device.ts';
+import { startWebHost, type WebHost } from '../web/server.ts';
+import type { Assets } from '../web/bundle.ts';
+import type { DeviceLink } from './device.ts';
+import type { DeviceTarget, HostCapabilities } from '../../renderer/bridge.ts';
+
+export interface StartHostOptions {
+  /** true (web mode): open the WebSocket bridge. false (Electron): IPC carries the bridge. */
+  socket: boolean;
+  port?: number;
+  /** The renderer bundle; web mode builds it with esbuild, Electron ships it prebuilt. */
+  assets: () => Promise<Assets>;
+  /** The default device: 'hosted' (the hosted OS) or 'inprocess' (a bare sequencer, for tests). */
+  device?: 'hosted' | 'inprocess';
+  /** The hosted OS's data directory. */
+  dataDir?: string;
+  links?: Partial<Record<DeviceTarget, (path?: string) => DeviceLink>>;
+  log?: (line: string) => void;
+}
+
+export interface RunningHost {
+  services: HostServices;
+  dispatcher: Dispatcher;
+  events: HostServices;
+  web: WebHost;
+  /** The default device's id. */
+  device: string;
+  close(): Promise<void>;
+}
+
+export const defaultDataDir = () => join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'orbital', 'hosted');
+
+export async function startHost(o: StartHostOptions): Promise<RunningHost> {
+  const log = o.log ?? ((l: string) => console.warn(l));
+  const capabilities = (): HostCapabilities => ({ qemu: false, qemuWhyNot: 'the QEMU guest is not wired into this host yet', serialPorts: [] });
+  const links: Partial<Record<DeviceTarget, (path?: string) => DeviceLink>> = {
+    hosted: () => new InProcessDevice({ label: 'in-process device' }),
+    ...o.links,
+  };
+  const services = new HostServices({ links, capabilities, mode: o.socket ? 'web' : 'electron', log });
+  const dispatcher = new Dispatcher(services.handlers(), log);
+  const web = await startWebHost({ dispatcher, events: services, assets: o.assets, bridge: o.socket, log, ...(o.port !== undefined ? { port: o.port } : {}) });
+  let device: string;
+  try {
+    device = (await services.connect('hosted')).id;
+  } catch (e) {
+    await web.close();
+    throw e;
+  }
+  return {
+    services, dispatcher, events: services, web, device,
+    close: async () => { await web.close(); await services.close(); },
+  };
+}
