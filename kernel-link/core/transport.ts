@@ -1,0 +1,91 @@
+// One interface for every byte pipe kernel-link runs over (in-memory, TCP, unix socket, serial
+// port, QEMU chardev, fault injector). Pure: Node transports live in kernel-link/node/.
+import { LinkError } from './errors.ts';
+
+export interface TransportHandlers {
+  data(chunk: Uint8Array): void;
+  /** The pipe closed; `error` says why when it was not a plain close. Called once. */
+  close(error?: LinkError): void;
+}
+
+export interface Transport {
+  readonly name: string;
+  readonly closed: boolean;
+  /** Queues bytes. Returns false (and drops them) once closed. Never throws. */
+  write(bytes: Uint8Array): boolean;
+  /** Attaches the receiver; bytes that arrived before are delivered first. */
+  attach(h: TransportHandlers): void;
+  /** Closes the pipe (idempotent). */
+  close(): void;
+}
+
+/** Shared plumbing: buffers data until attached, calls close once. */
+export abstract class BaseTransport implements Transport {
+  abstract readonly name: string;
+  private handlers: TransportHandlers | null = null;
+  private early: Uint8Array[] = [];
+  private earlyBytes = 0;
+  private closeInfo: { error?: LinkError } | null = null;
+  private closeDelivered = false;
+  protected isClosed = false;
+  /** Bound on bytes kept before attach (a receiver that never attaches must not grow memory). */
+  protected earlyLimit = 16 * 1024 * 1024;
+
+  get closed(): boolean { return this.isClosed; }
+  abstract write(bytes: Uint8Array): boolean;
+  protected abstract doClose(): void;
+
+  attach(h: TransportHandlers): void {
+    this.handlers = h;
+    const early = this.early; this.early = []; this.earlyBytes = 0;
+    for (const c of early) h.data(c);
+    if (this.closeInfo && !this.closeDelivered) { this.closeDelivered = true; h.close(this.closeInfo.error); }
+  }
+
+  /** Subclasses call this with received bytes. */
+  protected deliver(chunk: Uint8Array): void {
+    if (this.closeDelivered || chunk.length === 0) return;
+    if (this.handlers) { this.handlers.data(chunk); return; }
+    if (this.earlyBytes + chunk.length > this.earlyLimit) return; // dropped: nobody is listening
+    this.early.push(chunk); this.earlyBytes += chunk.length;
+  }
+
+  /** Subclasses call this when the pipe is gone (idempotent). */
+  protected closedBy(error?: LinkError): void {
+    this.isClosed = true;
+    if (this.closeInfo) return;
+    this.closeInfo = error ? { error } : {};
+    if (this.handlers && !this.closeDelivered) { this.closeDelivered = true; this.handlers.close(error); }
+  }
+
+  close(): void {
+    if (this.isClosed && this.closeInfo) return;
+    this.isClosed = true;
+    try { this.doClose(); } finally { this.closedBy(); }
+  }
+}
+
+class MemoryEnd extends BaseTransport {
+  peer!: MemoryEnd;
+  constructor(readonly name: string) { super(); }
+  write(bytes: Uint8Array): boolean {
+    if (this.isClosed) return false;
+    const copy = bytes.slice();
+    const peer = this.peer;
+    // Asynchronous like a real pipe: a write never re-enters the writer's caller.
+    void Promise.resolve().then(() => { if (!peer.isClosed) peer.receive(copy); });
+    return true;
+  }
+  receive(b: Uint8Array): void { this.deliver(b); }
+  protected doClose(): void {
+    const peer = this.peer;
+    void Promise.resolve().then(() => peer.closedBy(new LinkError('disconnected', 'closed', `${this.name}: the other end closed the in-memory pipe`)));
+  }
+}
+
+/** Two connected in-memory ends: what one writes, the other receives (asynchronously, in order). */
+export function memoryPair(names: [string, string] = ['host', 'device']): [Transport, Transport] {
+  const a = new MemoryEnd(names[0]), b = new MemoryEnd(names[1]);
+  a.peer = b; b.peer = a;
+  return [a, b];
+}
