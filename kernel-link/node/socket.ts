@@ -1,0 +1,84 @@
+// Transports over Node streams: TCP and unix sockets (both directions: connect and listen), and
+// any Duplex (a QEMU chardev connection is a unix socket too).
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { LinkError } from '../core/errors.ts';
+import { BaseTransport } from '../core/transport.ts';
+
+/** A Transport over a connected Node Duplex (net.Socket, tty, serial port stream). */
+export class StreamTransport extends BaseTransport {
+  constructor(readonly stream: Duplex, readonly name: string) {
+    super();
+    if ('setNoDelay' in stream && typeof (stream as Socket).setNoDelay === 'function') (stream as Socket).setNoDelay(true);
+    stream.on('data', (b: Buffer) => this.deliver(new Uint8Array(b.buffer, b.byteOffset, b.byteLength)));
+    stream.on('error', (e: NodeJS.ErrnoException) => this.closedBy(new LinkError('disconnected', 'closed', `${name}: ${e.code ?? ''} ${e.message}`.trim())));
+    stream.on('close', () => this.closedBy(new LinkError('disconnected', 'closed', `${name}: the connection closed`)));
+    stream.on('end', () => { stream.end(); });
+  }
+  write(bytes: Uint8Array): boolean {
+    if (this.isClosed || this.stream.destroyed) return false;
+    try { this.stream.write(bytes); return true; } catch { return false; }
+  }
+  /** Bytes queued in Node but not yet handed to the OS. */
+  get pending(): number { return (this.stream as Socket).writableLength ?? 0; }
+  protected doClose(): void { this.stream.destroy(); }
+}
+
+export interface Address { path?: string; host?: string; port?: number }
+const describeAddress = (a: Address) => (a.path ? `unix:${a.path}` : `tcp:${a.host ?? '127.0.0.1'}:${a.port}`);
+
+/** Connects to a unix socket (`path`) or TCP port. Rejects with LinkError(disconnected, connect). */
+export function connectTransport(a: Address, timeoutMs = 5000): Promise<StreamTransport> {
+  return new Promise((resolve, reject) => {
+    const s = a.path ? netConnect({ path: a.path }) : netConnect({ host: a.host ?? '127.0.0.1', port: a.port! });
+    const timer = setTimeout(() => { s.destroy(); reject(new LinkError('timeout', 'connect', `${describeAddress(a)}: no connection after ${timeoutMs} ms`)); }, timeoutMs);
+    s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); resolve(new StreamTransport(s, describeAddress(a))); });
+    s.once('error', (e: NodeJS.ErrnoException) => { clearTimeout(timer); reject(new LinkError('disconnected', 'connect', `${describeAddress(a)}: ${e.code ?? e.message} - is the device running and listening there?`)); });
+  });
+}
+
+export interface Listener {
+  readonly address: Address;
+  /** The next connection (accepted in order). */
+  accept(timeoutMs?: number): Promise<StreamTransport>;
+  /** Calls `fn` for every connection (instead of accept). */
+  onConnection(fn: (t: StreamTransport) => void): void;
+  close(): Promise<void>;
+}
+
+/** Listens on a unix socket path (removed first if stale) or a TCP port (0 = any free port). */
+export function listenTransport(a: Address): Promise<Listener> {
+  return new Promise((resolve, reject) => {
+    const queue: StreamTransport[] = [];
+    const waiters: Array<(t: StreamTransport) => void> = [];
+    let handler: ((t: StreamTransport) => void) | null = null;
+    const server: Server = createServer((sock) => {
+      const t = new StreamTransport(sock, `${describeAddress(a)} (accepted)`);
+      if (handler) handler(t);
+      else if (waiters.length) waiters.shift()!(t);
+      else queue.push(t);
+    });
+    if (a.path) { try { rmSync(a.path, { force: true }); } catch { /* not there */ } }
+    server.once('error', (e) => reject(new LinkError('disconnected', 'connect', `cannot listen on ${describeAddress(a)}: ${e.message}`)));
+    const onListening = () => {
+      const addr = server.address();
+      const address: Address = a.path ? { path: a.path } : { host: a.host ?? '127.0.0.1', port: typeof addr === 'object' && addr ? addr.port : a.port! };
+      resolve({
+        address,
+        accept(timeoutMs = 10_000) {
+          if (queue.length) return Promise.resolve(queue.shift()!);
+          return new Promise((res, rej) => {
+            const timer = setTimeout(() => { const i = waiters.indexOf(w); if (i >= 0) waiters.splice(i, 1); rej(new LinkError('timeout', 'connect', `nothing connected to ${describeAddress(address)} within ${timeoutMs} ms`)); }, timeoutMs);
+            const w = (t: StreamTransport) => { clearTimeout(timer); res(t); };
+            waiters.push(w);
+          });
+        },
+        onConnection(fn) { handler = fn; while (queue.length) fn(queue.shift()!); },
+        close: () => new Promise((res) => { server.close(() => res()); if (a.path) { try { rmSync(a.path, { force: true }); } catch { /* gone */ } } }),
+      });
+    };
+    if (a.path) server.listen(a.path, onListening);
+    else server.listen(a.port ?? 0, a.host ?? '127.0.0.1', onListening);
+  });
+}
