@@ -1,0 +1,94 @@
+// Damage: the screen regions whose pixels may differ between two frames. Correct by construction
+// against the reference rasterizer, which clips every layer to its box and every group to its
+// bounds: a region outside every changed box cannot change. Rules:
+// - a group that appears or disappears damages its bounds;
+// - a group whose layers differ damages, layer by layer, the old and the new box of each layer that
+//   differs (surfaces with an unchanged box and color recurse into their children); when the layer
+//   count or the group bounds differ, the old and the new group bounds;
+// - two groups that overlap and swapped paint order damage their overlap;
+// - a different screen size or clear color, or an image replaced under its name, damages everything.
+// The rects are then merged by mergeDamage's rule (bounding box no larger than the summed areas).
+import { layerBounds, type Frame, type Group, type Layer } from './layers.ts';
+import { equalRect, intersect, isEmpty, mergeDamage, overlaps, type Rect } from './rect.ts';
+
+const box = layerBounds;
+
+function sameArray(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Whether two layers paint the same pixels (structural equality). */
+export function sameLayer(a: Layer, b: Layer): boolean {
+  if (a === b) return true;
+  if (a.kind !== b.kind || a.x !== b.x || a.y !== b.y || a.w !== b.w || a.h !== b.h) return false;
+  switch (a.kind) {
+    case 'rect': return a.color === (b as typeof a).color;
+    case 'border': return a.color === (b as typeof a).color && a.width === (b as typeof a).width;
+    case 'image': return a.image === (b as typeof a).image;
+    case 'text': {
+      const t = b as typeof a;
+      return a.color === t.color && a.size === t.size && a.ascent === t.ascent && a.font === t.font && a.bx === t.bx && a.by === t.by && sameArray(a.glyphs, t.glyphs) && sameArray(a.gx, t.gx) && sameArray(a.gy, t.gy) && sameArray(a.gw, t.gw);
+    }
+    case 'surface':
+    case 'clip': {
+      const s = b as typeof a;
+      if ((a.kind === 'surface' && a.color !== (s as typeof a).color) || a.children.length !== s.children.length) return false;
+      for (let i = 0; i < a.children.length; i++) if (!sameLayer(a.children[i]!, s.children[i]!)) return false;
+      return true;
+    }
+  }
+}
+
+function layersDamage(a: readonly Layer[], b: readonly Layer[], out: Rect[], clipA: Rect, clipB: Rect): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!, y = b[i]!;
+    if (sameLayer(x, y)) continue;
+    if ((x.kind === 'surface' || x.kind === 'clip') && x.kind === y.kind && (x.kind !== 'surface' || x.color === (y as typeof x).color) && equalRect(box(x), box(y)) &&
+        layersDamage(x.children, y.children, out, intersect(clipA, box(x)), intersect(clipB, box(y)))) continue;
+    out.push(intersect(box(x), clipA), intersect(box(y), clipB));
+  }
+  return true;
+}
+
+function groupDamage(a: Group, b: Group, out: Rect[]): void {
+  if (a === b) return;
+  if (!equalRect(a.bounds, b.bounds) || !layersDamage(a.layers, b.layers, out, a.bounds, b.bounds)) out.push(a.bounds, b.bounds);
+}
+
+/** Images may be added between frames; one that changed under the same name repaints everything. */
+function imagesKept(prev: Frame, next: Frame): boolean {
+  if (prev.images === next.images) return true;
+  for (const [k, v] of prev.images) { const n = next.images.get(k); if (n !== undefined && n !== v) return false; }
+  return true;
+}
+
+/** The damage from `prev` to `next` (null prev = everything), merged and clipped to the screen. */
+export function computeDamage(prev: Frame | null, next: Frame): Rect[] {
+  const screen = { x: 0, y: 0, w: next.width, h: next.height };
+  if (!prev || prev.width !== next.width || prev.height !== next.height || prev.clear !== next.clear || !imagesKept(prev, next)) return [screen];
+  const out: Rect[] = [];
+  const before = new Map<string, number>();
+  prev.groups.forEach((g, i) => before.set(g.key, i));
+  const common: { g: Group; prevIndex: number }[] = [];
+  const seen = new Set<string>();
+  for (const g of next.groups) {
+    seen.add(g.key);
+    const i = before.get(g.key);
+    if (i === undefined) { out.push(g.bounds); continue; }
+    groupDamage(prev.groups[i]!, g, out);
+    common.push({ g, prevIndex: i });
+  }
+  for (const g of prev.groups) if (!seen.has(g.key)) out.push(g.bounds);
+  // Paint-order swaps: a pair now in the order (i below j) that was the other way round.
+  for (let i = 0; i < common.length; i++) {
+    for (let j = i + 1; j < common.length; j++) {
+      const a = common[i]!, b = common[j]!;
+      if (a.prevIndex > b.prevIndex && overlaps(a.g.bounds, b.g.bounds)) out.push(intersect(a.g.bounds, b.g.bounds));
+    }
+  }
+  return mergeDamage(out.filter((r) => !isEmpty(r)), screen);
+}
