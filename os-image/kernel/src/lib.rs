@@ -10,3 +10,5 @@ mod testutil;
 pub mod entry;
 pub mod reducers;
 pub mod sequencer;
+pub mod frame;
+pub mod link;

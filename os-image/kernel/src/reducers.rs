@@ -6,7 +6,6 @@ use crate::value::{self, Value, MAX_SAFE};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec;
 use alloc::vec::Vec;
 
 /// BLAKE3(utf8(name) ‖ 0x00 ‖ value-encoding(state)).

@@ -98,12 +98,14 @@ extern "C" fn exception_handler(f: &Frame) -> ! {
     let cr2: u64;
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
     let v = f.vector as usize & 31;
-    crate::serial::force_unlock();
-    crate::kprintln!("CRASH vector={} ({}) error={:#x} rip={:#018x} cr2={:#018x}", f.vector, NAMES[v], f.error, f.rip, cr2);
-    crate::kprintln!("CRASH rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}", f.rax, f.rbx, f.rcx, f.rdx);
-    crate::kprintln!("CRASH rsi={:#018x} rdi={:#018x} rbp={:#018x} rsp={:#018x}", f.rsi, f.rdi, f.rbp, f.rsp);
-    crate::kprintln!("CRASH r8={:#018x} r9={:#018x} r10={:#018x} r11={:#018x}", f.r8, f.r9, f.r10, f.r11);
-    crate::kprintln!("CRASH r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}", f.r12, f.r13, f.r14, f.r15);
-    crate::kprintln!("CRASH cs={:#x} ss={:#x} rflags={:#x} t={}us", f.cs, f.ss, f.rflags, crate::time::micros());
+    // FF then newline: a host decoder inside a half-sent frame abandons it (bad-escape) and reads
+    // the report as text; in text state it sees one stray FF before an empty line.
+    crate::serial::write(b"\xff\n");
+    crate::rawprintln!("CRASH vector={} ({}) error={:#x} rip={:#018x} cr2={:#018x}", f.vector, NAMES[v], f.error, f.rip, cr2);
+    crate::rawprintln!("CRASH rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}", f.rax, f.rbx, f.rcx, f.rdx);
+    crate::rawprintln!("CRASH rsi={:#018x} rdi={:#018x} rbp={:#018x} rsp={:#018x}", f.rsi, f.rdi, f.rbp, f.rsp);
+    crate::rawprintln!("CRASH r8={:#018x} r9={:#018x} r10={:#018x} r11={:#018x}", f.r8, f.r9, f.r10, f.r11);
+    crate::rawprintln!("CRASH r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}", f.r12, f.r13, f.r14, f.r15);
+    crate::rawprintln!("CRASH cs={:#x} ss={:#x} rflags={:#x} t={}us", f.cs, f.ss, f.rflags, crate::time::micros());
     exit_qemu(EXIT_CRASH)
 }

@@ -11,8 +11,12 @@ pub mod arch;
 pub mod serial;
 pub mod time;
 pub mod mem;
+pub mod pci;
+pub mod virtio;
 
+use alloc::vec::Vec;
 use core::arch::asm;
+use orbital::link::Server;
 
 /// Boot stage line: `[   12.345 ms] text` with time since power-on.
 #[macro_export]
@@ -22,6 +26,32 @@ macro_rules! stage {
         $crate::kprint!("[{:5}.{:03} ms] ", us / 1000, us % 1000);
         $crate::kprintln!($($t)*);
     }}
+}
+
+pub const OS_NAME: &str = "orbital-guest 0.1";
+/// Largest frame payload the kernel accepts: any proposal the sequencer may commit fits.
+const MAX_FRAME: usize = 1_048_576 + 4096;
+
+// Console routing. Single core, interrupts off: plain statics.
+static mut HEAP_READY: bool = false;
+/// Where console text goes: false = straight to COM1 (no link on COM1 yet, or COM1 is a plain
+/// console beside a virtio link); true = into the link's console stream (through CONSOLE_BUF).
+static mut CONSOLE_VIA_LINK: bool = false;
+static mut LINK_ON_SERIAL: bool = false;
+static mut CONSOLE_BUF: Vec<u8> = Vec::new();
+/// Boot text, replayed into a virtio link once it is up (COM1 already showed it).
+static mut BOOT_TEXT: Vec<u8> = Vec::new();
+
+pub fn console_write(b: &[u8]) {
+    unsafe {
+        if CONSOLE_VIA_LINK {
+            CONSOLE_BUF.extend_from_slice(b);
+            if !LINK_ON_SERIAL { serial::write(b) }
+            return;
+        }
+        for &x in b { serial::write_byte(x); if x == 0xFF { serial::write_byte(0) } }
+        if HEAP_READY && BOOT_TEXT.len() < 64 * 1024 { BOOT_TEXT.extend_from_slice(b) }
+    }
 }
 
 unsafe fn cmdline(mbi: u64) -> &'static [u8] {
@@ -34,6 +64,42 @@ unsafe fn cmdline(mbi: u64) -> &'static [u8] {
 }
 
 fn has_word(line: &[u8], w: &[u8]) -> bool { line.split(|&b| b == b' ').any(|x| x == w) }
+fn opt<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    line.split(|&b| b == b' ').find_map(|x| if x.len() > key.len() && x.starts_with(key) && x[key.len()] == b'=' { Some(&x[key.len() + 1..]) } else { None })
+}
+fn opt_num(line: &[u8], key: &[u8]) -> Option<u64> {
+    let v = opt(line, key)?;
+    if v.is_empty() || !v.iter().all(|c| c.is_ascii_digit()) { return None }
+    Some(v.iter().fold(0u64, |a, &c| a.saturating_mul(10).saturating_add((c - b'0') as u64)))
+}
+fn opt_hex16(line: &[u8], key: &[u8]) -> Option<[u8; 16]> {
+    let v = opt(line, key)?;
+    if v.len() != 32 { return None }
+    let mut out = [0u8; 16];
+    for i in 0..16 {
+        let d = |c: u8| match c { b'0'..=b'9' => Some(c - b'0'), b'a'..=b'f' => Some(c - b'a' + 10), b'A'..=b'F' => Some(c - b'A' + 10), _ => None };
+        out[i] = d(v[2 * i])? << 4 | d(v[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+fn cmos(reg: u8) -> u8 { arch::outb(0x70, reg); arch::inb(0x71) }
+
+/// A boot id that differs on every boot: TSC (its value at this point varies with host timing)
+/// and the RTC, hashed.
+fn boot_id() -> [u8; 16] {
+    let mut h = orbital::blake3::Hasher::new();
+    h.update(b"orbital-guest boot");
+    h.update(&arch::rdtsc().to_le_bytes());
+    for r in [0u8, 2, 4, 7, 8, 9] { h.update(&[cmos(r)]); }
+    h.update(&arch::rdtsc().to_le_bytes());
+    let f = h.finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&f[..16]);
+    id
+}
+
+enum Link { Serial, Virtio(virtio::Console) }
 
 #[no_mangle]
 pub extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
@@ -51,20 +117,148 @@ pub extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
         stage!("fault hook: touching unmapped 0x100000000");
         unsafe { core::ptr::read_volatile(0x1_0000_0000 as *const u64) };
     }
-    let frames = unsafe { &mut mem::FRAMES };
+    let frames = unsafe { &mut *(&raw mut mem::FRAMES) };
     if let Err(e) = unsafe { frames.init(mbi as u64) } { panic!("memory: {}", e) }
-    // The heap takes most of the largest run; a few MiB stay for device rings.
+    // The heap takes most of the largest run; 4 MiB of frames stay for whatever needs pages.
     let run = frames.largest_run();
     let heap_frames = run.saturating_sub(1024).max(run / 2);
     let heap = frames.alloc_contiguous(heap_frames).expect("heap frames");
     mem::init_heap(heap, heap_frames * mem::FRAME);
+    unsafe { HEAP_READY = true }
     stage!("memory: {} MiB usable, heap {} MiB at {:#x}", frames.usable_bytes >> 20, (heap_frames * mem::FRAME) >> 20, heap);
-    let mut v = alloc::vec::Vec::new();
-    for i in 0..1000u32 { v.push(i) }
-    stage!("heap ok ({} items)", v.len());
-    stage!("ready");
+
+    let link = if has_word(cmd, b"link=serial") { Link::Serial } else {
+        match virtio::Console::init() {
+            Ok(c) => { stage!("virtio-console: legacy PCI, queues up (features {:#x})", c.features); Link::Virtio(c) }
+            Err(e) => { stage!("virtio-console: {}; the link is COM1", e); Link::Serial }
+        }
+    };
+    if let Some(mode) = opt(cmd, b"raw") { raw_loop(link, mode) }
+
+    let k = opt_num(cmd, b"k").unwrap_or(256).clamp(2, 1 << 20);
+    let device = opt_hex16(cmd, b"device").unwrap_or_else(|| {
+        let mut d = [0u8; 16];
+        d.copy_from_slice(&orbital::blake3::hash(b"orbital-guest default device")[..16]);
+        d
+    });
+    let boot = boot_id();
+    let (heap_free, _) = { let (u, f) = mem::heap_stats(); (f, u) };
+    let log_cap = (heap_free as usize / 2).min(512 << 20);
+    let mut srv = Server::new(device, boot, OS_NAME, k, MAX_FRAME, log_cap);
+    if let Some(n) = opt_num(cmd, b"fill") { fill(&mut srv, n) }
+    stage!("axiom: sequencer booted, k={}, head {}, link on {}", k, srv.head(), match link { Link::Serial => "COM1", Link::Virtio(_) => "virtio-console" });
+    stage!("ready: head {}", srv.head());
+    unsafe {
+        LINK_ON_SERIAL = matches!(link, Link::Serial);
+        if !LINK_ON_SERIAL { let t = core::mem::take(&mut *(&raw mut BOOT_TEXT)); srv.console(&t) }
+        BOOT_TEXT = Vec::new();
+        CONSOLE_VIA_LINK = true;
+    }
+    srv.announce();
+    match link {
+        Link::Serial => serial_loop(srv),
+        Link::Virtio(c) => virtio_loop(srv, c),
+    }
+}
+
+/// Bench hook (`fill=BYTES`): the device commits kv.set actions of its own (actor 0) until its
+/// log holds that many bytes, so a stream can be measured without first pushing it in.
+fn fill(srv: &mut Server, bytes: u64) {
+    let value = alloc::string::String::from_utf8(alloc::vec![b'f'; 4000]).unwrap();
+    let mut total = 0u64;
+    let mut id = 1i64;
+    while total < bytes {
+        let p = orbital::sequencer::Proposal { actor: 0, id, domain: 1, action: alloc::string::String::from("kv.set"), args: orbital::value::obj(&[("key", orbital::value::s("fill")), ("value", orbital::value::s(&value))]), time: 0 };
+        let before = srv.head();
+        srv.propose(&p);
+        for s in before..srv.head() { total += srv.entry(s).map_or(0, |e| e.len() as u64) }
+        id += 1;
+    }
+    stage!("fill: {} entries, {} bytes", srv.head(), total);
+}
+
+fn drain_console(srv: &mut Server) {
+    unsafe {
+        let buf = &mut *(&raw mut CONSOLE_BUF);
+        if !buf.is_empty() { srv.console(buf); buf.clear(); }
+    }
+}
+
+fn serial_loop(mut srv: Server) -> ! {
+    let mut rx = [0u8; 256];
     loop {
-        if let Some(b) = serial::read_byte() { serial::write_byte(b) }
+        let mut n = 0;
+        while n < rx.len() { match serial::read_byte() { Some(b) => { rx[n] = b; n += 1 } None => break } }
+        if n > 0 { srv.feed(&rx[..n]) }
+        drain_console(&mut srv);
+        if srv.pending() < 4096 { srv.pump(16 * 1024) }
+        // The FIFO takes 16 bytes whenever it reports empty; reading comes first again after that.
+        let out = srv.output();
+        let mut k = 0;
+        if !out.is_empty() && serial::can_write() {
+            while k < out.len() && k < 16 { arch::outb(0x3F8, out[k]); k += 1 }
+        }
+        if k > 0 { srv.consume(k) }
+        if n == 0 && k == 0 { core::hint::spin_loop() }
+    }
+}
+
+fn virtio_loop(mut srv: Server, mut c: virtio::Console) -> ! {
+    loop {
+        c.poll_rx(|b| srv.feed(b));
+        drain_console(&mut srv);
+        if srv.pending() < virtio::TX_BUF { srv.pump(2 * virtio::TX_BUF) }
+        while srv.pending() > 0 {
+            let n = c.send(srv.output());
+            if n == 0 { break }
+            srv.consume(n);
+        }
+        // Anything typed on COM1 (a person at the serial console) is console input too.
+        if let Some(b) = serial::read_byte() { srv.feed(&[b]) }
+    }
+}
+
+/// Bench hook (`raw=echo` / `raw=emit`): plain bytes on the link channel, no protocol, as the
+/// baseline the link's throughput is compared with. emit: the host sends a decimal count and
+/// `\n`; the kernel answers with that many bytes (i % 251, never 0xFF) and waits for the next.
+fn raw_loop(link: Link, mode: &[u8]) -> ! {
+    let echo = mode == b"echo";
+    stage!("raw mode: {}", if echo { "echo" } else { "emit" });
+    let mut c = match link { Link::Virtio(c) => Some(c), Link::Serial => None };
+    // A marker the host waits for before it starts timing.
+    let ready = b"RAW READY\n";
+    match c.as_mut() { Some(c) => { let mut s = 0; while s < ready.len() { s += c.send(&ready[s..]) } } None => serial::write(ready) }
+    let mut pending: Vec<u8> = Vec::new();
+    let mut count: u64 = 0;
+    let mut pat = alloc::vec![0u8; virtio::TX_BUF];
+    for (i, b) in pat.iter_mut().enumerate() { *b = (i % 251) as u8 }
+    let mut emitted = 0u64;
+    let mut to_emit = 0u64;
+    loop {
+        // receive
+        match c.as_mut() {
+            Some(v) => { v.poll_rx(|b| pending.extend_from_slice(b)); }
+            None => { while let Some(b) = serial::read_byte() { pending.push(b); if pending.len() > 256 { break } } }
+        }
+        if echo {
+            match c.as_mut() {
+                Some(v) => { while !pending.is_empty() { let n = v.send(&pending); if n == 0 { break } pending.drain(..n); } }
+                None => { for &b in pending.iter() { serial::write_byte(b) } pending.clear() }
+            }
+            continue;
+        }
+        for &b in pending.iter() {
+            if b.is_ascii_digit() { count = count * 10 + (b - b'0') as u64 } else if b == b'\n' { to_emit += count; count = 0 }
+        }
+        pending.clear();
+        while emitted < to_emit {
+            let want = ((to_emit - emitted) as usize).min(pat.len());
+            let start = (emitted % 251) as usize;
+            let chunk = &pat[start..start + want.min(pat.len() - start)];
+            let n = match c.as_mut() { Some(v) => v.send(chunk), None => { for &b in chunk.iter().take(16) { serial::write_byte(b) } chunk.len().min(16) } };
+            if n == 0 { break }
+            emitted += n as u64;
+        }
     }
 }
 

@@ -24,16 +24,19 @@ pub fn write(bytes: &[u8]) { for &b in bytes { write_byte(b) } }
 #[inline]
 pub fn read_byte() -> Option<u8> { if inb(COM1 + 5) & 1 != 0 { Some(inb(COM1)) } else { None } }
 
-/// The console writer is not locked (single core, interrupts off); kept so the crash path
-/// documents that it may interrupt a half-written line.
-pub fn force_unlock() {}
-
 pub struct Writer;
 impl core::fmt::Write for Writer {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result { crate::console_write(s.as_bytes()); Ok(()) }
+}
+/// Straight to COM1, bypassing the link (crash reports).
+pub struct Raw;
+impl core::fmt::Write for Raw {
     fn write_str(&mut self, s: &str) -> core::fmt::Result { write(s.as_bytes()); Ok(()) }
 }
 
 #[macro_export]
 macro_rules! kprint { ($($t:tt)*) => {{ let _ = core::fmt::Write::write_fmt(&mut $crate::serial::Writer, format_args!($($t)*)); }} }
 #[macro_export]
-macro_rules! kprintln { ($($t:tt)*) => {{ $crate::kprint!($($t)*); $crate::serial::write(b"\n"); }} }
+macro_rules! kprintln { ($($t:tt)*) => {{ $crate::kprint!($($t)*); $crate::console_write(b"\n"); }} }
+#[macro_export]
+macro_rules! rawprintln { ($($t:tt)*) => {{ let _ = core::fmt::Write::write_fmt(&mut $crate::serial::Raw, format_args!($($t)*)); $crate::serial::write(b"\n"); }} }

@@ -1,0 +1,270 @@
+//! kernel-link framing (docs/kernel-link.md sections 1-3): CRC-32, stuffing, and the byte-level
+//! stream decoder. The decoder holds at most one frame (16 + max_frame bytes) and never panics.
+use alloc::vec::Vec;
+
+pub const ESC: u8 = 0xFF;
+pub const MARKER: u8 = 0x4C;
+pub const OVERHEAD: usize = 16;
+pub const HARD_MAX: usize = 2_097_152;
+
+const fn crc_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 { c = if c & 1 != 0 { 0xEDB88320 ^ (c >> 1) } else { c >> 1 }; k += 1 }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+static CRC: [u32; 256] = crc_table();
+
+pub fn crc32_update(mut c: u32, b: &[u8]) -> u32 {
+    for &x in b { c = CRC[((c ^ x as u32) & 0xff) as usize] ^ (c >> 8) }
+    c
+}
+/// CRC-32 (IEEE/zlib): crc32(b"123456789") = 0xCBF43926.
+pub fn crc32(b: &[u8]) -> u32 { !crc32_update(!0, b) }
+
+/// Appends `b` stuffed (each 0xFF as FF 00).
+pub fn put_stuffed(out: &mut Vec<u8>, b: &[u8]) {
+    let mut i = 0;
+    while i < b.len() {
+        match b[i..].iter().position(|&x| x == ESC) {
+            None => { out.extend_from_slice(&b[i..]); return }
+            Some(j) => { out.extend_from_slice(&b[i..i + j]); out.extend_from_slice(&[ESC, 0]); i += j + 1 }
+        }
+    }
+}
+
+/// Appends one complete frame.
+pub fn put_frame(out: &mut Vec<u8>, ty: u8, payload: &[u8]) {
+    let mut hdr = [ESC, MARKER, ty, 0, 0, 0, 0, 0];
+    hdr[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[ESC, MARKER]);
+    put_stuffed(out, &hdr[2..]);
+    put_stuffed(out, &crc32(&hdr).to_le_bytes());
+    put_stuffed(out, payload);
+    put_stuffed(out, &crc32(payload).to_le_bytes());
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Drop { Cut, BadEscape, BadHeader, BadCrc, Oversized { ty: u8, len: u32 } }
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Event {
+    Text(u8),
+    /// A whole frame: its payload is `Decoder::payload()` until the next `push`.
+    Frame(u8),
+    Drop(Drop),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode { Text, Header, Body, Skip }
+
+pub struct Decoder {
+    pub max_frame: usize,
+    mode: Mode,
+    esc: bool,
+    hdr: [u8; 12],
+    hdr_len: usize,
+    body: Vec<u8>,
+    body_want: usize,
+    skip_left: usize,
+    queue: [Event; 16],
+    q_head: usize,
+    q_len: usize,
+    frame_ready: bool,
+}
+
+impl Decoder {
+    pub fn new(max_frame: usize) -> Self {
+        Decoder { max_frame: max_frame.min(HARD_MAX), mode: Mode::Text, esc: false, hdr: [ESC, MARKER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], hdr_len: 0, body: Vec::new(), body_want: 0, skip_left: 0, queue: [Event::Text(0); 16], q_head: 0, q_len: 0, frame_ready: false }
+    }
+    pub fn in_frame(&self) -> bool { self.mode != Mode::Text }
+
+    fn emit(&mut self, e: Event) {
+        // Never more than 12 events per input byte (a damaged header re-reads 10 as text).
+        let i = (self.q_head + self.q_len) % 16;
+        self.queue[i] = e;
+        self.q_len += 1;
+    }
+    /// The next event produced by the bytes pushed so far.
+    pub fn next(&mut self) -> Option<Event> {
+        if self.q_len == 0 { return None }
+        let e = self.queue[self.q_head];
+        self.q_head = (self.q_head + 1) % 16;
+        self.q_len -= 1;
+        Some(e)
+    }
+    /// Payload of the last `Event::Frame`.
+    pub fn payload(&self) -> &[u8] { if self.frame_ready { &self.body[..self.body_want - 4] } else { &[] } }
+
+    /// Feeds one byte; drain events with `next()` before the next push.
+    pub fn push(&mut self, b: u8) {
+        if self.frame_ready { self.frame_ready = false; self.body = Vec::new(); }
+        if self.esc {
+            self.esc = false;
+            self.escape(b);
+            return;
+        }
+        if b == ESC { self.esc = true; return }
+        match self.mode {
+            Mode::Text => self.emit(Event::Text(b)),
+            _ => self.data(b),
+        }
+    }
+
+    fn escape(&mut self, b: u8) {
+        if self.mode == Mode::Text {
+            match b {
+                0 => self.emit(Event::Text(ESC)),
+                MARKER => self.start(),
+                _ => { self.emit(Event::Text(ESC)); self.push(b) } // lenient: raw FF is text
+            }
+            return;
+        }
+        match b {
+            0 => self.data(ESC),
+            MARKER => { self.abandon(Drop::Cut); self.start() }
+            _ => { self.abandon(Drop::BadEscape); self.push(b) }
+        }
+    }
+
+    fn start(&mut self) { self.mode = Mode::Header; self.hdr_len = 2; }
+    fn abandon(&mut self, d: Drop) { self.mode = Mode::Text; self.hdr_len = 0; self.body = Vec::new(); self.emit(Event::Drop(d)); }
+
+    fn data(&mut self, b: u8) {
+        match self.mode {
+            Mode::Header => {
+                self.hdr[self.hdr_len] = b;
+                self.hdr_len += 1;
+                if self.hdr_len < 12 { return }
+                let len = u32::from_le_bytes([self.hdr[4], self.hdr[5], self.hdr[6], self.hdr[7]]);
+                let hcrc = u32::from_le_bytes([self.hdr[8], self.hdr[9], self.hdr[10], self.hdr[11]]);
+                self.hdr_len = 0;
+                if crc32(&self.hdr[..8]) != hcrc || len as usize > HARD_MAX {
+                    self.mode = Mode::Text;
+                    self.emit(Event::Drop(Drop::BadHeader));
+                    let again = self.hdr;
+                    for &x in &again[2..12] { self.emit(Event::Text(x)) }
+                } else if len as usize > self.max_frame {
+                    self.mode = Mode::Skip;
+                    self.skip_left = len as usize + 4;
+                    self.emit(Event::Drop(Drop::Oversized { ty: self.hdr[2], len }));
+                } else {
+                    self.mode = Mode::Body;
+                    self.body_want = len as usize + 4;
+                    self.body = Vec::with_capacity(self.body_want);
+                }
+            }
+            Mode::Body => {
+                self.body.push(b);
+                if self.body.len() < self.body_want { return }
+                let n = self.body_want - 4;
+                let want = u32::from_le_bytes([self.body[n], self.body[n + 1], self.body[n + 2], self.body[n + 3]]);
+                self.mode = Mode::Text;
+                if crc32(&self.body[..n]) == want { self.frame_ready = true; self.emit(Event::Frame(self.hdr[2])) }
+                else { self.body = Vec::new(); self.emit(Event::Drop(Drop::BadCrc)) }
+            }
+            Mode::Skip => {
+                self.skip_left -= 1;
+                if self.skip_left == 0 { self.mode = Mode::Text }
+            }
+            Mode::Text => self.emit(Event::Text(b)),
+        }
+    }
+
+    /// End of stream (tests, tools): a pending FF is text; a frame in progress is cut.
+    pub fn end(&mut self) {
+        let pending_text = self.esc && self.mode == Mode::Text;
+        self.esc = false;
+        if self.mode != Mode::Text { self.abandon(Drop::Cut) }
+        if pending_text { self.emit(Event::Text(ESC)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{hex, unhex, Json};
+
+    fn link_vectors() -> Json {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/vectors/kernel-link-v1.json");
+        crate::testutil::parse(&std::fs::read_to_string(path).expect("docs/vectors/kernel-link-v1.json"))
+    }
+
+    fn decode_all(wire: &[u8], max_frame: usize) -> Vec<String> {
+        let mut d = Decoder::new(max_frame);
+        let mut ev: Vec<String> = Vec::new();
+        let mut text: Vec<u8> = Vec::new();
+        let flush = |text: &mut Vec<u8>, ev: &mut Vec<String>| if !text.is_empty() { ev.push(format!("text {}", hex(text))); text.clear() };
+        let handle = |d: &mut Decoder, ev: &mut Vec<String>, text: &mut Vec<u8>| {
+            while let Some(e) = d.next() {
+                match e {
+                    Event::Text(b) => text.push(b),
+                    Event::Frame(t) => { flush(text, ev); ev.push(format!("frame {} {}", t, hex(d.payload()))) }
+                    Event::Drop(x) => { flush(text, ev); ev.push(format!("drop {}", match x { Drop::Cut => "cut", Drop::BadEscape => "bad-escape", Drop::BadHeader => "bad-header", Drop::BadCrc => "bad-crc", Drop::Oversized { .. } => "oversized" })) }
+                }
+            }
+        };
+        for &b in wire { d.push(b); handle(&mut d, &mut ev, &mut text) }
+        d.end();
+        handle(&mut d, &mut ev, &mut text);
+        flush(&mut text, &mut ev);
+        ev
+    }
+
+    #[test]
+    fn crc_vectors() {
+        assert_eq!(crc32(b"123456789"), 0xCBF43926);
+        for c in link_vectors().get("crc32").unwrap().arr() {
+            assert_eq!(crc32(&unhex(c.get("hex").unwrap().str())) as f64, c.get("crc").unwrap().num());
+        }
+    }
+
+    #[test]
+    fn frame_vectors_encode() {
+        for f in link_vectors().get("frames").unwrap().arr() {
+            let mut out = Vec::new();
+            put_frame(&mut out, f.get("type").unwrap().num() as u8, &unhex(f.get("payload_hex").unwrap().str()));
+            assert_eq!(hex(&out), f.get("wire_hex").unwrap().str(), "{}", f.get("name").unwrap().str());
+            // and the decoder gives the frame back
+            let ev = decode_all(&out, HARD_MAX);
+            assert_eq!(ev, vec![format!("frame {} {}", f.get("type").unwrap().num() as u8, f.get("payload_hex").unwrap().str())]);
+        }
+    }
+
+    #[test]
+    fn stream_vectors_decode() {
+        for s in link_vectors().get("streams").unwrap().arr() {
+            let want: Vec<String> = s.get("events").unwrap().arr().iter().map(|e| {
+                if let Some(t) = e.get("text_hex") { format!("text {}", t.str()) }
+                else if let Some(f) = e.get("frame") { format!("frame {} {}", f.get("type").unwrap().num() as u8, f.get("payload_hex").unwrap().str()) }
+                else { format!("drop {}", e.get("drop").unwrap().str()) }
+            }).collect();
+            let got = decode_all(&unhex(s.get("wire_hex").unwrap().str()), s.get("max_frame").unwrap().num() as usize);
+            assert_eq!(got, want, "stream {}", s.get("name").unwrap().str());
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics_and_resyncs() {
+        let mut x = 0x9E3779B97F4A7C15u64;
+        let mut d = Decoder::new(4096);
+        for _ in 0..200_000 {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            let b = match x % 8 { 0 => ESC, 1 => MARKER, 2 => 0, _ => (x >> 8) as u8 };
+            d.push(b);
+            while d.next().is_some() {}
+        }
+        // After any garbage, a marker restarts: a good frame is still found.
+        let mut out = Vec::new();
+        put_frame(&mut out, 3, &[8, 0, 0, 0, 0]);
+        let mut found = false;
+        for &b in &out { d.push(b); while let Some(e) = d.next() { if e == Event::Frame(3) { found = true } } }
+        assert!(found);
+    }
+}
