@@ -14,11 +14,15 @@ export class Replayer {
     this.states = states ?? reducers.map((r) => r.init());
   }
   /** Applies one decoded entry (payload decoded once, shared by all reducers). */
-  apply(e: Entry): void {
-    const v = decodeValue(e.payload);
-    const payload: Value | undefined = v.ok ? v.value : undefined;
+  apply(e: Entry, decoded?: Value): void {
+    let payload = decoded;
+    if (payload === undefined && this.wantsPayload(e)) { const v = decodeValue(e.payload); payload = v.ok ? v.value : undefined; }
     for (let i = 0; i < this.reducers.length; i++) this.states[i] = this.reducers[i]!.apply(this.states[i], e, payload);
     this.seq = e.seq;
+  }
+  private wantsPayload(e: Entry): boolean {
+    for (const r of this.reducers) if (!r.needsPayload || r.needsPayload(e)) return true;
+    return false;
   }
   /** Decodes and applies one encoded entry; returns false if it does not decode. */
   applyEncoded(b: Uint8Array): boolean {

@@ -78,6 +78,11 @@ export interface Reducer<S = unknown> {
   name: string;
   init(): S;
   apply(state: S, entry: Entry, payload: Value | undefined): S;
+  /**
+   * Optional: whether apply needs the decoded payload of this entry. A replayer skips decoding
+   * payloads no reducer needs (apply then gets undefined). Omitted = always needs it.
+   */
+  needsPayload?(entry: Entry): boolean;
   /** The canonical value of the state; hash = BLAKE3(name ‖ 0x00 ‖ encodeValue(toValue(s))). */
   toValue(state: S): Value;
   clone(state: S): S;

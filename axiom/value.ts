@@ -81,10 +81,12 @@ class Bad { constructor(readonly message: string, readonly offset: number) {} }
 
 class Reader {
   pos = 0;
-  readonly view: DataView;
-  constructor(readonly b: Uint8Array) { this.view = new DataView(b.buffer, b.byteOffset, b.byteLength); }
+  constructor(readonly b: Uint8Array) {}
   need(n: number): void { if (n > this.b.length - this.pos) throw new Bad(`needs ${n} bytes at offset ${this.pos}, only ${this.b.length - this.pos} left`, this.pos); }
+  u32(): number { const b = this.b, p = this.pos; this.pos += 4; return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0; }
+  u32At(p: number): number { const b = this.b; return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0; }
 }
+const F64 = new Float64Array(1), F64B = new Uint8Array(F64.buffer);
 
 function readValue(r: Reader, depth: number): Value {
   if (depth > MAX_DEPTH) throw new Bad(`nested deeper than ${MAX_DEPTH}`, r.pos);
@@ -95,39 +97,47 @@ function readValue(r: Reader, depth: number): Value {
     case T_FALSE: return false;
     case T_TRUE: return true;
     case T_INT: {
-      r.need(8); const v = r.view.getBigInt64(r.pos, true); r.pos += 8;
-      return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
+      r.need(8);
+      const lo = r.u32At(r.pos), hi = r.u32At(r.pos + 4) | 0;
+      // |v| < 2^53 (safe): a number without BigInt; otherwise a bigint.
+      if (hi >= -0x200000 && hi < 0x200000 && !(hi === -0x200000 && lo === 0)) { r.pos += 8; return hi * 0x100000000 + lo; }
+      let v = (BigInt(hi) << 32n) | BigInt(lo); r.pos += 8;
+      if (v >= -9007199254740991n && v <= 9007199254740991n) return Number(v);
+      return v;
     }
     case T_FLOAT: {
       r.need(8);
       const at = r.pos;
-      const v = r.view.getFloat64(at, true); r.pos += 8;
+      for (let i = 0; i < 8; i++) F64B[i] = r.b[at + i]!;
+      const v = F64[0]!; r.pos += 8;
       if (Number.isNaN(v)) {
-        if (r.view.getUint32(at, true) !== 0 || r.view.getUint32(at + 4, true) !== 0x7ff80000) throw new Bad('non-canonical NaN', at);
+        if (r.u32At(at) !== 0 || r.u32At(at + 4) !== 0x7ff80000) throw new Bad('non-canonical NaN', at);
       } else if (Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63) throw new Bad(`float ${v} is integral: must be an int`, at);
       return v;
     }
-    case T_BYTES: { r.need(4); const n = r.view.getUint32(r.pos, true); r.pos += 4; r.need(n); const v = r.b.slice(r.pos, r.pos + n); r.pos += n; return v; }
+    case T_BYTES: { r.need(4); const n = r.u32(); r.need(n); const v = r.b.slice(r.pos, r.pos + n); r.pos += n; return v; }
     case T_STRING: return readString(r);
     case T_LIST: {
-      r.need(4); const n = r.view.getUint32(r.pos, true); r.pos += 4;
+      r.need(4); const n = r.u32();
       r.need(n); // every element is at least one byte: a count larger than the bytes left is a lie
       const out: Value[] = [];
       for (let i = 0; i < n; i++) out.push(readValue(r, depth + 1));
       return out;
     }
     case T_MAP: {
-      r.need(4); const n = r.view.getUint32(r.pos, true); r.pos += 4;
+      r.need(4); const n = r.u32();
       r.need(n * 5);
-      const out: ValueMap = Object.create(null) as ValueMap;
+      const out: ValueMap = {};
       let prev: Uint8Array | null = null;
       for (let i = 0; i < n; i++) {
         const at = r.pos;
-        r.need(4); const kl = r.view.getUint32(r.pos, true); r.pos += 4; r.need(kl);
+        r.need(4); const kl = r.u32(); r.need(kl);
         const kb = r.b.subarray(r.pos, r.pos + kl);
         if (prev && compareBytes(prev, kb) >= 0) throw new Bad('map keys are not unique and ascending', at);
         const k = decodeUtf8(kb, r.pos); r.pos += kl; prev = kb;
-        out[k] = readValue(r, depth + 1);
+        const x = readValue(r, depth + 1);
+        if (k === '__proto__') Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
+        else out[k] = x;
       }
       return out;
     }
@@ -136,10 +146,16 @@ function readValue(r: Reader, depth: number): Value {
 }
 
 function decodeUtf8(b: Uint8Array, at: number): string {
+  // Short ASCII strings (most keys and names) skip TextDecoder's per-call cost.
+  if (b.length <= 64) {
+    let ascii = true;
+    for (let i = 0; i < b.length; i++) if (b[i]! >= 0x80) { ascii = false; break; }
+    if (ascii) { let s = ''; for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!); return s; }
+  }
   try { return utf8Strict.decode(b); } catch { throw new Bad('invalid UTF-8', at); }
 }
 function readString(r: Reader): string {
-  r.need(4); const n = r.view.getUint32(r.pos, true); r.pos += 4; r.need(n);
+  r.need(4); const n = r.u32(); r.need(n);
   const s = decodeUtf8(r.b.subarray(r.pos, r.pos + n), r.pos); r.pos += n; return s;
 }
 
@@ -165,5 +181,16 @@ export const getStr = (m: ValueMap, k: string): string | undefined => (typeof m[
 export const getInt = (m: ValueMap, k: string): number | undefined => (typeof m[k] === 'number' && Number.isInteger(m[k]) ? (m[k] as number) : undefined);
 export const getBytes = (m: ValueMap, k: string): Uint8Array | undefined => (m[k] instanceof Uint8Array ? (m[k] as Uint8Array) : undefined);
 export const utf8Bytes = (s: string): Uint8Array => utf8.encode(s);
-export const utf8Len = (s: string): number => utf8.encode(s).length;
+/** UTF-8 length of a string without encoding it (lone surrogates count as U+FFFD, 3 bytes). */
+export function utf8Len(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
+    else n += 3;
+  }
+  return n;
+}
 export const fromUtf8 = (b: Uint8Array): string => new TextDecoder().decode(b);

@@ -1,8 +1,9 @@
 // The chain verifier (docs/axiom.md section 10): feed it encoded entries in order (with their
 // stored hashes when they come from a trace file); it stops at the first bad seq with a reason.
-import { GENESIS, readHeader } from './entry.ts';
+import { GENESIS, readHeader, u64At } from './entry.ts';
 import { blake3, equalBytes } from './hash.ts';
 import { scanValue } from './scan.ts';
+import { receiptPayloadCommit } from './verify-fast.ts';
 import { ENTRY_HEADER_BYTES, Kind, type VerifyReason } from './types.ts';
 
 export interface VerifyFailure { seq: number; reason: VerifyReason; message: string; offset?: number }
@@ -14,49 +15,63 @@ export class ChainVerifier {
   time = 0;
   failure: VerifyFailure | null = null;
   private readonly open = new Set<number>();
-  private readonly closed = new Set<number>();
+  /** One bit per seq: was it a COMMIT (to tell a second receipt from a receipt for nothing). */
+  private commits = new Uint8Array(1024);
+  private offset: number | undefined;
+
+  private fail(reason: VerifyReason, message: string, seq = this.next): VerifyFailure {
+    return (this.failure = { seq, reason, message, ...(this.offset !== undefined ? { offset: this.offset } : {}) });
+  }
+  private markCommit(seq: number): void {
+    if ((seq >> 3) >= this.commits.length) { const b = new Uint8Array(Math.max(this.commits.length * 2, (seq >> 3) + 1)); b.set(this.commits); this.commits = b; }
+    this.commits[seq >> 3]! |= 1 << (seq & 7);
+  }
+  private wasCommit(seq: number): boolean { return (seq >> 3) < this.commits.length && (this.commits[seq >> 3]! & (1 << (seq & 7))) !== 0; }
 
   /** Checks one entry. Returns null when it extends the chain; the failure otherwise (and sticks). */
   push(encoded: Uint8Array, storedHash?: Uint8Array, offset?: number): VerifyFailure | null {
     if (this.failure) return this.failure;
-    const fail = (reason: VerifyReason, message: string, seq = this.next): VerifyFailure =>
-      (this.failure = { seq, reason, message, ...(offset !== undefined ? { offset } : {}) });
-    const h = readHeader(encoded);
-    if (!h.ok) return fail('bad-encoding', h.error.message);
-    const { seq, time, kind } = h.value;
-    if (seq > this.next) return fail('gap', `expected seq ${this.next}, found ${seq}: ${seq - this.next} entr${seq - this.next === 1 ? 'y is' : 'ies are'} missing`);
-    if (seq === this.next - 1) return fail('duplicate', `seq ${seq} appears twice`, this.next);
-    if (seq < this.next) return fail('reorder', `expected seq ${this.next}, found earlier seq ${seq}`);
+    this.offset = offset;
+
+    // Fast path: a well-formed header is read in place; anything odd goes through readHeader
+    // for its precise message.
+    const seq = encoded.length >= ENTRY_HEADER_BYTES ? u64At(encoded, 4) : -1;
+    if (seq < 0 || encoded[0] !== 1 || encoded[1]! < 1 || encoded[1]! > 5 || u64At(encoded, 12) < 0 || u64At(encoded, 20) < 0 || payloadLen(encoded) !== encoded.length - ENTRY_HEADER_BYTES) {
+      const h = readHeader(encoded);
+      return this.fail('bad-encoding', h.ok ? 'bad entry header' : h.error.message);
+    }
+    const time = u64At(encoded, 12), kind = encoded[1]!;
+    if (seq > this.next) return this.fail('gap', `expected seq ${this.next}, found ${seq}: ${seq - this.next} entr${seq - this.next === 1 ? 'y is' : 'ies are'} missing`);
+    if (seq === this.next - 1) return this.fail('duplicate', `seq ${seq} appears twice`, this.next);
+    if (seq < this.next) return this.fail('reorder', `expected seq ${this.next}, found earlier seq ${seq}`);
     const hash = blake3(encoded);
-    if (storedHash && !equalBytes(hash, storedHash)) return fail('hash-mismatch', `entry ${seq}: its bytes do not match its stored hash (the entry was changed or damaged)`);
-    if (!equalBytes(encoded.subarray(28, 60), this.head)) return fail('hash-mismatch', `entry ${seq}: prev does not match the hash of entry ${seq - 1} (an earlier entry was changed, or this one belongs to another chain)`);
-    if (time < this.time || (seq > 0 && time === this.time)) return fail('reorder', `entry ${seq}: logical time ${time} does not advance past ${this.time}`);
+    if (storedHash && !equalBytes(hash, storedHash)) return this.fail('hash-mismatch', `entry ${seq}: its bytes do not match its stored hash (the entry was changed or damaged)`);
+    if (!prevMatches(encoded, this.head)) return this.fail('hash-mismatch', `entry ${seq}: prev does not match the hash of entry ${seq - 1} (an earlier entry was changed, or this one belongs to another chain)`);
+    if (time < this.time || (seq > 0 && time === this.time)) return this.fail('reorder', `entry ${seq}: logical time ${time} does not advance past ${this.time}`);
     const bad = scanValue(encoded, ENTRY_HEADER_BYTES, encoded.length);
-    if (bad) return fail('bad-encoding', `entry ${seq}: payload: ${bad}`);
-    if (kind === Kind.Commit) this.open.add(seq);
+    if (bad) return this.fail('bad-encoding', `entry ${seq}: payload: ${bad}`);
+    if (kind === Kind.Commit) { this.open.add(seq); this.markCommit(seq); }
     else if (kind === Kind.Receipt) {
       const c = receiptCommit(encoded);
-      if (c === undefined) return fail('bad-encoding', `entry ${seq}: receipt without an int 'commit'`);
-      if (this.closed.has(c)) return fail('duplicate', `entry ${seq}: a second receipt for commit ${c}`);
-      if (!this.open.delete(c)) return fail('bad-encoding', `entry ${seq}: receipt for ${c}, which is not an open commit`);
-      this.closed.add(c);
+      if (c === undefined) return this.fail('bad-encoding', `entry ${seq}: receipt without an int 'commit'`);
+      if (!this.open.delete(c)) {
+        if (this.wasCommit(c)) return this.fail('duplicate', `entry ${seq}: a second receipt for commit ${c}`);
+        return this.fail('bad-encoding', `entry ${seq}: receipt for ${c}, which is not a commit`);
+      }
     }
     this.next = seq + 1; this.head = hash; this.time = time;
     return null;
   }
 }
 
-/** Finds the int `commit` field of a RECEIPT payload without decoding the whole value. */
+const payloadLen = (b: Uint8Array): number => (b[60]! | (b[61]! << 8) | (b[62]! << 16) | (b[63]! << 24)) >>> 0;
+function prevMatches(b: Uint8Array, head: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) if (b[28 + i] !== head[i]) return false;
+  return true;
+}
+
 function receiptCommit(b: Uint8Array): number | undefined {
-  // payload: map; keys sorted: commit, outcome, result, result_hash. `commit` is the first key.
-  const p = ENTRY_HEADER_BYTES;
-  if (b[p] !== 8 || b.length < p + 5 + 4 + 6 + 9) return undefined;
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  if (dv.getUint32(p + 5, true) !== 6) return undefined;
-  const k = p + 9;
-  if (b[k] !== 0x63 || b[k + 1] !== 0x6f || b[k + 2] !== 0x6d || b[k + 3] !== 0x6d || b[k + 4] !== 0x69 || b[k + 5] !== 0x74 || b[k + 6] !== 3) return undefined;
-  const v = dv.getBigInt64(k + 7, true);
-  return v >= 0n && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
+  return receiptPayloadCommit(b.subarray(ENTRY_HEADER_BYTES));
 }
 
 /** Verifies an in-memory chain. */

@@ -158,7 +158,9 @@ export function runOs(s: OsState, action: string, args: ValueMap, apply: boolean
   }
 }
 
+/** Orders strings by their UTF-8 bytes (the canonical order); UTF-16 order differs only past U+D7FF. */
 function cmpUtf8(a: string, b: string): number {
+  if (!/[\ud800-\uffff]/.test(a) && !/[\ud800-\uffff]/.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   const x = utf8Bytes(a), y = utf8Bytes(b);
   const n = Math.min(x.length, y.length);
   for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
@@ -180,6 +182,7 @@ export const osReducer: Reducer<OsState> = {
     runOs(s, action, args, true);
     return s;
   },
+  needsPayload: (e) => e.kind === Kind.Commit && e.domain === Domain.Os,
   toValue(s) {
     const caps: ValueMap = {};
     for (const [a, set] of s.caps) caps[a] = [...set].sort(cmpUtf8);
