@@ -73,6 +73,26 @@ describe('damage', () => {
   });
 });
 
+describe('damage of focus changes', () => {
+  it('repaints title bars, frames and panel buttons, not the window contents', () => {
+    const s = sessionReducer.init();
+    applyCommit(s, 0, { action: 'window.open', args: { app: 'a', title: 'A', bounds: { x: 100, y: 100, w: 400, h: 300 } } });
+    applyCommit(s, 1, { action: 'window.open', args: { app: 'b', title: 'B', bounds: { x: 600, y: 100, w: 400, h: 300 } } });
+    const scene = new SessionScene();
+    const f0 = scene.update(s);
+    applyCommit(s, 2, { action: 'window.focus', args: { id: 1 } });
+    const f1 = scene.update(s);
+    const d = computeDamage(f0, f1);
+    const total = d.reduce((a, r) => a + area(r), 0);
+    const w1 = f1.groups.find((g) => g.key === 'w1')!.bounds;
+    expect(total).toBeGreaterThan(0);
+    expect(total).toBeLessThan(area(w1));
+    const screen = renderFull(f0);
+    renderDamage(f1, screen, d);
+    expect(firstDifference(screen, renderFull(f1))).toBe(-1);
+  });
+});
+
 describe('damage of hand-built frames', () => {
   const group = (key: string, x: number, y: number, color: number): Group => ({
     key, window: 1, bounds: { x, y, w: 20, h: 20 }, hits: [], layers: [{ kind: 'rect', key: 'r', x, y, w: 20, h: 20, color }],

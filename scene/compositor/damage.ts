@@ -42,6 +42,15 @@ export function sameLayer(a: Layer, b: Layer): boolean {
   }
 }
 
+/** The four strips a border paints (rounded out to whole pixels by the merge). */
+function strips(b: { x: number; y: number; w: number; h: number; width: number }): Rect[] {
+  const t = Math.ceil(Math.min(b.width, b.w / 2, b.h / 2)) + 1;
+  return [
+    { x: b.x, y: b.y, w: b.w, h: t }, { x: b.x, y: b.y + b.h - t, w: b.w, h: t },
+    { x: b.x, y: b.y, w: t, h: b.h }, { x: b.x + b.w - t, y: b.y, w: t, h: b.h },
+  ];
+}
+
 function layersDamage(a: readonly Layer[], b: readonly Layer[], out: Rect[], clipA: Rect, clipB: Rect): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
@@ -49,6 +58,11 @@ function layersDamage(a: readonly Layer[], b: readonly Layer[], out: Rect[], cli
     if (sameLayer(x, y)) continue;
     if ((x.kind === 'surface' || x.kind === 'clip') && x.kind === y.kind && (x.kind !== 'surface' || x.color === (y as typeof x).color) && equalRect(box(x), box(y)) &&
         layersDamage(x.children, y.children, out, intersect(clipA, box(x)), intersect(clipB, box(y)))) continue;
+    if (x.kind === 'border' && y.kind === 'border' && equalRect(box(x), box(y)) && x.width === y.width) {
+      // Only the frame's color changed (focus): its four strips, not the whole box.
+      for (const r of strips(x)) out.push(intersect(r, clipB));
+      continue;
+    }
     out.push(intersect(box(x), clipA), intersect(box(y), clipB));
   }
   return true;

@@ -22,6 +22,12 @@ type Gesture =
   | { kind: 'press'; id: number; part: HitPart }
   | null;
 
+/** At most n UTF-16 units, never ending in half a surrogate pair. */
+const whole = (t: string, n: number): string => {
+  if (t.length <= n) return t;
+  const c = t.charCodeAt(n - 1);
+  return t.slice(0, c >= 0xd800 && c <= 0xdbff ? n - 1 : n);
+};
 const has = (p: string, edge: string): boolean => p.startsWith('resize-') && p.slice(7).includes(edge);
 
 export class InputMachine {
@@ -133,6 +139,6 @@ export class InputMachine {
     if (k === 'Enter') return [{ action: 'text.input', args: { id: fw.id, text: '\n' } }];
     const text = ev.text ?? (k.length === 1 || (k.length === 2 && k.codePointAt(0)! > 0xffff) ? k : '');
     if (!text) return [];
-    return [{ action: 'text.input', args: { id: fw.id, text: text.slice(0, LIMITS.inputBytes / 4) } }];
+    return [{ action: 'text.input', args: { id: fw.id, text: whole(text, LIMITS.inputBytes / 4) } }];
   }
 }
