@@ -8,19 +8,27 @@ import { Replayer, decodeEntry, describeEntry, initAxiom, osReducer, systemReduc
 import { scanTraceSync, verifyTraceFile } from '../../axiom/node/trace-file.ts';
 import { HostedOs } from './hosted-os.ts';
 import { valueFromJson } from './json-value.ts';
+import { serveHosted, serveStdio } from './link.ts';
+import { connectLink } from '../../kernel-link/node/client.ts';
+import { LinkError } from '../../kernel-link/core/errors.ts';
+import type { Address } from '../../kernel-link/node/socket.ts';
 
 const HELP = `orbital-os — the hosted Orbital OS
 
 usage: orbital-os <command> [options]
 
 commands:
-  start            boot the hosted OS and open its terminal (the default)
-                   type a console command (echo, set, get, del, start, stop, ps, help) to submit
-                   it as an 'sh' action; :help lists the terminal's own commands
+  start            boot the hosted OS, serve kernel-link on DIR/link.sock (and --tcp PORT),
+                   and open its terminal (the default). Type a console command (echo, set, get,
+                   del, start, stop, ps, help) to submit it as an 'sh' action; :help lists the
+                   terminal's own commands
   serve --stdio    boot and take JSON-line proposals on stdin, answer JSON lines on stdout
                    (each answer is written after the entries are durable)
-  submit ACTION [ARGS_JSON]   boot, submit one os action as the session (actor 1), print the
-                   result and shut down (e.g. submit sh '{"line":"set a 1"}')
+  serve --link-stdio   boot and speak kernel-link on stdin/stdout (e.g. behind socat on a pty)
+  serve [--tcp PORT]   boot and serve kernel-link on DIR/link.sock (and TCP) with no terminal
+  submit ACTION [ARGS_JSON]   submit one os action as the session (actor 1) and print the
+                   result (e.g. submit sh '{"line":"set a 1"}'): over kernel-link when the OS is
+                   running, else by booting it for that one action
   log [FILE]       print the log (--from N, --json)
   verify [FILE]    verify the hash chain and every record; exit 1 at the first bad seq
   state [FILE]     replay the log and print the system and os state and their hashes
@@ -29,12 +37,13 @@ options:
   --data DIR       the device's directory (default .orbital/hosted); FILE defaults to DIR/log.orbtrace
   --json           machine-readable output (one JSON object per line)
   --k N            checkpoint interval for a new log (default 256)
+  --tcp PORT       also serve kernel-link on 127.0.0.1:PORT
 
 exit codes: 0 ok, 1 the log failed verification or an action was rejected, 2 bad usage, 3 device busy or I/O error`;
 
-interface Opts { data: string; json: boolean; from: number; k: number; stdio: boolean; rest: string[] }
+interface Opts { data: string; json: boolean; from: number; k: number; stdio: boolean; linkStdio: boolean; tcp: number | null; rest: string[] }
 function parse(argv: string[]): { cmd: string; o: Opts } {
-  const o: Opts = { data: resolve('.orbital/hosted'), json: false, from: 0, k: 256, stdio: false, rest: [] };
+  const o: Opts = { data: resolve('.orbital/hosted'), json: false, from: 0, k: 256, stdio: false, linkStdio: false, tcp: null, rest: [] };
   let cmd = '';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -42,6 +51,8 @@ function parse(argv: string[]): { cmd: string; o: Opts } {
     if (a === '--data') o.data = resolve(val());
     else if (a === '--json') o.json = true;
     else if (a === '--stdio') o.stdio = true;
+    else if (a === '--link-stdio') o.linkStdio = true;
+    else if (a === '--tcp') o.tcp = int(val(), a);
     else if (a === '--from') o.from = int(val(), a);
     else if (a === '--k') o.k = int(val(), a);
     else if (a === '-h' || a === '--help') { cmd = 'help'; }
@@ -70,14 +81,23 @@ function resultJson(r: ReturnType<HostedOs['propose']>): Record<string, unknown>
 }
 
 let nextId = Date.now();
+async function listen(os: HostedOs, o: Opts) {
+  const addrs: Address[] = [{ path: join(o.data, 'link.sock') }];
+  if (o.tcp !== null) addrs.push({ host: '127.0.0.1', port: o.tcp });
+  const srv = await serveHosted(os, addrs);
+  os.print(`kernel-link: ${srv.listeners.map((l) => (l.address.path ? `unix:${l.address.path}` : `tcp:127.0.0.1:${l.address.port}`)).join(', ')}`);
+  return srv;
+}
+
 async function cmdStart(o: Opts) {
   const os = await boot(o);
+  const srv = await listen(os, o);
   for (const b of os.consoleHistory()) process.stdout.write(b);
   os.onConsole((b) => process.stdout.write(b));
   const rl = createInterface({ input: process.stdin, terminal: process.stdin.isTTY, prompt: 'orbital> ' });
   const prompt = () => { if (process.stdin.isTTY) rl.prompt(); };
   prompt();
-  const quit = () => { os.close(); process.exit(0); };
+  const quit = () => { void srv.close(); os.close(); process.exit(0); };
   process.on('SIGINT', quit); process.on('SIGTERM', quit);
   for await (const line of rl) {
     const t = line.trim();
@@ -112,7 +132,22 @@ async function cmdStart(o: Opts) {
 
 /** JSON lines in: {"actor","id","domain","action","args","time"}; out: the result, after fsync. */
 async function cmdServe(o: Opts) {
-  if (!o.stdio) usage('serve needs --stdio (the link transports come with kernel-link)');
+  if (o.linkStdio) {
+    const os = await boot(o);
+    serveStdio(os);
+    const quit = () => { os.close(); process.exit(0); };
+    process.stdin.once('end', quit); process.on('SIGTERM', quit); process.on('SIGINT', quit);
+    return;
+  }
+  if (!o.stdio) {
+    const os = await boot(o);
+    const srv = await listen(os, o);
+    for (const b of os.consoleHistory()) process.stdout.write(b);
+    os.onConsole((b) => process.stdout.write(b));
+    const quit = () => { void srv.close(); os.close(); process.exit(0); };
+    process.on('SIGTERM', quit); process.on('SIGINT', quit);
+    return;
+  }
   const os = await boot(o);
   const out = (x: unknown) => process.stdout.write(JSON.stringify(x) + '\n');
   out({ event: 'ready', head: os.head, device: toHex(os.deviceId), boot: toHex(os.bootId), recovered: os.recovered });
@@ -136,13 +171,36 @@ async function cmdSubmit(o: Opts) {
   if (!action) usage('submit needs an ACTION');
   let a: ValueMap;
   try { a = valueFromJson(args ? JSON.parse(args) : {}) as ValueMap; } catch (e) { usage(`ARGS_JSON: ${(e as Error).message}`); }
+  const sock = join(o.data, 'link.sock');
+  if (existsSync(sock)) {
+    // The OS is running: go over kernel-link like any other client.
+    try {
+      await initAxiom();
+      const c = await connectLink({ path: sock }, { client: 'orbital-os submit', reconnect: false, handshakeTimeoutMs: 3000 });
+      const reply = await c.propose({ id: nextId++, domain: 1, action, args: a! });
+      let j: Record<string, unknown> = { status: reply.duplicate ? 'duplicate' : reply.status, seq: reply.seq };
+      if (reply.status === 'committed') {
+        const rc = await c.receipt(reply.seq, 10_000);
+        j = { ...j, receipt: rc.seq, outcome: rc.outcome, result: new TextDecoder().decode(rc.result), result_hex: toHex(rc.result) };
+      } else j = { ...j, reason: reply.reason, detail: reply.detail };
+      c.close();
+      printSubmit(o, j);
+      process.exit(reply.status === 'rejected' ? 1 : 0);
+    } catch (e) {
+      if (!(e instanceof LinkError) || e.kind !== 'disconnected') { process.stderr.write(`orbital-os: ${(e as Error).message}\n`); process.exit(3); }
+      // A stale socket of an OS that is gone: boot it ourselves below.
+    }
+  }
   const os = await boot(o);
   const r = os.propose({ actor: 1, id: nextId++, domain: 1, action, args: a!, time: 0 });
   os.close();
-  const j = resultJson(r);
-  if (o.json) process.stdout.write(JSON.stringify(j) + '\n');
-  else process.stdout.write(r.status === 'committed' ? `committed at ${r.seq}, receipt ${r.receiptSeq}: ${r.outcome.outcome}${j.result ? `\n${j.result}` : ''}\n` : r.status === 'rejected' ? `rejected at ${r.seq}: ${r.reason}: ${r.detail}\n` : `duplicate of ${r.seq}\n`);
+  printSubmit(o, resultJson(r));
   process.exit(r.status === 'rejected' ? 1 : 0);
+}
+
+function printSubmit(o: Opts, j: Record<string, unknown>) {
+  if (o.json) process.stdout.write(JSON.stringify(j) + '\n');
+  else process.stdout.write(j.status === 'committed' ? `committed at ${j.seq}, receipt ${j.receipt}: ${j.outcome}${j.result ? `\n${j.result}` : ''}\n` : j.status === 'rejected' ? `rejected at ${j.seq}: ${j.reason}: ${j.detail}\n` : `duplicate of ${j.seq}\n`);
 }
 
 function fmtEntry(e: Uint8Array): string {
