@@ -76,6 +76,7 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
       if (path === '/') return send(res, 200, 'text/html; charset=utf-8', INDEX('Orbital'));
       if (path === '/renderer.js') return send(res, 200, 'text/javascript; charset=utf-8', (await opts.assets()).js);
       if (path === '/app.css') return send(res, 200, 'text/css; charset=utf-8', (await opts.assets()).css);
+      if (path === '/favicon.ico') { res.writeHead(204); return res.end(); }
       return send(res, 404, 'text/plain', 'not found');
     } catch (e) {
       log(`web host: ${path}: ${e instanceof Error ? e.message : e}`);
