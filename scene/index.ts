@@ -29,3 +29,4 @@ export { glyphPattern } from './raster/glyphs.ts';
 // Semantic input.
 export { InputMachine, type RawEvent, type Proposed } from './input/input.ts';
 export { hitTest, type Hit } from './input/hit.ts';
+export { encodePNG } from './raster/png.ts';
