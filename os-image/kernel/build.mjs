@@ -69,11 +69,24 @@ if (wantIso && (!existsSync(iso) || statSync(iso).mtimeMs < statSync(elf).mtimeM
       'menuentry "Orbital OS" {', '  multiboot /boot/orbital-kernel.elf', '  boot', '}', ''].join('\n'));
     log('grub-mkrescue');
     // SOURCE_DATE_EPOCH pins xorriso's volume dates (the ISO is best-effort reproducible).
-    const r = spawnSync('grub-mkrescue', ['-o', iso, root, '--', '-volume_date', 'all_file_dates', '=1700000000'],
+    const r = spawnSync('grub-mkrescue', ['-o', iso, root, '--', '-volume_date', 'all_file_dates', '=1700000000', '-volume_date', 'uuid', '2023111422132000', '-volume_date', 'c', '=1700000000', '-volume_date', 'm', '=1700000000', '-boot_image', 'any', 'gpt_disk_guid=volume_date_uuid'],
       { env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' }, encoding: 'utf8' });
     if (r.status !== 0) { console.error(r.stderr); process.exit(1); }
+    pinFatSerials(iso);
     isoBuilt = true;
   }
+}
+/** mformat gives the EFI system partition image (FAT) a random volume serial: pin it, so the ISO
+ *  is the same bytes for the same kernel. Finds FAT boot sectors made by mtools on 2048-byte sectors. */
+function pinFatSerials(path) {
+  const b = readFileSync(path);
+  let n = 0;
+  for (let at = 0; at + 512 <= b.length; at += 2048) {
+    if (b[at] === 0xeb && b.toString('latin1', at + 3, at + 7) === 'MTOO' && b[at + 510] === 0x55 && b[at + 511] === 0xaa && b[at + 38] === 0x29) {
+      b.writeUInt32LE(0x0b17a100, at + 39); n++;
+    }
+  }
+  if (n) writeFileSync(path, b);
 }
 const sha = (p) => existsSync(p) ? createHash('sha256').update(readFileSync(p)).digest('hex') : null;
 const summary = { elf: relative(process.cwd(), elf), iso: existsSync(iso) ? relative(process.cwd(), iso) : null,

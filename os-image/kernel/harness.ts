@@ -32,6 +32,8 @@ export interface BootOptions {
   /** Attach a virtio-console (legacy PCI); the kernel then runs the link there. Default false. */
   virtio?: boolean;
   memoryMib?: number;
+  /** More QEMU arguments (e.g. ['-bios', OVMF] for UEFI). */
+  extraArgs?: string[];
 }
 
 const live = new Set<ChildProcess>();
@@ -64,6 +66,7 @@ export async function bootGuest(o: BootOptions): Promise<Guest> {
   if (o.iso) args.push('-cdrom', o.iso, '-boot', 'd');
   else args.push('-kernel', o.kernel ?? KERNEL_ELF);
   if (o.append && !o.iso) args.push('-append', o.append);
+  if (o.extraArgs) args.push(...o.extraArgs);
   const spawnedAt = performance.now();
   const useSetpriv = spawnSync('sh', ['-c', 'command -v setpriv']).status === 0;
   const child = useSetpriv ? spawn('setpriv', ['--pdeathsig', 'KILL', 'qemu-system-x86_64', ...args], { stdio: ['ignore', 'ignore', 'pipe'] })

@@ -1,11 +1,13 @@
 // The guest kernel in QEMU: boot to a kernel-link handshake over COM1, over virtio-console and
 // from the ISO; the page-fault hook; bad input on the link. Each test boots one short-lived QEMU.
+import { existsSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { describeWithTools } from '../../scripts/testkit.ts';
 import { encodeFrame } from '../../kernel-link/core/frame.ts';
 import { bootGuest, buildKernel, EXIT_CRASH_STATUS, KERNEL_ISO, LinkClient, type Guest } from './harness.ts';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
+const OVMF = '/usr/share/ovmf/OVMF.fd';
 
 describeWithTools(['qemu-system-x86_64', 'cargo', 'grub-mkrescue'], 'guest kernel in QEMU', () => {
   let guest: Guest | undefined;
@@ -48,6 +50,14 @@ describeWithTools(['qemu-system-x86_64', 'cargo', 'grub-mkrescue'], 'guest kerne
     expect(w.head).toBe(1);
     expect(link.text).toMatch(/orbital kernel: long mode/);
   });
+
+  it.skipIf(!existsSync(OVMF))('boots from the same ISO under UEFI (OVMF, GRUB EFI) to a handshake', async () => {
+    guest = await bootGuest({ iso: KERNEL_ISO, extraArgs: ['-bios', OVMF] });
+    const link = new LinkClient(guest.serial);
+    const w = await link.handshake(65536, 60000);
+    expect(w.head).toBe(1);
+    expect(link.text).toMatch(/ready: head 1/);
+  }, 90_000);
 
   it('a deliberate page fault prints the crash report and exits with the failure code', async () => {
     guest = await bootGuest({ append: 'link=serial fault=page' });

@@ -54,13 +54,17 @@ pub fn console_write(b: &[u8]) {
     }
 }
 
+static mut CMDLINE: [u8; 1024] = [0; 1024];
+
+/// The kernel command line, copied out of the boot loader's memory before the heap may reuse it.
 unsafe fn cmdline(mbi: u64) -> &'static [u8] {
     let flags = *(mbi as *const u32);
     if flags & (1 << 2) == 0 { return b"" }
     let p = *((mbi + 16) as *const u32) as *const u8;
+    let buf = &mut *(&raw mut CMDLINE);
     let mut n = 0;
-    while n < 4096 && *p.add(n) != 0 { n += 1 }
-    core::slice::from_raw_parts(p, n)
+    while n < buf.len() && *p.add(n) != 0 { buf[n] = *p.add(n); n += 1 }
+    &buf[..n]
 }
 
 fn has_word(line: &[u8], w: &[u8]) -> bool { line.split(|&b| b == b' ').any(|x| x == w) }
