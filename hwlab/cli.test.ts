@@ -1,0 +1,91 @@
+// The `orbital-lab` command as a real child process: exit codes, --json, a SIGKILL mid-flash and a
+// full target. The flash's source is a FIFO fed by the test, so the kill lands mid-write for sure.
+import { describe, expect, it, afterAll } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describeWithTools } from '../scripts/testkit.ts';
+import { makeImage, makeLab, MiB } from './flash/testimg.ts';
+import { readJournal } from './flash/journal.ts';
+import { readLock } from './lock.ts';
+
+const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
+const dirs: string[] = [];
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
+function lab() { const l = makeLab(); dirs.push(l.dir); return l; }
+function run(args: string[], opts: { cwd?: string } = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: opts.cwd, timeout: 60_000 });
+  const lines = r.stdout.trim().split('\n');
+  let last: Record<string, unknown> | null = null;
+  try { last = JSON.parse(lines[lines.length - 1]!); } catch { /* not json */ }
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, last };
+}
+
+describe('orbital-lab CLI', () => {
+  it('exit codes: 0 ok, 2 bad usage / bad lab file / unknown device, 3 lab failure', () => {
+    const l = lab();
+    expect(run(['--lab', l.labFile, 'devices']).code).toBe(0);
+    expect(run(['--lab', l.labFile, 'frobnicate']).code).toBe(2);
+    expect(run(['--lab', l.labFile, 'flash', 'nope', 'x.img']).code).toBe(2);
+    writeFileSync(join(l.dir, 'bad.yaml'), 'version: 1\ndevices:\n  x:\n    kind: toaster\n');
+    const bad = run(['--lab', join(l.dir, 'bad.yaml'), '--json', 'devices']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/bad\.yaml:4:\d+: devices\.x\.kind/);
+    expect((bad.last as { error: { code: string } }).error.code).toBe('bad-lab-file');
+    const img = join(l.dir, 'os.img');
+    makeImage(img, 2 * MiB, [[0, 8192]]);
+    const ok = run(['--lab', l.labFile, '--json', 'flash', 'dut', img]);
+    expect(ok.code).toBe(0);
+    expect(ok.last).toMatchObject({ ok: true, status: 'written' });
+    makeImage(join(l.dir, 'other.img'), 2 * MiB, [[0, 8192]]);
+    const mismatch = run(['--lab', l.labFile, '--json', 'verify', 'dut', join(l.dir, 'other.img')]);
+    expect(mismatch.code).toBe(3);
+  });
+
+  it('a SIGKILL mid-flash never reports success; the next flash starts clean', async () => {
+    const l = lab();
+    const img = join(l.dir, 'os.img');
+    const whole = makeImage(img, 12 * MiB, [[0, 12 * MiB]]);
+    const fifo = join(l.dir, 'feed');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const child = spawn(process.execPath, [BIN, '--lab', l.labFile, '--json', 'flash', 'dut', fifo, '--no-bmap'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const writing = new Promise<void>((res) => child.stdout!.on('data', (d: Buffer) => { out += d; if (/"phase":"write"/.test(out)) res(); }));
+    const feed = createWriteStream(fifo);
+    feed.on('error', () => {});
+    feed.write(whole.subarray(0, 6 * MiB));
+    await writing;
+    // The device is locked by the flashing process and its journal says in progress.
+    expect(readLock(l.lab.stateDir, 'dut').state).toBe('held');
+    child.kill('SIGKILL');
+    const exit = await new Promise<{ code: number | null; signal: string | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
+    feed.destroy();
+    expect(exit.signal).toBe('SIGKILL');
+    expect(out).not.toMatch(/"ok":true/);
+    expect(readJournal(l.lab.stateDir, 'dut')!.status).toBe('interrupted');
+    expect(readLock(l.lab.stateDir, 'dut').state).toBe('stale');
+    // The half-written target does not pass as the image...
+    expect(run(['--lab', l.labFile, 'verify', 'dut', img, '--no-bmap']).code).toBe(3);
+    // ...and the next flash takes the stale lock, starts clean and says the last one was cut.
+    const again = run(['--lab', l.labFile, '--json', 'flash', 'dut', img, '--no-bmap']);
+    expect(again.code).toBe(0);
+    expect(again.last).toMatchObject({ ok: true, status: 'written', previous: { status: 'interrupted' } });
+    expect(readFileSync(l.target).equals(whole)).toBe(true);
+  });
+});
+
+describeWithTools(['gzip'], 'orbital-lab flash onto a full target', () => {
+  it('fails with target-full and exit 3 when the target runs out of space mid-write', () => {
+    const l = lab();
+    const img = join(l.dir, 'os.img');
+    makeImage(img, 12 * MiB, [[0, 12 * MiB]]);
+    spawnSync('gzip', ['-1', '-k', img]);
+    // A file-size limit makes the target "full" at ~2 MiB (ulimit -f counts 512- or 1024-byte blocks).
+    const r = spawnSync('sh', ['-c', `ulimit -f 4096; exec "${process.execPath}" "${BIN}" --lab "${l.labFile}" --json flash dut "${img}.gz" --no-bmap`], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(3);
+    const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(last).toMatchObject({ ok: false, error: { code: 'target-full' } });
+    expect(readJournal(l.lab.stateDir, 'dut')!.status).toBe('failed');
+  });
+});

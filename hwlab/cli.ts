@@ -1,0 +1,136 @@
+// `orbital-lab`: the device lab's command line (docs/lab.md). Every command takes --json (one JSON
+// object on the last stdout line, progress as JSON lines before it) and exits with 0 success,
+// 1 the OS failed, 2 bad usage or lab file, 3 the lab failed (docs/lab.md, "Exit codes").
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { LabError, EXIT, exitCodeFor } from './errors.ts';
+import { loadLab, getDevice, type Lab } from './labfile.ts';
+import { inventory } from './devices.ts';
+import { acquireLock } from './lock.ts';
+import { flash, verifyOnly } from './flash/flash.ts';
+import { progressSink, human } from './progress.ts';
+
+const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
+
+  devices [--tag T]...                     devices, their state and who holds them
+  flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--target PATH]
+                                           write IMAGE (raw/.gz/.xz/.zst, + .bmap) and verify it
+  verify DEVICE IMAGE [--bmap F]           read the target back and compare with IMAGE
+  power DEVICE on|off|cycle                switch a device (qemu, configured commands, or ask)
+  boot DEVICE [--image IMG] [--log FILE]   power on with the console attached; report the boot
+  console DEVICE [--watch]                 interactive console (--watch: read-only beside the writer)
+  capture DEVICE -o FILE                   stream the device's Axiom trace into FILE
+  replay FILE                              verify a trace, replay it, compare with its checkpoints
+  verify-trace FILE                        check a trace file's chain only
+  export FILE --format chrome -o OUT       Chrome trace JSON (opens in Perfetto)
+
+The lab file is --lab FILE, else $ORBITAL_LAB, else ./lab.yaml.
+Exit codes: 0 ok, 1 the device's OS failed, 2 bad usage or lab file, 3 the lab failed.`;
+
+export interface Io { json: boolean; out: (s: string) => void; err: (s: string) => void }
+
+function labPath(opt: string | undefined): string {
+  const p = opt ?? process.env.ORBITAL_LAB ?? 'lab.yaml';
+  return resolve(p);
+}
+
+function need<T>(v: T | undefined, what: string): T {
+  if (v === undefined || v === '') throw new LabError('bad-input', 'bad-usage', `missing ${what}\n\n${USAGE}`);
+  return v;
+}
+
+type Handler = (args: string[], ctx: { lab: () => Lab; io: Io; signal: AbortSignal; json: boolean }) => Promise<{ result: unknown; text: string; exit?: number }>;
+
+const commands: Record<string, Handler> = {
+  async devices(args, { lab }) {
+    const { values } = parseArgs({ args, options: { tag: { type: 'string', multiple: true } }, allowPositionals: false });
+    const l = lab();
+    const list = inventory(l, values.tag ?? []);
+    const rows = list.map((d) => {
+      const who = d.state === 'in-use' ? `in use by ${d.holder!.owner} (pid ${d.holder!.pid}, since ${d.holder!.since}, "${d.holder!.command}")` : d.state === 'stale-lock' ? `free (stale lock: ${d.staleWhy})` : 'free';
+      const cons = d.console.found ? d.console.found === 'qemu' ? d.console.spec : `${d.console.spec} -> ${d.console.found}` : `${d.console.spec} (NOT FOUND)`;
+      const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}` : 'never flashed';
+      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
+    });
+    return { result: { ok: true, lab: l.path, devices: list }, text: rows.join('\n') || '(no devices)' };
+  },
+
+  async flash(args, { lab, signal, json }) {
+    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, target: { type: 'string' } }, allowPositionals: true });
+    const l = lab();
+    const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+    const image = resolve(need(positionals[1], 'IMAGE'));
+    if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
+    const lock = acquireLock(l.stateDir, dev.name, `flash ${image}`);
+    const sink = progressSink({ json });
+    try {
+      const r = await flash({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, force: values.force, verify: !values['no-verify'], requestedTarget: values.target, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      sink.end();
+      const v = r.verify ? `verified ${human(r.verify.bytes)} through ${r.verify.method} at ${r.verify.mbPerS.toFixed(0)} MB/s` : 'NOT verified (--no-verify)';
+      const text = r.status === 'skipped'
+        ? `${dev.name}: target ${r.target.path} already holds this image (compared ${human(r.verify!.bytes)} uncached); nothing written. --force rewrites it.`
+        : `${dev.name}: wrote ${human(r.bytesWritten)} of a ${human(r.imageSize)} image (${r.source.format}${r.source.bmap ? ', bmap' : ''}) to ${r.target.path} in ${(r.seconds.write + r.seconds.sync).toFixed(2)} s; ${v}; blake3 ${r.blake3}${r.previous ? `\n(the previous flash, started ${r.previous.started}, was ${r.previous.status}; this one started clean)` : ''}`;
+      return { result: { ok: true, ...r }, text };
+    } finally { sink.end(); lock.release(); }
+  },
+
+  async verify(args, { lab, signal, json }) {
+    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' } }, allowPositionals: true });
+    const l = lab();
+    const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+    const image = resolve(need(positionals[1], 'IMAGE'));
+    const lock = acquireLock(l.stateDir, dev.name, `verify ${image}`);
+    const sink = progressSink({ json });
+    try {
+      const r = await verifyOnly({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      sink.end();
+      if (!r.same) throw new LabError('io', 'verify-mismatch', `${dev.name}: target ${dev.flashTarget} does not hold ${image}`, 'lab');
+      return { result: { ok: true, ...r }, text: `${dev.name}: target holds ${image} (${human(r.bytes)} compared through ${r.method}, ${r.mbPerS.toFixed(0)} MB/s; blake3 ${r.blake3})` };
+    } finally { sink.end(); lock.release(); }
+  },
+};
+
+/** Registers another command (power/boot/console/trace modules add theirs). */
+export function addCommand(name: string, h: Handler): void { commands[name] = h; }
+
+export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
+  const json = argv.includes('--json');
+  const out = io?.out ?? ((s: string) => process.stdout.write(s + '\n'));
+  const err = io?.err ?? ((s: string) => process.stderr.write(s + '\n'));
+  const rest = argv.filter((a) => a !== '--json');
+  let labOpt: string | undefined;
+  const li = rest.indexOf('--lab');
+  if (li >= 0) { labOpt = rest[li + 1]; rest.splice(li, 2); }
+  const cmd = rest[0];
+  const ac = new AbortController();
+  let interrupts = 0;
+  const onSig = () => { interrupts++; if (interrupts > 1) process.exit(EXIT.lab); ac.abort(); };
+  process.on('SIGINT', onSig);
+  process.on('SIGTERM', onSig);
+  // Past a file-size limit a write should fail with EFBIG (reported as a full target), not kill us.
+  process.on('SIGXFSZ', () => {});
+  try {
+    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { out(USAGE); return cmd ? EXIT.ok : EXIT.usage; }
+    const h = commands[cmd];
+    if (!h) throw new LabError('bad-input', 'bad-usage', `unknown command "${cmd}"\n\n${USAGE}`);
+    let cached: Lab | undefined;
+    const lab = () => (cached ??= loadLab(labPath(labOpt)));
+    const r = await h(rest.slice(1), { lab, io: { json, out, err }, signal: ac.signal, json });
+    if (json) out(JSON.stringify(r.result)); else out(r.text);
+    return r.exit ?? EXIT.ok;
+  } catch (e) {
+    let le: LabError;
+    if (e instanceof LabError) le = e;
+    else if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) le = new LabError('bad-input', 'bad-usage', `${(e as Error).message}\n\n${USAGE}`);
+    else le = new LabError('bug', 'bug', `internal error: ${(e as Error)?.stack ?? e}`, 'lab');
+    if (json) out(JSON.stringify({ ok: false, error: le.toJSON() }));
+    err(`orbital-lab: ${le.message}`);
+    return exitCodeFor(le);
+  } finally {
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  }
+}
+
+const isMain = process.argv[1] && resolve(process.argv[1]).replace(/\.ts$/, '') === resolve(new URL(import.meta.url).pathname).replace(/\.ts$/, '');
+if (isMain) process.exit(await main(process.argv.slice(2)));

@@ -1,0 +1,81 @@
+// The device inventory as it is right now: each device from the lab file with its lock holder,
+// whether its console and flash target can be found, and how its last flash ended.
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Device, Lab } from './labfile.ts';
+import { readLock, type LockInfo } from './lock.ts';
+import { readJournal, type JournalEntry } from './flash/journal.ts';
+import { LabError } from './errors.ts';
+
+export interface DeviceStatus {
+  name: string;
+  kind: string;
+  tags: string[];
+  state: 'free' | 'in-use' | 'stale-lock';
+  holder?: LockInfo;
+  staleWhy?: string;
+  console: { spec: string; found: string | null; why?: string };
+  flashTarget: { path: string; exists: boolean } | null;
+  lastFlash: JournalEntry | null;
+}
+
+export function consoleSpecText(d: Device): string {
+  if (d.kind === 'qemu') return `qemu ${d.console.chardev}`;
+  return d.console.port ?? (d.console.byId ? `by-id ${d.console.byId}` : `usb-serial ${d.console.usbSerial}`);
+}
+
+/**
+ * Finds a serial-board's console port now. A by-id or USB-serial-number name is resolved every
+ * time, so a board that re-enumerated (ttyUSB0 -> ttyUSB1) is found again.
+ */
+export function findConsolePort(d: Device): string {
+  const c = d.console;
+  if (c.port) {
+    if (!existsSync(c.port)) throw new LabError('disconnected', 'console-missing', `${d.name}: console port ${c.port} does not exist (unplugged? check the cable and the lab file)`);
+    return c.port;
+  }
+  if (c.byId) {
+    try { return realpathSync(c.byId); } catch {
+      throw new LabError('disconnected', 'console-missing', `${d.name}: no serial port ${c.byId} (unplugged? see ls /dev/serial/by-id/)`);
+    }
+  }
+  const serial = c.usbSerial!;
+  // /sys/class/tty/X/device/.. is the USB interface; its parent device holds the serial number.
+  for (const tty of safeList('/sys/class/tty')) {
+    for (const up of ['device/../serial', 'device/../../serial']) {
+      try {
+        if (readFileSync(join('/sys/class/tty', tty, up), 'utf8').trim() === serial) return `/dev/${tty}`;
+      } catch { /* not a USB tty */ }
+    }
+  }
+  throw new LabError('disconnected', 'console-missing', `${d.name}: no USB serial port with serial number ${serial} is attached`);
+}
+
+function safeList(dir: string): string[] {
+  try { return readdirSync(dir); } catch { return []; }
+}
+
+export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
+  const lock = readLock(lab.stateDir, d.name);
+  let found: string | null = null;
+  let why: string | undefined;
+  if (d.kind === 'qemu') found = 'qemu';
+  else {
+    try { found = findConsolePort(d); } catch (e) { why = (e as Error).message; }
+  }
+  return {
+    name: d.name,
+    kind: d.kind,
+    tags: d.tags,
+    state: lock.state === 'free' ? 'free' : lock.state === 'held' ? 'in-use' : 'stale-lock',
+    holder: lock.state === 'held' ? lock.info : lock.state === 'stale' ? lock.info ?? undefined : undefined,
+    staleWhy: lock.state === 'stale' ? lock.why : undefined,
+    console: { spec: consoleSpecText(d), found, why },
+    flashTarget: d.flashTarget ? { path: d.flashTarget, exists: existsSync(d.flashTarget) } : null,
+    lastFlash: readJournal(lab.stateDir, d.name),
+  };
+}
+
+export function inventory(lab: Lab, tags: string[] = []): DeviceStatus[] {
+  return [...lab.devices.values()].filter((d) => tags.every((t) => d.tags.includes(t))).map((d) => deviceStatus(lab, d));
+}

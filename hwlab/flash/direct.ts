@@ -1,0 +1,60 @@
+// Uncached I/O helpers. O_DIRECT needs the buffer address, offset and length aligned to the
+// device's logical block size. Node does not expose buffer addresses, so an over-allocated buffer
+// is probed: the first sub-offset at which an O_DIRECT read of 4 KiB succeeds is aligned for this
+// very target (512- and 4096-byte devices alike).
+import { constants } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+
+export const ALIGN = 4096;
+export const O_DIRECT = constants.O_DIRECT ?? 0;
+
+/**
+ * Allocates `count` buffers of `size` usable bytes aligned for O_DIRECT on `fh`; null if none aligns.
+ * The probe must touch allocated blocks: a filesystem does not check alignment when reading a hole.
+ * `write` probes by writing 4 KiB of zeros at offset 0 (only for a target about to be overwritten,
+ * whose head is rewritten last anyway); `read` reads 4 KiB at offset 0, which every flash writes.
+ */
+export async function alignedBuffers(fh: FileHandle, count: number, size: number, probe: 'read' | 'write'): Promise<Buffer[] | null> {
+  const out: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const raw = Buffer.allocUnsafeSlow(size + ALIGN);
+    if (probe === 'write') raw.fill(0, 0, 2 * ALIGN);
+    let found = -1;
+    for (let off = 0; off < ALIGN; off += 16) {
+      try {
+        if (probe === 'write') await fh.write(raw, off, ALIGN, 0);
+        else await fh.read(raw, off, ALIGN, 0);
+        found = off;
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+      }
+    }
+    if (found < 0) return null;
+    out.push(raw.subarray(found, found + size));
+  }
+  return out;
+}
+
+export const alignDown = (x: number) => Math.floor(x / ALIGN) * ALIGN;
+export const alignUp = (x: number) => Math.ceil(x / ALIGN) * ALIGN;
+
+/** Reads exactly [pos, pos+len) or until EOF; returns bytes read. */
+export async function readFull(fh: FileHandle, buf: Buffer, len: number, pos: number): Promise<number> {
+  let got = 0;
+  while (got < len) {
+    const { bytesRead } = await fh.read(buf, got, len - got, pos + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
+}
+
+export async function writeFull(fh: FileHandle, buf: Uint8Array, len: number, pos: number): Promise<void> {
+  let done = 0;
+  while (done < len) {
+    const { bytesWritten } = await fh.write(buf, done, len - done, pos + done);
+    if (bytesWritten === 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'ENOSPC' });
+    done += bytesWritten;
+  }
+}

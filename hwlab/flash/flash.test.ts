@@ -1,0 +1,202 @@
+import { describe, expect, it, afterAll } from 'vitest';
+import { readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync, symlinkSync, statSync, existsSync } from 'node:fs';
+import { spawnSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describeWithTools } from '../../scripts/testkit.ts';
+import { flash, verifyOnly } from './flash.ts';
+import { checkBlock, type SystemView } from './target.ts';
+import { readJournal } from './journal.ts';
+import { LabError } from '../errors.ts';
+import { makeImage, makeBmap, makeLab, MiB } from './testimg.ts';
+
+const dirs: string[] = [];
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
+// 12 MiB image: data in the head, a 4 MiB-crossing extent, a small one, the rest holes.
+const EXTENTS: Array<[number, number]> = [[0, 64 * 1024], [3 * MiB, 3 * MiB], [9 * MiB + 4096, 8192]];
+function setup() {
+  const l = makeLab();
+  dirs.push(l.dir);
+  const img = join(l.dir, 'os.img');
+  const whole = makeImage(img, 12 * MiB, EXTENTS);
+  makeBmap(join(l.dir, 'os.bmap'), whole, EXTENTS);
+  return { ...l, img, whole, bmap: join(l.dir, 'os.bmap') };
+}
+const mapped = EXTENTS.reduce((n, [, len]) => n + len, 0);
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try { await p; return 'ok'; } catch (e) { if (!(e instanceof LabError)) throw e; return e.code; }
+}
+
+describe('flash to a file target', () => {
+  it('writes only the mapped ranges of a sparse bmap image, verifies, then skips a second time', async () => {
+    const s = setup();
+    const phases = new Set<string>();
+    const r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, onProgress: (p) => phases.add(p.phase) });
+    expect(r.status).toBe('written');
+    expect(r.source.bmap).toBe(s.bmap);
+    expect(r.bytesWritten).toBe(mapped);
+    expect(r.verify!.bytes).toBe(mapped);
+    expect(['o_direct', 'dropped-cache']).toContain(r.verify!.method);
+    expect([...phases]).toEqual(['write', 'sync', 'verify']);
+    expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+    // The target stays sparse: far fewer blocks allocated than its size.
+    expect(statSync(s.target).blocks * 512).toBeLessThan(8 * MiB);
+    expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('ok');
+    const again = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img });
+    expect(again.status).toBe('skipped');
+    expect(again.blake3).toBe(r.blake3);
+    const forced = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, force: true });
+    expect(forced.status).toBe('written');
+  });
+
+  it('flashes every byte without a bmap, and a changed image is not skipped', async () => {
+    const s = setup();
+    const r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null });
+    expect(r.mappedBytes).toBe(12 * MiB);
+    expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+    const fd = openSync(s.img, 'r+'); writeSync(fd, Buffer.from('changed'), 0, 7, 10 * MiB); closeSync(fd);
+    const r2 = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null });
+    expect(r2.status).toBe('written');
+    expect(readFileSync(s.target).subarray(10 * MiB, 10 * MiB + 7).toString()).toBe('changed');
+  });
+
+  it('catches a corrupted source through the bmap range checksum and never reports success', async () => {
+    const s = setup();
+    await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img });
+    const fd = openSync(s.img, 'r+'); writeSync(fd, Buffer.from([0xff ^ s.whole[4 * MiB]!]), 0, 1, 4 * MiB); closeSync(fd);
+    expect(await code(flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, force: true }))).toBe('checksum-mismatch');
+    const j = readJournal(s.lab.stateDir, 'dut')!;
+    expect(j.status).toBe('failed');
+    // The head is written last, so the half-flashed target does not start with the image's head.
+    expect(readFileSync(s.target).subarray(0, 4096).equals(s.whole.subarray(0, 4096))).toBe(false);
+    // And it is not taken as holding the image.
+    expect((await verifyOnly({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null })).same).toBe(false);
+  });
+
+  it('catches a target that does not hold what was written (read back uncached)', async () => {
+    const s = setup();
+    let tampered = false;
+    const p = flash({
+      device: s.dev, stateDir: s.lab.stateDir, source: s.img,
+      onProgress: (ev) => {
+        // Between write and verify, something else scribbles on the target.
+        if (ev.phase === 'sync' && !tampered) { tampered = true; const fd = openSync(s.target, 'r+'); writeSync(fd, Buffer.alloc(4096, 0x55), 0, 4096, 5 * MiB); closeSync(fd); }
+      },
+    });
+    const err = await p.then(() => null, (e: LabError) => e);
+    expect(tampered).toBe(true);
+    expect(err?.code).toBe('verify-mismatch');
+    expect(err?.detail.offset).toBe(4 * MiB);
+    expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('failed');
+  });
+
+  it('refuses a bmap that belongs to another image', async () => {
+    const s = setup();
+    const other = join(s.dir, 'other.img');
+    makeImage(other, 8 * MiB, [[0, 4096]]);
+    expect(await code(flash({ device: s.dev, stateDir: s.lab.stateDir, source: other, bmap: s.bmap }))).toBe('bmap-mismatch');
+  });
+
+  it('cancels quickly between chunks and the next flash starts clean', async () => {
+    const s = setup();
+    const ac = new AbortController();
+    const p = flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null, chunkBytes: 256 * 1024, onProgress: (ev) => { if (ev.phase === 'write') ac.abort(); }, signal: ac.signal });
+    expect(await code(p)).toBe('cancelled');
+    expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('cancelled');
+    const r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null });
+    expect(r.status).toBe('written');
+    expect(r.previous?.status).toBe('cancelled');
+    expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+  });
+});
+
+describeWithTools(['xz', 'zstd', 'gzip'], 'flash from compressed sources', () => {
+  it.each(['gz', 'xz', 'zst'])('streams a .%s image (with and without its bmap)', async (ext) => {
+    const s = setup();
+    const tool = { gz: ['gzip', '-kf'], xz: ['xz', '-kf', '-T1'], zst: ['zstd', '-qf'] }[ext]!;
+    expect(spawnSync(tool[0]!, [...tool.slice(1), s.img]).status).toBe(0);
+    const src = `${s.img}.${ext}`;
+    const r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: src });
+    expect(r.source.format).toBe({ gz: 'gzip', xz: 'xz', zst: 'zstd' }[ext]);
+    expect(r.source.bmap).toBe(s.bmap);
+    expect(r.bytesWritten).toBe(mapped);
+    expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+    rmSync(s.target);
+    const r2 = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: src, bmap: null });
+    expect(r2.imageSize).toBe(12 * MiB);
+    expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+  });
+
+  it.each(['xz', 'zst', 'gz'])('fails a cut .%s stream instead of writing a short image', async (ext) => {
+    const s = setup();
+    const tool = { gz: ['gzip', '-kf'], xz: ['xz', '-kf', '-T1'], zst: ['zstd', '-qf'] }[ext]!;
+    spawnSync(tool[0]!, [...tool.slice(1), s.img]);
+    const full = readFileSync(`${s.img}.${ext}`);
+    const cut = join(s.dir, `cut.img.${ext}`);
+    writeFileSync(cut, full.subarray(0, Math.floor(full.length * 0.6)));
+    const c = await code(flash({ device: s.dev, stateDir: s.lab.stateDir, source: cut, bmap: null }));
+    expect(['source-corrupt', 'bmap-mismatch']).toContain(c);
+    expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('failed');
+  });
+});
+
+describe('target safety', () => {
+  it('refuses a path that is not the lab file target, and the source itself', async () => {
+    const s = setup();
+    expect(await code(flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, requestedTarget: join(s.dir, 'elsewhere.img') }))).toBe('target-not-in-lab');
+    const l2 = makeLab(); dirs.push(l2.dir);
+    writeFileSync(l2.target, 'x');
+    expect(await code(flash({ device: l2.dev, stateDir: l2.lab.stateDir, source: l2.target }))).toBe('target-is-source');
+  });
+
+  it('refuses a device without a flash target', async () => {
+    const s = setup();
+    const dev = { ...s.dev, flashTarget: undefined };
+    expect(await code(flash({ device: dev, stateDir: s.lab.stateDir, source: s.img }))).toBe('target-not-in-lab');
+  });
+
+  it('refuses a file target another process holds open (a QEMU still running from it)', async () => {
+    const s = setup();
+    writeFileSync(s.target, 'old');
+    const holder = spawn('sh', ['-c', `exec 3<"${s.target}"; echo ready; exec sleep 30`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    await new Promise((r) => holder.stdout!.once('data', r));
+    try {
+      expect(await code(flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img }))).toBe('target-in-use');
+    } finally { holder.kill('SIGKILL'); }
+  });
+
+  // A fake /proc and /sys: disk 8:0 with partitions 8:1, 8:2; disk 8:16 with 8:17; / on 8:2.
+  const fake = (over: Partial<SystemView> = {}): SystemView => ({
+    mountinfo: () => '22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw\n30 22 8:17 / /media/card rw - vfat /dev/sdb1 rw\n',
+    swaps: () => 'Filename Type Size Used Priority\n',
+    diskOf: (mm) => ({ '8:0': '8:0', '8:1': '8:0', '8:2': '8:0', '8:16': '8:16', '8:17': '8:16', '8:32': '8:32' } as Record<string, string>)[mm] ?? null,
+    familyOf: (mm) => ({ '8:0': ['8:0', '8:1', '8:2'], '8:16': ['8:16', '8:17'], '8:32': ['8:32'] } as Record<string, string[]>)[mm] ?? [mm],
+    holdersOf: () => [],
+    slavesOf: () => [],
+    blockSize: () => 1 << 30,
+    openers: () => [],
+    ...over,
+  });
+  const codeOf = (f: () => void) => { try { f(); return 'ok'; } catch (e) { return (e as LabError).code; } };
+
+  it('refuses the system disk and any of its partitions', () => {
+    expect(codeOf(() => checkBlock('dut', '/dev/disk/by-id/x', '/dev/sda', '8:0', fake()))).toBe('target-system-disk');
+    expect(codeOf(() => checkBlock('dut', '/dev/disk/by-id/x-part1', '/dev/sda1', '8:1', fake()))).toBe('target-system-disk');
+  });
+  it('refuses a disk with a mounted partition, and one under LVM', () => {
+    expect(codeOf(() => checkBlock('dut', '/dev/disk/by-id/card', '/dev/sdb', '8:16', fake()))).toBe('target-mounted');
+    expect(codeOf(() => checkBlock('dut', '/dev/disk/by-id/lvm', '/dev/sdc', '8:32', fake({ holdersOf: (m) => (m === '8:32' ? ['253:0'] : []) })))).toBe('target-in-use');
+    expect(codeOf(() => checkBlock('dut', '/dev/disk/by-id/free', '/dev/sdc', '8:32', fake()))).toBe('ok');
+  });
+  it('refuses the real disk under / on this machine (through a symlink)', async () => {
+    const root = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[4] === '/');
+    const mm = root?.[2];
+    const dev = mm && existsSync(`/sys/dev/block/${mm}`) ? `/dev/${readFileSync(`/sys/dev/block/${mm}/uevent`, 'utf8').match(/DEVNAME=(.*)/)?.[1]}` : null;
+    if (!dev || !existsSync(dev)) { console.warn('SKIP: / is not on a block device here (container overlay)'); return; }
+    const s = setup();
+    symlinkSync(dev, join(s.dir, 'disk-link'));
+    const dev2 = { ...s.dev, flashTarget: join(s.dir, 'disk-link') };
+    expect(await code(flash({ device: dev2, stateDir: s.lab.stateDir, source: s.img }))).toBe('target-system-disk');
+  });
+});

@@ -1,0 +1,503 @@
+// The flash pipeline: compare -> write -> sync -> verify. Success is reported only after the target
+// was read back through a fresh, uncached handle and every chunk matched what was written.
+//
+// - Only the bmap's mapped ranges are read, written and verified; each range's checksum is checked
+//   as it streams by (a mismatch stops the flash before the head is written).
+// - The first MiB (partition table, boot sector) is zeroed before the write and written last, so a
+//   target cut off half-way does not look bootable - and a journal marks the flash in progress, so
+//   the next run knows it was interrupted and starts clean.
+// - Writes go through O_DIRECT in bounded chunks with a few in flight, and the target is synced
+//   every 64 MiB: there is never much dirty cache, so a cancel returns in well under a second.
+// - BLAKE3 of the written bytes identifies the image; each chunk also gets an XXH3-128
+//   fingerprint, which the verify pass recomputes on the read-back bytes (6+ GB/s in WASM, so
+//   verify runs at the speed of the disk, not of the hash) and which names the first bad offset.
+import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { createHash, type Hash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { createBLAKE3, createXXHash128, type IHasher } from 'hash-wasm';
+import { LabError, fromSystemError } from '../errors.ts';
+import type { Device } from '../labfile.ts';
+import { parseBmap, byteRanges, type Bmap } from './bmap.ts';
+import { openSource, type Source } from './source.ts';
+import { checkTarget, type SystemView, type Target } from './target.ts';
+import { readJournal, writeJournal, type JournalEntry } from './journal.ts';
+import { ALIGN, O_DIRECT, alignDown, alignUp, alignedBuffers, readFull, writeFull } from './direct.ts';
+
+export type Phase = 'compare' | 'write' | 'sync' | 'verify';
+
+export interface FlashProgress {
+  phase: Phase;
+  bytes: number;
+  /** Bytes this phase will handle, when known. */
+  total: number | null;
+  /** Bytes per second in this phase so far. */
+  rate: number;
+  etaS: number | null;
+}
+
+export interface FlashOptions {
+  device: Device;
+  stateDir: string;
+  source: string;
+  /** A .bmap path; undefined looks for IMAGE.bmap beside the image; null flashes every byte. */
+  bmap?: string | null;
+  force?: boolean;
+  /** Default true. */
+  verify?: boolean;
+  /** A path a person named; it must be the lab file's target. */
+  requestedTarget?: string;
+  signal?: AbortSignal;
+  onProgress?: (p: FlashProgress) => void;
+  view?: SystemView;
+  chunkBytes?: number;
+  syncEveryBytes?: number;
+}
+
+export interface VerifyReport { method: 'o_direct' | 'dropped-cache' | 'cached'; bytes: number; seconds: number; mbPerS: number }
+
+export interface FlashResult {
+  status: 'written' | 'skipped';
+  device: string;
+  target: { path: string; real: string; type: 'file' | 'block' };
+  source: { path: string; format: string; bmap: string | null };
+  imageSize: number;
+  /** Bytes of the image that carry data (the bmap's mapped ranges, else all). */
+  mappedBytes: number;
+  bytesWritten: number;
+  blake3: string;
+  directIo: boolean;
+  verify: VerifyReport | null;
+  seconds: { compare: number; write: number; sync: number; verify: number; total: number };
+  /** The previous flash of this device, when it did not finish. */
+  previous: JournalEntry | null;
+}
+
+const HEAD = 1 << 20;
+const DEFAULT_CHUNK = 4 << 20;
+const DEFAULT_SYNC = 64 << 20;
+const QD = 3;
+
+interface Chunk { offset: number; length: number; buf: Buffer }
+interface Fingerprint { offset: number; length: number; fp: string }
+interface Range { start: number; end: number; checksum?: string }
+
+/** Finds IMAGE.bmap (or the name without .gz/.xz/.zst) beside the image. */
+export function findBmap(source: string): string | null {
+  // bmaptool's names: os.img.xz -> os.img.bmap or os.bmap.
+  const base = source.replace(/\.(gz|xz|zst|zstd)$/, '');
+  for (const c of [`${base}.bmap`, `${base.replace(/\.[^./]+$/, '')}.bmap`, `${source}.bmap`]) if (existsSync(c)) return c;
+  return null;
+}
+
+function loadBmap(path: string): Bmap {
+  let bytes: Buffer;
+  try { bytes = readFileSync(path); } catch (e) { throw new LabError('bad-input', 'bad-bmap', `cannot read bmap ${path}: ${(e as Error).message}`); }
+  const r = parseBmap(bytes);
+  if (!r.ok) throw new LabError('bad-input', 'bad-bmap', `${path}:${r.error.line}: ${r.error.message}`);
+  return r.bmap;
+}
+
+class Pool {
+  private free: Buffer[];
+  private waiters: Array<(b: Buffer) => void> = [];
+  constructor(bufs: Buffer[]) { this.free = [...bufs]; }
+  acquire(): Promise<Buffer> {
+    const b = this.free.pop();
+    return b ? Promise.resolve(b) : new Promise((r) => this.waiters.push(r));
+  }
+  release(b: Buffer): void {
+    const w = this.waiters.shift();
+    if (w) w(b); else this.free.push(b);
+  }
+}
+
+class Progress {
+  private t0 = performance.now();
+  private last = 0;
+  constructor(private phase: Phase, private total: number | null, private cb?: (p: FlashProgress) => void, private fraction?: () => number | null) {}
+  tick(bytes: number, force = false): void {
+    if (!this.cb) return;
+    const now = performance.now();
+    if (!force && now - this.last < 250) return;
+    this.last = now;
+    const secs = (now - this.t0) / 1000;
+    const rate = secs > 0 ? bytes / secs : 0;
+    let eta: number | null = null;
+    const frac = this.fraction?.() ?? (this.total ? bytes / this.total : null);
+    if (frac !== null && frac > 0 && secs > 0.2) eta = Math.max(0, secs / frac - secs);
+    this.cb({ phase: this.phase, bytes, total: this.total, rate, etaS: eta === null ? null : Math.round(eta * 10) / 10 });
+  }
+}
+
+function checkCancel(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new LabError('timeout', 'cancelled', 'flash cancelled; the target holds an incomplete image and will be rewritten by the next flash', 'lab');
+}
+
+/**
+ * The image's mapped bytes in chunks, cut at chunk-size multiples, at the head boundary and at range
+ * ends, so every chunk lies in one range. Reads ahead one chunk while the caller hashes.
+ */
+async function* chunksOf(src: Source, ranges: Range[] | null, imageSize: number | null, pool: Pool, chunkBytes: number, onLength: (n: number) => void): AsyncGenerator<Chunk> {
+  const cut = (pos: number, end: number) => {
+    let next = Math.min(end, (Math.floor(pos / chunkBytes) + 1) * chunkBytes);
+    if (pos < HEAD) next = Math.min(next, HEAD);
+    return next;
+  };
+  if (src.seekable && ranges) {
+    for (const r of ranges) {
+      for (let pos = r.start; pos < r.end;) {
+        const end = cut(pos, r.end);
+        const buf = await pool.acquire();
+        const n = await src.readAt(buf.subarray(0, end - pos), pos);
+        if (n < end - pos) { pool.release(buf); throw new LabError('bad-input', 'bmap-mismatch', `image ${src.path} ends at ${pos + n} but the bmap maps bytes up to ${r.end}: the bmap belongs to another image`); }
+        yield { offset: pos, length: end - pos, buf };
+        pos = end;
+      }
+    }
+    onLength(imageSize!);
+    return;
+  }
+  // A stream: walk it once, copying the mapped bytes into chunk buffers.
+  let pos = 0;
+  let ri = 0;
+  let cur: Chunk | null = null;
+  const all: Range[] = ranges ?? [{ start: 0, end: Number.MAX_SAFE_INTEGER }];
+  for await (const piece of src.stream()) {
+    let i = 0;
+    while (i < piece.length) {
+      while (ri < all.length && all[ri]!.end <= pos) ri++;
+      const r = all[ri];
+      if (!r) { pos += piece.length - i; break; }
+      if (pos < r.start) { const skip = Math.min(piece.length - i, r.start - pos); i += skip; pos += skip; continue; }
+      if (!cur) cur = { offset: pos, length: 0, buf: await pool.acquire() };
+      const end = cut(cur.offset, r.end);
+      const take = Math.min(piece.length - i, end - pos);
+      piece.copy(cur.buf, cur.length, i, i + take);
+      cur.length += take; i += take; pos += take;
+      if (pos === end) { yield cur; cur = null; }
+    }
+  }
+  if (cur) { yield cur; cur = null; }
+  if (imageSize !== null && pos !== imageSize) throw new LabError('bad-input', 'bmap-mismatch', `image ${src.path} holds ${pos} bytes but the bmap says ${imageSize}: the bmap belongs to another image (or the image is cut)`);
+  onLength(pos);
+}
+
+/** Checks each bmap range's checksum as its bytes stream by. */
+class RangeChecker {
+  private i = 0;
+  private h: Hash | null = null;
+  constructor(private ranges: Range[], private type: 'sha1' | 'sha256' | null, private path: string) {}
+  feed(c: Chunk): void {
+    if (!this.type) return;
+    while (this.i < this.ranges.length && this.ranges[this.i]!.end <= c.offset) this.i++;
+    const r = this.ranges[this.i];
+    if (!r?.checksum) return;
+    if (c.offset === r.start) this.h = createHash(this.type);
+    this.h?.update(c.buf.subarray(0, c.length));
+    if (c.offset + c.length === r.end) {
+      const got = this.h?.digest('hex');
+      this.h = null;
+      if (got !== r.checksum) throw new LabError('bad-input', 'checksum-mismatch', `image ${this.path}: bytes ${r.start}-${r.end} do not match the bmap's ${this.type} (want ${r.checksum}, got ${got}): the image is corrupt or the bmap belongs to another image`, 'lab', { offset: r.start });
+    }
+  }
+}
+
+/** Opens a target for reading around the page cache; says how. */
+async function openUncached(t: Target): Promise<{ fh: FileHandle; method: VerifyReport['method'] }> {
+  if (O_DIRECT) {
+    try { return { fh: await open(t.real, constants.O_RDONLY | O_DIRECT), method: 'o_direct' }; } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw fromSystemError(e, `target ${t.path}`);
+    }
+  }
+  // No O_DIRECT here (tmpfs, some FUSE): drop the file's cached pages (dd iflag=nocache = posix_fadvise DONTNEED), then read.
+  const cmd = t.type === 'block' ? spawnSync('blockdev', ['--flushbufs', t.real]) : spawnSync('dd', [`if=${t.real}`, 'iflag=nocache', 'count=0'], { stdio: 'ignore' });
+  const tmpfs = t.type === 'file' && isTmpfs(t.real);
+  return { fh: await open(t.real, 'r'), method: cmd.status === 0 && !tmpfs ? 'dropped-cache' : 'cached' };
+}
+
+function isTmpfs(path: string): boolean {
+  try { return statfsSync(path).type === 0x01021994; } catch { return false; }
+}
+
+/** Reads the target back uncached and checks every fingerprint. Returns the report or throws verify-mismatch. */
+async function verifyTarget(t: Target, fps: Fingerprint[], chunkBytes: number, hasher: IHasher, onProgress?: (p: FlashProgress) => void, signal?: AbortSignal): Promise<VerifyReport> {
+  const t0 = performance.now();
+  const { fh, method } = await openUncached(t);
+  const total = fps.reduce((n, f) => n + f.length, 0);
+  const prog = new Progress('verify', total, onProgress);
+  const pending: Array<Promise<{ f: Fingerprint; buf: Buffer; skew: number; n: number }>> = [];
+  try {
+    const bufs = method === 'o_direct' ? await alignedBuffers(fh, QD + 1, chunkBytes + 2 * ALIGN, 'read') : null;
+    if (method === 'o_direct' && !bufs) throw new LabError('io', 'io-error', `target ${t.path}: no buffer alignment works for O_DIRECT`);
+    const pool = new Pool(bufs ?? Array.from({ length: QD + 1 }, () => Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN)));
+    let done = 0;
+    const read = async (f: Fingerprint) => {
+      const buf = await pool.acquire();
+      const a = method === 'o_direct' ? alignDown(f.offset) : f.offset;
+      const len = method === 'o_direct' ? alignUp(f.offset + f.length) - a : f.length;
+      const n = await readFull(fh, buf, len, a);
+      return { f, buf, skew: f.offset - a, n: Math.min(n - (f.offset - a), f.length) };
+    };
+    // Keep QD reads in flight while the main thread fingerprints the one that arrived.
+    let next = 0;
+    while (next < fps.length && pending.length < QD) pending.push(read(fps[next++]!));
+    while (pending.length) {
+      const { f, buf, skew, n } = await pending.shift()!;
+      if (next < fps.length) pending.push(read(fps[next++]!));
+      if (n < f.length) { pool.release(buf); throw new LabError('io', 'verify-mismatch', `verify: target ${t.path} ends at ${f.offset + Math.max(0, n)}, before the image's byte ${f.offset + f.length}`, 'lab', { offset: f.offset + Math.max(0, n) }); }
+      hasher.init();
+      hasher.update(buf.subarray(skew, skew + f.length));
+      const got = hasher.digest('hex');
+      pool.release(buf);
+      if (got !== f.fp) throw new LabError('io', 'verify-mismatch', `verify: target ${t.path} differs from the image in bytes ${f.offset}-${f.offset + f.length} (read back through ${method}): the target is failing or something else wrote to it`, 'lab', { offset: f.offset });
+      done += f.length;
+      prog.tick(done);
+      checkCancel(signal);
+    }
+    await Promise.allSettled(pending);
+    prog.tick(done, true);
+    const seconds = (performance.now() - t0) / 1000;
+    return { method, bytes: done, seconds, mbPerS: seconds > 0 ? done / 1e6 / seconds : 0 };
+  } catch (e) {
+    throw e instanceof LabError ? e : fromSystemError(e, `verify: reading back ${t.path}`);
+  } finally {
+    await Promise.allSettled(pending);
+    await fh.close().catch(() => {});
+  }
+}
+
+/** Flashes an image onto the device's target. Throws a LabError on anything short of a verified image. */
+export async function flash(o: FlashOptions): Promise<FlashResult> {
+  const tStart = performance.now();
+  const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK;
+  const syncEvery = o.syncEveryBytes ?? DEFAULT_SYNC;
+  const verify = o.verify ?? true;
+  const t = checkTarget(o.device, { requested: o.requestedTarget, sourcePath: o.source, view: o.view });
+  const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
+  const bmap = bmapPath ? loadBmap(bmapPath) : null;
+  const src = await openSource(o.source);
+  const previous = readJournal(o.stateDir, o.device.name);
+  const prevUnfinished = previous && previous.status !== 'ok' ? previous : null;
+  const [b3, xxh] = await Promise.all([createBLAKE3(), createXXHash128()]);
+  const seconds = { compare: 0, write: 0, sync: 0, verify: 0, total: 0 };
+  try {
+    let imageSize: number | null = bmap?.imageSize ?? (src.seekable ? src.storedSize : null);
+    if (bmap && src.seekable && src.storedSize !== bmap.imageSize) throw new LabError('bad-input', 'bmap-mismatch', `image ${o.source} is ${src.storedSize} bytes but bmap ${bmapPath} describes ${bmap.imageSize}: the bmap belongs to another image`);
+    const ranges: Range[] | null = bmap ? byteRanges(bmap) : imageSize !== null ? [{ start: 0, end: imageSize }] : null;
+    const mappedKnown = ranges ? ranges.reduce((n, r) => n + r.end - r.start, 0) : null;
+    if (t.type === 'block' && imageSize !== null && t.size < imageSize) throw new LabError('refused', 'target-too-small', `${o.device.name}: target ${t.path} holds ${t.size} bytes, the image needs ${imageSize}`, 'lab');
+    if (t.type === 'file' && mappedKnown !== null) {
+      try { const fsst = statfsSync(t.exists ? t.real : t.real.replace(/\/[^/]*$/, '') || '/'); const free = fsst.bavail * fsst.bsize + (t.exists ? t.size : 0); if (free < mappedKnown) throw new LabError('io', 'target-full', `${o.device.name}: ${free} bytes free where ${t.path} lives, the image needs ${mappedKnown}`, 'lab'); } catch (e) { if (e instanceof LabError) throw e; }
+    }
+
+    // Compare first: a target that already holds the image is not rewritten (unless forced).
+    const canCompare = !o.force && t.exists && src.seekable && imageSize !== null && (t.type === 'block' ? t.size >= imageSize : t.size === imageSize) && prevUnfinished === null;
+    if (canCompare) {
+      const tc = performance.now();
+      const same = await compareTarget(src, t, ranges!, imageSize!, chunkBytes, b3, o);
+      seconds.compare = (performance.now() - tc) / 1000;
+      if (same) {
+        const blake3 = b3.digest('hex');
+        writeJournal(o.stateDir, { device: o.device.name, target: t.path, source: o.source, status: 'ok', pid: process.pid, pidStart: null, started: new Date().toISOString(), ended: new Date().toISOString(), blake3 });
+        seconds.total = (performance.now() - tStart) / 1000;
+        const v: VerifyReport = same;
+        return { status: 'skipped', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize: imageSize!, mappedBytes: mappedKnown!, bytesWritten: 0, blake3, directIo: v.method === 'o_direct', verify: v, seconds, previous: null };
+      }
+    }
+
+    // Write.
+    const started = new Date().toISOString();
+    const journal: JournalEntry = { device: o.device.name, target: t.path, source: o.source, status: 'in-progress', pid: process.pid, pidStart: pidStart(), started };
+    writeJournal(o.stateDir, journal);
+    const tw = performance.now();
+    let result: { written: number; fps: Fingerprint[]; imageLen: number; direct: boolean };
+    try {
+      result = await writeImage(src, t, ranges, bmap, imageSize, chunkBytes, syncEvery, b3, xxh, o, seconds);
+    } catch (e) {
+      const le = e instanceof LabError ? e : fromSystemError(e, `target ${t.path}`);
+      writeJournal(o.stateDir, { ...journal, status: le.code === 'cancelled' ? 'cancelled' : 'failed', ended: new Date().toISOString(), error: le.message });
+      throw le;
+    }
+    seconds.write = (performance.now() - tw) / 1000 - seconds.sync;
+    imageSize ??= result.imageLen;
+    const blake3 = b3.digest('hex');
+    let v: VerifyReport | null = null;
+    if (verify) {
+      const tv = performance.now();
+      try {
+        v = await verifyTarget(t, result.fps, chunkBytes, xxh, o.onProgress, o.signal);
+      } catch (e) {
+        const le = e instanceof LabError ? e : fromSystemError(e, `target ${t.path}`);
+        writeJournal(o.stateDir, { ...journal, status: le.code === 'cancelled' ? 'cancelled' : 'failed', ended: new Date().toISOString(), blake3, error: le.message });
+        throw le;
+      }
+      seconds.verify = (performance.now() - tv) / 1000;
+    }
+    writeJournal(o.stateDir, { ...journal, status: 'ok', ended: new Date().toISOString(), blake3 });
+    seconds.total = (performance.now() - tStart) / 1000;
+    const mappedBytes = result.fps.reduce((n, f) => n + f.length, 0);
+    return { status: 'written', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize, mappedBytes, bytesWritten: result.written, blake3, directIo: result.direct, verify: v, seconds, previous: prevUnfinished };
+  } finally {
+    await src.close();
+  }
+}
+
+function pidStart(): number | null {
+  try { const s = readFileSync(`/proc/${process.pid}/stat`, 'utf8'); return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[19]); } catch { return null; }
+}
+
+/** Byte-compares the image's mapped ranges with the target, read uncached. Returns a report when all match. */
+async function compareTarget(src: Source, t: Target, ranges: Range[], imageSize: number, chunkBytes: number, b3: IHasher, o: FlashOptions): Promise<VerifyReport | null> {
+  const t0 = performance.now();
+  const { fh, method } = await openUncached(t);
+  try {
+    const tb = method === 'o_direct' ? await alignedBuffers(fh, 1, chunkBytes + 2 * ALIGN, 'read') : [Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN)];
+    if (!tb) return null;
+    const pool = new Pool(Array.from({ length: 2 }, () => Buffer.allocUnsafeSlow(chunkBytes)));
+    const total = ranges.reduce((n, r) => n + r.end - r.start, 0);
+    const prog = new Progress('compare', total, o.onProgress);
+    let done = 0;
+    b3.init();
+    const it = chunksOf(src, ranges, imageSize, pool, chunkBytes, () => {});
+    try {
+      for await (const c of it) {
+        const a = method === 'o_direct' ? alignDown(c.offset) : c.offset;
+        const len = method === 'o_direct' ? alignUp(c.offset + c.length) - a : c.length;
+        let n: number;
+        // A read error here (EINVAL from an alignment probe that met a hole) only means: write.
+        try { n = await readFull(fh, tb[0]!, len, a); } catch { pool.release(c.buf); return null; }
+        const skew = c.offset - a;
+        const same = n - skew >= c.length && tb[0]!.subarray(skew, skew + c.length).equals(c.buf.subarray(0, c.length));
+        if (same) b3.update(c.buf.subarray(0, c.length));
+        pool.release(c.buf);
+        if (!same) return null;
+        done += c.length;
+        prog.tick(done);
+        checkCancel(o.signal);
+      }
+    } finally { await it.return(undefined); }
+    prog.tick(done, true);
+    const seconds = (performance.now() - t0) / 1000;
+    return { method, bytes: done, seconds, mbPerS: seconds > 0 ? done / 1e6 / seconds : 0 };
+  } finally { await fh.close().catch(() => {}); }
+}
+
+async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: Bmap | null, imageSize: number | null, chunkBytes: number, syncEvery: number, b3: IHasher, xxh: IHasher, o: FlashOptions, seconds: FlashResult['seconds']) {
+  // A file target starts empty and sparse (holes read as zeros, as with bmaptool); a disk is claimed
+  // exclusively (O_EXCL on a block device fails while it is mounted or claimed elsewhere).
+  let fresh = false;
+  let bfh: FileHandle;
+  try {
+    if (t.type === 'file') {
+      bfh = await open(t.real, constants.O_RDWR | constants.O_CREAT, 0o644);
+      await bfh.truncate(0);
+      await bfh.truncate(Math.max(imageSize ?? 0, ALIGN));
+      fresh = true;
+    } else {
+      bfh = await open(t.real, constants.O_RDWR | constants.O_EXCL);
+    }
+  } catch (e) { throw fromSystemError(e, `target ${t.path}`); }
+  let dfh: FileHandle | null = null;
+  let dbufs: Buffer[] | null = null;
+  const nbuf = QD + 3;
+  if (O_DIRECT) {
+    try {
+      dfh = await open(t.real, constants.O_RDWR | O_DIRECT);
+      dbufs = await alignedBuffers(dfh, nbuf, chunkBytes, 'write');
+      if (!dbufs) { await dfh.close(); dfh = null; }
+    } catch { dfh = null; dbufs = null; }
+  }
+  const pool = new Pool(dbufs ?? Array.from({ length: nbuf }, () => Buffer.allocUnsafeSlow(chunkBytes)));
+  const zero = Buffer.alloc(chunkBytes);
+  const fps: Fingerprint[] = [];
+  const held: Array<{ offset: number; data: Buffer }> = [];
+  const checker = new RangeChecker(ranges ?? [], bmap?.checksumType ?? null, src.path);
+  const total = ranges ? ranges.reduce((n, r) => n + r.end - r.start, 0) : null;
+  const prog = new Progress('write', total, o.onProgress, total === null && src.storedSize ? () => src.consumed() / src.storedSize! : undefined);
+  let imageLen = 0;
+  let written = 0;
+  let done = 0;
+  let sinceSync = 0;
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown = null;
+  const put = (buf: Buffer, len: number, pos: number) => {
+    const direct = dfh !== null && pos % ALIGN === 0 && len % ALIGN === 0;
+    return writeFull(direct ? dfh! : bfh, buf, len, pos);
+  };
+  const sync = async () => {
+    const ts = performance.now();
+    await Promise.all(inflight);
+    await bfh.datasync();
+    if (dfh) await dfh.datasync();
+    seconds.sync += (performance.now() - ts) / 1000;
+    sinceSync = 0;
+  };
+  try {
+    // A disk keeps its old head until the new one is written last: zero it now.
+    if (!fresh) { await writeFull(bfh, Buffer.alloc(HEAD), Math.min(HEAD, t.size), 0); await bfh.datasync(); }
+    b3.init();
+    const it = chunksOf(src, ranges, bmap ? bmap.imageSize : null, pool, chunkBytes, (n) => { imageLen = n; });
+    let pending = it.next();
+    for (;;) {
+      const r = await pending;
+      if (r.done) break;
+      pending = it.next();
+      const c = r.value;
+      checker.feed(c);
+      const data = c.buf.subarray(0, c.length);
+      b3.update(data);
+      xxh.init(); xxh.update(data);
+      fps.push({ offset: c.offset, length: c.length, fp: xxh.digest('hex') });
+      done += c.length;
+      if (c.offset < HEAD) { held.push({ offset: c.offset, data: Buffer.from(data) }); pool.release(c.buf); }
+      else if (fresh && zero.subarray(0, c.length).equals(data)) pool.release(c.buf);
+      else {
+        const p = put(c.buf, c.length, c.offset).then(() => { written += c.length; pool.release(c.buf); }, (e) => { failure ??= e; pool.release(c.buf); }).finally(() => inflight.delete(p));
+        inflight.add(p);
+        sinceSync += c.length;
+      }
+      if (failure) throw failure;
+      if (inflight.size >= QD) await Promise.race(inflight);
+      if (sinceSync >= syncEvery) await sync();
+      prog.tick(done);
+      if (o.signal?.aborted) { await Promise.allSettled(inflight); await sync().catch(() => {}); checkCancel(o.signal); }
+    }
+    await Promise.allSettled(inflight);
+    if (failure) throw failure;
+    prog.tick(done, true);
+    // The head goes last, after everything else is on the disk.
+    const sp = new Progress('sync', null, o.onProgress);
+    sp.tick(0, true);
+    await sync();
+    for (const h of held) { await writeFull(bfh, h.data, h.data.length, h.offset); written += h.data.length; }
+    if (t.type === 'file') await bfh.truncate(imageSize ?? imageLen);
+    await sync();
+    if (imageSize === null && t.type === 'block' && imageLen > t.size) throw new LabError('io', 'target-full', `target ${t.path} holds ${t.size} bytes, the image ${imageLen}`);
+    return { written, fps, imageLen: imageSize ?? imageLen, direct: dfh !== null };
+  } finally {
+    await Promise.allSettled(inflight);
+    await bfh.close().catch(() => {});
+    if (dfh) await dfh.close().catch(() => {});
+  }
+}
+
+/** Reads a target back and checks it holds the image (the `verify` command): a compare without writing. */
+export async function verifyOnly(o: FlashOptions): Promise<VerifyReport & { same: boolean; blake3: string | null }> {
+  const t = checkTarget(o.device, { requested: o.requestedTarget, sourcePath: o.source, view: o.view });
+  if (!t.exists) throw new LabError('disconnected', 'target-missing', `target ${t.path} does not exist`, 'lab');
+  const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
+  const bmap = bmapPath ? loadBmap(bmapPath) : null;
+  const src = await openSource(o.source);
+  try {
+    if (!src.seekable) throw new LabError('bad-input', 'bad-usage', `verify needs a raw image file (got ${src.format}); decompress it or flash with verify on`);
+    const imageSize = bmap?.imageSize ?? src.storedSize!;
+    const ranges = bmap ? byteRanges(bmap) : [{ start: 0, end: imageSize }];
+    const b3 = await createBLAKE3();
+    const r = await compareTarget(src, t, ranges, imageSize, o.chunkBytes ?? DEFAULT_CHUNK, b3, o);
+    if (!r) return { same: false, blake3: null, method: 'o_direct', bytes: 0, seconds: 0, mbPerS: 0 };
+    // (method/bytes are only meaningful when same is true)
+    return { ...r, same: true, blake3: b3.digest('hex') };
+  } finally { await src.close(); }
+}

@@ -1,0 +1,45 @@
+// The flash journal: one small JSON file per device saying whether its target holds a finished,
+// verified image. It is written `in-progress` before the first byte goes to the target, so a flash
+// that was killed or lost power is seen as interrupted by the next run - never as success.
+import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { pidStartTime } from '../lock.ts';
+
+export interface JournalEntry {
+  device: string;
+  target: string;
+  source: string;
+  status: 'in-progress' | 'ok' | 'failed' | 'cancelled' | 'interrupted';
+  pid: number;
+  pidStart: number | null;
+  started: string;
+  ended?: string;
+  /** BLAKE3 of the bytes written (the mapped ranges with a bmap, else the whole image). */
+  blake3?: string;
+  error?: string;
+}
+
+export function journalPath(stateDir: string, device: string): string {
+  return join(stateDir, 'flash', `${device}.json`);
+}
+
+/** The device's last flash; an `in-progress` entry whose process is gone is reported as `interrupted`. */
+export function readJournal(stateDir: string, device: string): JournalEntry | null {
+  let e: JournalEntry;
+  try { e = JSON.parse(readFileSync(journalPath(stateDir, device), 'utf8')) as JournalEntry; } catch { return null; }
+  if (e.status === 'in-progress') {
+    const start = pidStartTime(e.pid);
+    if (start === null || (e.pidStart !== null && start !== e.pidStart)) return { ...e, status: 'interrupted' };
+  }
+  return e;
+}
+
+export function writeJournal(stateDir: string, e: JournalEntry): void {
+  const p = journalPath(stateDir, e.device);
+  mkdirSync(join(stateDir, 'flash'), { recursive: true });
+  const tmp = `${p}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(e, null, 2) + '\n');
+  const fd = openSync(tmp, 'r');
+  try { fsyncSync(fd); } finally { closeSync(fd); }
+  renameSync(tmp, p);
+}

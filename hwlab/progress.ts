@@ -1,0 +1,36 @@
+// Progress for long jobs: one rewritten line on a terminal; JSON lines otherwise (or with --json).
+export interface ProgressSink { (ev: Record<string, unknown> & { phase: string }): void; end(): void }
+
+const MB = 1e6;
+export function human(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+function clock(s: number): string {
+  const m = Math.floor(s / 60);
+  return `${m}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
+}
+
+export function progressSink(opts: { json: boolean; out?: NodeJS.WriteStream; err?: NodeJS.WriteStream }): ProgressSink {
+  const out = opts.out ?? process.stdout;
+  const err = opts.err ?? process.stderr;
+  let drawn = false;
+  const tty = !opts.json && err.isTTY;
+  const sink = ((ev: Record<string, unknown> & { phase: string }) => {
+    if (tty) {
+      const bytes = Number(ev.bytes ?? 0);
+      const total = ev.total == null ? null : Number(ev.total);
+      const rate = Number(ev.rate ?? 0);
+      const pct = total ? ` ${((100 * bytes) / total).toFixed(0).padStart(3)}%` : '';
+      const eta = ev.etaS == null ? '' : `  ETA ${clock(Number(ev.etaS))}`;
+      err.write(`\r\x1b[K${ev.phase.padEnd(7)} ${human(bytes)}${total ? ` / ${human(total)}` : ''}${pct}  ${(rate / MB).toFixed(0)} MB/s${eta}`);
+      drawn = true;
+    } else {
+      (opts.json ? out : err).write(JSON.stringify({ event: 'progress', ...ev, time: new Date().toISOString() }) + '\n');
+    }
+  }) as ProgressSink;
+  sink.end = () => { if (drawn) err.write('\n'); drawn = false; };
+  return sink;
+}
