@@ -59,6 +59,8 @@ export interface Requests {
   /** Encoded entries (base64) from seq `from`, at most `count` of them. */
   'device.log': [{ device: string; from: number; count: number }, { entries: string[] }];
   'device.info': [{ device: string }, DeviceInfo];
+  /** The console text the host kept for a device (the last 64 KiB), for a window opened late. */
+  'device.console': [{ device: string }, { text: string }];
 }
 
 /** Events from the host. */
@@ -104,6 +106,7 @@ export const REQUEST_SCHEMAS: { [C in RequestChannel]: Schema } = {
   },
   'device.log': { device: { t: 'string', min: 1, max: 64 }, from: { t: 'int', min: 0, max: Number.MAX_SAFE_INTEGER }, count: { t: 'int', min: 1, max: 4096 } },
   'device.info': { device: { t: 'string', min: 1, max: 64 } },
+  'device.console': { device: { t: 'string', min: 1, max: 64 } },
 };
 
 export const REQUEST_CHANNELS = Object.keys(REQUEST_SCHEMAS) as RequestChannel[];

@@ -36,6 +36,11 @@ export class InProcessDevice implements DeviceLink {
   async propose(p: Proposal): Promise<ProposeResult> {
     const r = this.seq.propose(p);
     this.push(r.entries);
+    // Echo sh commands on the console as the hosted OS does, so the Console window reads the same.
+    if (r.status === 'committed' && p.domain === 1 && p.action === 'sh') {
+      const out = new TextDecoder().decode(r.outcome.result);
+      this.sink?.console(`$ ${String(p.args.line)}\n${out ? out + '\n' : ''}`);
+    }
     if (r.status === 'committed') return { status: 'committed', seq: r.seq, receiptSeq: r.receiptSeq };
     if (r.status === 'rejected') return { status: 'rejected', seq: r.seq, reason: `${r.reason}: ${r.detail}` };
     return { status: 'duplicate', seq: r.seq, ...(r.receiptSeq !== undefined ? { receiptSeq: r.receiptSeq } : {}) };

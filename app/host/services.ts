@@ -8,6 +8,8 @@ import { HostError, type EventSource, type Handlers } from './dispatch.ts';
 
 /** The actor the graphical session proposes as (docs/os-domain.md: actor 1 is the session). */
 export const SESSION_ACTOR = 1;
+/** Console text kept per device for windows opened later. */
+export const CONSOLE_KEPT = 64 * 1024;
 
 /** JSON from the bridge → an Axiom value. `{"$bytes": base64}` is bytes. */
 export function jsonToValue(j: Json): Value {
@@ -29,6 +31,7 @@ class DeviceState {
   head: Uint8Array = new Uint8Array(32);
   info: DeviceInfo;
   maxId = 0;
+  console = '';
   constructor(id: string, readonly link: DeviceLink) {
     this.info = { id, label: link.label, target: link.target, link: 'connecting', deviceId: '', bootId: '', seq: -1, stateHashes: {}, lastCheckpoint: -1 };
   }
@@ -63,7 +66,10 @@ export class HostServices implements EventSource {
     const status = () => this.emit('device.status', { ...d.info });
     await d.link.start({
       entries: (first, list) => this.take(d, first, list),
-      console: (text) => this.emit('device.console', { device: d.info.id, text }),
+      console: (text) => {
+        d.console = (d.console + text).slice(-CONSOLE_KEPT);
+        this.emit('device.console', { device: d.info.id, text });
+      },
       link: (state, error) => { d.info.link = state; if (error) d.info.error = error; else delete d.info.error; status(); },
     }, 0);
     return { ...d.info };
@@ -133,6 +139,7 @@ export class HostServices implements EventSource {
       'device.propose': (a) => this.propose(a.device, a.domain, a.action, a.args),
       'device.log': async (a) => ({ entries: this.get(a.device).log.slice(a.from, a.from + a.count).map(toBase64) }),
       'device.info': async (a) => ({ ...this.get(a.device).info }),
+      'device.console': async (a) => ({ text: this.get(a.device).console }),
     };
   }
 

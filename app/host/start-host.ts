@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Dispatcher } from './dispatch.ts';
 import { HostServices } from './services.ts';
 import { InProcessDevice } from './inprocess-device.ts';
+import { startHostedDevice, type HostedDevice } from './hosted.ts';
 import { startWebHost, type WebHost } from '../web/server.ts';
 import type { Assets } from '../web/bundle.ts';
 import type { DeviceLink } from './device.ts';
@@ -20,6 +21,8 @@ export interface StartHostOptions {
   device?: 'hosted' | 'inprocess';
   /** The hosted OS's data directory. */
   dataDir?: string;
+  /** The hosted OS's fsync policy (tests may use 'never'). */
+  fsync?: 'always' | 'never';
   links?: Partial<Record<DeviceTarget, (path?: string) => DeviceLink>>;
   log?: (line: string) => void;
 }
@@ -31,6 +34,8 @@ export interface RunningHost {
   web: WebHost;
   /** The default device's id. */
   device: string;
+  /** The hosted OS when it is the default device. */
+  hosted: HostedDevice | null;
   close(): Promise<void>;
 }
 
@@ -39,8 +44,10 @@ export const defaultDataDir = () => join(process.env.XDG_DATA_HOME ?? join(homed
 export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   const log = o.log ?? ((l: string) => console.warn(l));
   const capabilities = (): HostCapabilities => ({ qemu: false, qemuWhyNot: 'the QEMU guest is not wired into this host yet', serialPorts: [] });
+  let hosted: HostedDevice | null = null;
+  if ((o.device ?? 'hosted') === 'hosted') hosted = await startHostedDevice(o.dataDir ?? defaultDataDir(), o.fsync ? { fsync: o.fsync } : {});
   const links: Partial<Record<DeviceTarget, (path?: string) => DeviceLink>> = {
-    hosted: () => new InProcessDevice({ label: 'in-process device' }),
+    hosted: () => hosted ? hosted.link() : new InProcessDevice({ label: 'in-process device' }),
     ...o.links,
   };
   const services = new HostServices({ links, capabilities, mode: o.socket ? 'web' : 'electron', log });
@@ -51,10 +58,12 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
     device = (await services.connect('hosted')).id;
   } catch (e) {
     await web.close();
+    await hosted?.close();
     throw e;
   }
   return {
     services, dispatcher, events: services, web, device,
-    close: async () => { await web.close(); await services.close(); },
+    hosted,
+    close: async () => { await web.close(); await services.close(); await hosted?.close(); },
   };
 }

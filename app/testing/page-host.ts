@@ -8,6 +8,6 @@ import { cachedAssets } from '../web/bundle.ts';
 export async function servePage(entryFromRepoRoot: string): Promise<WebHost> {
   const entry = fileURLToPath(new URL(`../../${entryFromRepoRoot}`, import.meta.url));
   const refuse = async () => { throw new Error('no host services in this test page'); };
-  const handlers = { hello: refuse, 'device.connect': refuse, 'device.propose': refuse, 'device.log': refuse, 'device.info': refuse } as unknown as Handlers;
+  const handlers = { hello: refuse, 'device.connect': refuse, 'device.propose': refuse, 'device.log': refuse, 'device.info': refuse, 'device.console': refuse } as unknown as Handlers;
   return startWebHost({ dispatcher: new Dispatcher(handlers, () => {}), events: { subscribe: () => () => {} }, assets: cachedAssets({ entry }), log: () => {} });
 }

@@ -14,6 +14,7 @@ const handlers: Handlers = {
   'device.propose': async (a) => { calls.push(`propose ${a.action}`); return { status: 'committed', seq: 7 }; },
   'device.log': async () => ({ entries: [] }),
   'device.info': async () => info,
+  'device.console': async () => ({ text: '' }),
 };
 
 let host: WebHost;
