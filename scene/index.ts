@@ -27,6 +27,6 @@ export { render, renderFull, renderDamage, createRaster, copyRaster, firstDiffer
 export { glyphPattern } from './raster/glyphs.ts';
 
 // Semantic input.
-export { InputMachine, type RawEvent, type Proposed } from './input/input.ts';
+export { InputMachine, toProposal, type RawEvent, type Proposed } from './input/input.ts';
 export { hitTest, type Hit } from './input/hit.ts';
 export { encodePNG } from './raster/png.ts';

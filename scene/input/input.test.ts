@@ -4,7 +4,7 @@ import { SessionScene } from '../compositor/compose.ts';
 import type { Frame, HitPart } from '../compositor/layers.ts';
 import { sessionReducer } from '../session/reducer.ts';
 import type { SessionState } from '../session/state.ts';
-import { InputMachine, type Proposed, type RawEvent } from './input.ts';
+import { InputMachine, toProposal, type Proposed, type RawEvent } from './input.ts';
 
 beforeAll(() => initAxiom());
 
@@ -17,7 +17,7 @@ function shell() {
   let id = 0;
   const state = (): SessionState => dev.stateOf(sessionReducer)!;
   let frame: Frame = scene.update(state());
-  const commit = (ps: Proposed[]) => { for (const p of ps) dev.propose({ actor: 1, id: ++id, domain: 2, action: p.action, args: p.args, time: 0 }); frame = scene.update(state()); };
+  const commit = (ps: Proposed[]) => { for (const p of ps) expect(dev.propose(toProposal(p, 1, ++id)).status).toBe('committed'); frame = scene.update(state()); };
   return {
     state, get frame() { return frame; }, commit,
     /** Feeds an event; returns its proposals WITHOUT committing them. */

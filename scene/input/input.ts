@@ -2,7 +2,7 @@
 // become session actions (docs/session-domain.md). They are proposals: nothing here changes the
 // scene. The scene changes when the committed entry comes back and the session reducer applies it.
 // The only state kept here is the gesture in progress (a drag, a press on a button).
-import type { ValueMap } from '../../axiom/types.ts';
+import { Domain, type Proposal, type ValueMap } from '../../axiom/types.ts';
 import type { Frame, HitPart } from '../compositor/layers.ts';
 import type { SessionState, SessionWindow } from '../session/state.ts';
 import { LIMITS } from '../session/actions.ts';
@@ -10,6 +10,10 @@ import { hitTest } from './hit.ts';
 
 /** A session action to propose (domain 2): the action name and its args map. */
 export interface Proposed { action: string; args: ValueMap }
+
+/** Wraps an action as an Axiom proposal for domain 2 (`id` unique per actor; `time` the client's logical time). */
+export const toProposal = (p: Proposed, actor: number, id: number, time = 0): Proposal =>
+  ({ actor, id, domain: Domain.Session, action: p.action, args: p.args, time });
 
 export type RawEvent =
   | { type: 'pointerdown' | 'pointermove' | 'pointerup'; x: number; y: number; button?: number }
