@@ -1,0 +1,105 @@
+// A fault-injecting transport for tests: wraps another transport and damages the bytes going
+// either way - drop, flip, duplicate, delay - and cuts the connection. Pure: randomness and time
+// come in as arguments (a seeded rng makes a failure reproducible).
+import type { Clock } from './clock.ts';
+import { LinkError } from './errors.ts';
+import { BaseTransport, type Transport } from './transport.ts';
+
+export interface Faults {
+  /** Probability per byte that it is lost. */
+  dropByte?: number;
+  /** Probability per byte that one of its bits flips. */
+  flipByte?: number;
+  /** Probability per chunk (one write: usually one frame) that one bit of one of its bytes flips. */
+  flipChunk?: number;
+  /** Probability per chunk that it is delivered twice. */
+  duplicateChunk?: number;
+  /** Each chunk is held back up to this many ms (order kept). */
+  delayMs?: number;
+  /** Probability per chunk that the connection is cut right after it (both ends see a close). */
+  cutChunk?: number;
+  /** Cut after this many bytes have passed (in either direction). */
+  cutAfterBytes?: number;
+}
+
+export interface FaultStats { bytes: number; dropped: number; flipped: number; duplicated: number; cuts: number }
+
+export class FaultyTransport extends BaseTransport {
+  readonly name: string;
+  readonly stats: FaultStats = { bytes: 0, dropped: 0, flipped: 0, duplicated: 0, cuts: 0 };
+  private lastDue = 0;
+
+  constructor(private readonly inner: Transport, private readonly faults: { send?: Faults; receive?: Faults }, private readonly rng: () => number, private readonly clock: Clock) {
+    super();
+    this.name = `faulty(${inner.name})`;
+    inner.attach({
+      data: (c) => this.pass(c, this.faults.receive, (b) => this.deliver(b)),
+      close: (e) => this.closedBy(e),
+    });
+  }
+
+  private damage(c: Uint8Array, f: Faults): Uint8Array {
+    if (f.flipChunk && c.length && this.rng() < f.flipChunk) {
+      c = c.slice();
+      c[Math.floor(this.rng() * c.length)]! ^= 1 << Math.floor(this.rng() * 8);
+      this.stats.flipped++;
+    }
+    if (!f.dropByte && !f.flipByte) return c;
+    const out = new Uint8Array(c.length);
+    let n = 0;
+    for (let i = 0; i < c.length; i++) {
+      let b = c[i]!;
+      if (f.dropByte && this.rng() < f.dropByte) { this.stats.dropped++; continue; }
+      if (f.flipByte && this.rng() < f.flipByte) { b ^= 1 << Math.floor(this.rng() * 8); this.stats.flipped++; }
+      out[n++] = b;
+    }
+    return out.subarray(0, n);
+  }
+
+  private pass(c: Uint8Array, f: Faults | undefined, to: (b: Uint8Array) => void): void {
+    if (this.isClosed) return;
+    if (!f) { to(c); return; }
+    this.stats.bytes += c.length;
+    const d = this.damage(c, f);
+    const dup = f.duplicateChunk && this.rng() < f.duplicateChunk;
+    if (dup) this.stats.duplicated++;
+    const cut = (f.cutChunk && this.rng() < f.cutChunk) || (f.cutAfterBytes !== undefined && this.stats.bytes >= f.cutAfterBytes);
+    const go = () => {
+      if (this.isClosed) return;
+      to(d); if (dup) to(d);
+      if (cut) this.cut();
+    };
+    if (f.delayMs) {
+      const due = Math.max(this.lastDue, this.clock.now() + this.rng() * f.delayMs);
+      this.lastDue = due;
+      this.clock.setTimeout(go, due - this.clock.now());
+    } else go();
+  }
+
+  /** Cuts the connection now (both sides see it close). */
+  cut(): void {
+    if (this.isClosed) return;
+    this.stats.cuts++;
+    this.inner.close();
+    this.closedBy(new LinkError('disconnected', 'closed', `${this.name}: connection cut (fault injection)`));
+  }
+
+  write(bytes: Uint8Array): boolean {
+    if (this.isClosed) return false;
+    this.pass(bytes.slice(), this.faults.send, (b) => { this.inner.write(b); });
+    return true;
+  }
+  protected doClose(): void { this.inner.close(); }
+}
+
+/** A small seeded PRNG (mulberry32) for reproducible fault runs. */
+export function seededRng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
