@@ -54,6 +54,28 @@ describe('semantic input', () => {
     expect(sh.feed({ type: 'pointermove', x: 0, y: 0 })).toEqual([]);
   });
 
+  it('a double-click on a title bar maximizes, and another restores; slow or dragged clicks do not', () => {
+    const sh = shell();
+    sh.commit([{ action: 'window.open', args: { app: 'a', title: 'A', bounds: { x: 100, y: 100, w: 300, h: 200 } } }]);
+    const p = at(sh.frame, 1, 'title');
+    const click = (dx: number, time: number) => { const r = sh.feed({ type: 'pointerdown', x: p.x + dx, y: p.y, time }); sh.feed({ type: 'pointerup', x: p.x + dx, y: p.y, time }); return r; };
+    expect(click(0, 1000)).toEqual([]);
+    expect(click(0, 1500)).toEqual([]);
+    const dbl = click(2, 1700);
+    expect(dbl).toEqual([{ action: 'window.maximize', args: { id: 1 } }]);
+    sh.commit(dbl);
+    const q = at(sh.frame, 1, 'title');
+    sh.feed({ type: 'pointerdown', x: q.x, y: q.y, time: 5000 }); sh.feed({ type: 'pointerup', x: q.x, y: q.y, time: 5000 });
+    expect(sh.feed({ type: 'pointerdown', x: q.x, y: q.y, time: 5100 })).toEqual([{ action: 'window.restore', args: { id: 1 } }]);
+    sh.feed({ type: 'pointerup', x: q.x, y: q.y, time: 5100 });
+    sh.commit([{ action: 'window.restore', args: { id: 1 } }]);
+    const r = at(sh.frame, 1, 'title');
+    sh.feed({ type: 'pointerdown', x: r.x, y: r.y, time: 9000 });
+    sh.feed({ type: 'pointermove', x: r.x + 20, y: r.y, time: 9050 });
+    sh.feed({ type: 'pointerup', x: r.x + 20, y: r.y, time: 9060 });
+    expect(sh.feed({ type: 'pointerdown', x: r.x, y: r.y, time: 9100 })).toEqual([]);
+  });
+
   it('resizing from the west edge keeps the east edge still and stops at the minimum size', () => {
     const sh = shell();
     sh.commit([{ action: 'window.open', args: { app: 'a', title: 'A', bounds: { x: 100, y: 100, w: 300, h: 200 } } }]);

@@ -16,7 +16,8 @@ export const toProposal = (p: Proposed, actor: number, id: number, time = 0): Pr
   ({ actor, id, domain: Domain.Session, action: p.action, args: p.args, time });
 
 export type RawEvent =
-  | { type: 'pointerdown' | 'pointermove' | 'pointerup'; x: number; y: number; button?: number }
+  /** `time`: the host's event time in ms (only compared with itself, for double-clicks). */
+  | { type: 'pointerdown' | 'pointermove' | 'pointerup'; x: number; y: number; button?: number; time?: number }
   | { type: 'wheel'; x: number; y: number; dy: number }
   | { type: 'key'; key: string; text?: string; ctrl?: boolean; alt?: boolean; shift?: boolean; meta?: boolean };
 
@@ -34,8 +35,13 @@ const whole = (t: string, n: number): string => {
 };
 const has = (p: string, edge: string): boolean => p.startsWith('resize-') && p.slice(7).includes(edge);
 
+/** Two presses on one title bar within this many ms and px are a double-click. */
+export const DOUBLE_CLICK_MS = 400;
+export const DOUBLE_CLICK_PX = 4;
+
 export class InputMachine {
   private g: Gesture = null;
+  private lastTitle: { id: number; x: number; y: number; time: number } | null = null;
 
   /** Whether a drag or press is in progress (the host may capture the pointer meanwhile). */
   get busy(): boolean { return this.g !== null; }
@@ -46,7 +52,7 @@ export class InputMachine {
    */
   handle(ev: RawEvent, frame: Frame, s: SessionState): Proposed[] {
     switch (ev.type) {
-      case 'pointerdown': return (ev.button ?? 0) === 0 ? this.down(ev.x, ev.y, frame, s) : [];
+      case 'pointerdown': return (ev.button ?? 0) === 0 ? this.down(ev.x, ev.y, frame, s, ev.time) : [];
       case 'pointermove': return this.move(ev.x, ev.y);
       case 'pointerup': return this.up(ev.x, ev.y, frame, s);
       case 'wheel': {
@@ -59,8 +65,10 @@ export class InputMachine {
     }
   }
 
-  private down(x: number, y: number, frame: Frame, s: SessionState): Proposed[] {
+  private down(x: number, y: number, frame: Frame, s: SessionState, time: number | undefined): Proposed[] {
     this.g = null;
+    const last = this.lastTitle;
+    this.lastTitle = null;
     const h = hitTest(frame, x, y);
     if (!h) return [];
     const out: Proposed[] = [];
@@ -69,6 +77,14 @@ export class InputMachine {
     const w = s.windows.get(h.window);
     if (!w) return out;
     if (s.focused !== w.id || s.mru[s.mru.length - 1] !== w.id) out.push({ action: 'window.focus', args: { id: w.id } });
+    if (h.part === 'title' && time !== undefined && Number.isFinite(time)) {
+      // Double-click on a title bar: maximize or restore (the "activate" gesture of most shells).
+      if (last && last.id === w.id && time - last.time >= 0 && time - last.time <= DOUBLE_CLICK_MS && Math.abs(x - last.x) <= DOUBLE_CLICK_PX && Math.abs(y - last.y) <= DOUBLE_CLICK_PX) {
+        out.push({ action: w.mode === 'maximized' ? 'window.restore' : 'window.maximize', args: { id: w.id } });
+        return out;
+      }
+      this.lastTitle = { id: w.id, x, y, time };
+    }
     if (h.part === 'title' && w.mode !== 'maximized') this.g = { kind: 'move', id: w.id, sx: x, sy: y, ox: w.x, oy: w.y, lx: w.x, ly: w.y };
     else if (h.part.startsWith('resize-')) this.g = { kind: 'resize', id: w.id, part: h.part, sx: x, sy: y, b: { x: w.x, y: w.y, w: w.w, h: w.h }, last: '' };
     else if (h.part === 'close' || h.part === 'minimize' || h.part === 'maximize') this.g = { kind: 'press', id: w.id, part: h.part };
@@ -83,6 +99,7 @@ export class InputMachine {
       const nx = g.ox + dx, ny = g.oy + dy;
       if (nx === g.lx && ny === g.ly) return [];
       g.lx = nx; g.ly = ny;
+      this.lastTitle = null; // a drag is not the first half of a double-click
       // Absolute positions: a lost or reordered proposal cannot accumulate error.
       return [{ action: 'window.move', args: { id: g.id, x: nx, y: ny } }];
     }
