@@ -4,11 +4,15 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { LabError, EXIT, exitCodeFor } from './errors.ts';
-import { loadLab, getDevice, type Lab } from './labfile.ts';
+import { loadLab, getDevice, parseDuration, type Lab } from './labfile.ts';
 import { inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
 import { flash, verifyOnly } from './flash/flash.ts';
 import { progressSink, human } from './progress.ts';
+import { power, type PowerAction } from './power.ts';
+import { boot, powerOnSession } from './boot.ts';
+import { watchConsole } from './console/hub.ts';
+import type { LogLine } from './console/capture.ts';
 
 const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
 
@@ -89,6 +93,77 @@ const commands: Record<string, Handler> = {
     } finally { sink.end(); lock.release(); }
   },
 };
+
+Object.assign(commands, {
+  async power(args, { lab, signal }) {
+    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true });
+    const l = lab();
+    const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+    const action = need(positionals[1], 'on|off|cycle') as PowerAction;
+    if (!['on', 'off', 'cycle'].includes(action)) throw new LabError('bad-input', 'bad-usage', `power action must be on, off or cycle (got "${action}")`);
+    const lock = acquireLock(l.stateDir, dev.name, `power ${action}`);
+    try {
+      const r = await power(dev, action, { signal });
+      return { result: { ok: true, ...r }, text: `${dev.name}: power ${action} done (${r.how}, ${Math.round(r.ms)} ms)${r.output ? `\n${r.output}` : ''}` };
+    } finally { lock.release(); }
+  },
+
+  async boot(args, { lab, signal, json }) {
+    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true });
+    const l = lab();
+    const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+    const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
+    if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
+    const lock = acquireLock(l.stateDir, dev.name, 'boot');
+    const sink = progressSink({ json });
+    try {
+      const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
+      const r = await boot({ lab: l, device: dev, image: values.image ? resolve(values.image) : undefined, bmap: values.bmap ? resolve(values.bmap) : undefined, force: values.force, logPath: values.log ? resolve(values.log) : undefined, timeoutMs, append: values.append, signal, onLine: showLine, onFlashProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      sink.end();
+      const ms = r.milestones.map((m) => `${m.name} +${(m.t / 1000).toFixed(3)}s`).join(', ');
+      const text = r.ok
+        ? `${dev.name}: booted in ${(r.bootMs! / 1000).toFixed(3)} s (stages: ${ms || 'none configured'}); log ${r.log}`
+        : `${dev.name}: boot FAILED - ${r.failure!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${r.failure!.code}): ${r.failure!.message}\nstage reached: ${r.stage ?? 'none'}; log ${r.log}`;
+      return { result: r, text, exit: r.ok ? EXIT.ok : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
+    } finally { sink.end(); lock.release(); }
+  },
+
+  async console(args, { lab, signal }) {
+    const { values, positionals } = parseArgs({ args, options: { watch: { type: 'boolean' }, log: { type: 'string' }, 'power-on': { type: 'boolean' }, append: { type: 'string' } }, allowPositionals: true });
+    const l = lab();
+    const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+    const tty = process.stdin.isTTY;
+    if (values.watch) {
+      const sock = await watchConsole(l.stateDir, dev.name);
+      process.stderr.write(`[watching ${dev.name} read-only; Ctrl-C to leave]\n`);
+      sock.pipe(process.stdout);
+      await new Promise<void>((res) => { sock.once('close', () => res()); signal.addEventListener('abort', () => { sock.destroy(); res(); }, { once: true }); });
+      return { result: { ok: true, device: dev.name, watched: true }, text: '' };
+    }
+    const lock = acquireLock(l.stateDir, dev.name, 'console');
+    try {
+      const s = await powerOnSession({ lab: l, device: dev, logPath: values.log ? resolve(values.log) : undefined, timeoutMs: 7 * 24 * 3600_000, keep: true, noPower: dev.kind !== 'qemu' && !values['power-on'], append: values.append, signal });
+      process.stderr.write(`[${dev.name} console; boot ${s.bootId}; log ${s.watch.logPath}; ${tty ? 'Ctrl-] to quit' : 'ends with stdin'}; watchers: orbital-lab console ${dev.name} --watch]\r\n`);
+      s.onBytes((b) => process.stdout.write(b));
+      let ended!: () => void;
+      const done = new Promise<void>((r) => { ended = r; });
+      if (tty) process.stdin.setRawMode(true);
+      process.stdin.on('data', (b: Buffer) => {
+        const q = b.indexOf(0x1d);
+        if (q >= 0) { if (q > 0) s.write(b.subarray(0, q)); ended(); return; }
+        s.write(b);
+      });
+      process.stdin.on('end', () => setTimeout(ended, 500));
+      signal.addEventListener('abort', () => ended(), { once: true });
+      void s.watch.done.then((o) => { if (!o.ok && (o.failure?.code === 'console-gone' || o.failure?.code === 'device-exit')) { process.stderr.write(`\r\n[${o.failure.message}]\r\n`); ended(); } });
+      await done;
+      if (tty) process.stdin.setRawMode(false);
+      process.stdin.pause();
+      await s.stop();
+      return { result: { ok: true, device: dev.name, bootId: s.bootId, log: s.watch.logPath }, text: `\r\n[${dev.name} console closed; log ${s.watch.logPath}]` };
+    } finally { lock.release(); }
+  },
+} satisfies Record<string, Handler>);
 
 /** Registers another command (power/boot/console/trace modules add theirs). */
 export function addCommand(name: string, h: Handler): void { commands[name] = h; }

@@ -72,7 +72,7 @@ export type LabResult = { ok: true; lab: Lab } | { ok: false; issues: LabIssue[]
 
 export const DEFAULT_FATAL: Array<[string, string]> = [
   ['panic', '(?:Kernel panic|\\bpanic(?:ked)?\\b)'],
-  ['crash-report', 'CRASH REPORT'],
+  ['crash-report', '(?:CRASH REPORT|^CRASH\\b)'],
   ['oops', '\\bOops\\b'],
 ];
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;

@@ -14,10 +14,10 @@ export const O_DIRECT = constants.O_DIRECT ?? 0;
  * `write` probes by writing 4 KiB of zeros at offset 0 (only for a target about to be overwritten,
  * whose head is rewritten last anyway); `read` reads 4 KiB at offset 0, which every flash writes.
  */
-export async function alignedBuffers(fh: FileHandle, count: number, size: number, probe: 'read' | 'write'): Promise<Buffer[] | null> {
+export async function alignedBuffers(fh: FileHandle, count: number, size: number, probe: 'read' | 'write', shared = false): Promise<Buffer[] | null> {
   const out: Buffer[] = [];
   for (let i = 0; i < count; i++) {
-    const raw = Buffer.allocUnsafeSlow(size + ALIGN);
+    const raw = newBuffer(size + ALIGN, shared);
     if (probe === 'write') raw.fill(0, 0, 2 * ALIGN);
     let found = -1;
     for (let off = 0; off < ALIGN; off += 16) {
@@ -57,4 +57,9 @@ export async function writeFull(fh: FileHandle, buf: Uint8Array, len: number, po
     if (bytesWritten === 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'ENOSPC' });
     done += bytesWritten;
   }
+}
+
+/** A buffer outside Node's pool; `shared` puts it in a SharedArrayBuffer a worker can read. */
+export function newBuffer(size: number, shared: boolean): Buffer {
+  return shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
 }

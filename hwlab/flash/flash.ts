@@ -23,7 +23,8 @@ import { parseBmap, byteRanges, type Bmap } from './bmap.ts';
 import { openSource, type Source } from './source.ts';
 import { checkTarget, type SystemView, type Target } from './target.ts';
 import { readJournal, writeJournal, type JournalEntry } from './journal.ts';
-import { ALIGN, O_DIRECT, alignDown, alignUp, alignedBuffers, readFull, writeFull } from './direct.ts';
+import { ALIGN, O_DIRECT, alignDown, alignUp, alignedBuffers, newBuffer, readFull, writeFull } from './direct.ts';
+import { Worker } from 'node:worker_threads';
 
 export type Phase = 'compare' | 'write' | 'sync' | 'verify';
 
@@ -78,6 +79,7 @@ const HEAD = 1 << 20;
 const DEFAULT_CHUNK = 4 << 20;
 const DEFAULT_SYNC = 64 << 20;
 const QD = 3;
+const WRITE_QD = 4;
 
 interface Chunk { offset: number; length: number; buf: Buffer }
 interface Fingerprint { offset: number; length: number; fp: string }
@@ -312,9 +314,9 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     const journal: JournalEntry = { device: o.device.name, target: t.path, source: o.source, status: 'in-progress', pid: process.pid, pidStart: pidStart(), started };
     writeJournal(o.stateDir, journal);
     const tw = performance.now();
-    let result: { written: number; fps: Fingerprint[]; imageLen: number; direct: boolean };
+    let result: { written: number; fps: Fingerprint[]; imageLen: number; direct: boolean; blake3: string };
     try {
-      result = await writeImage(src, t, ranges, bmap, imageSize, chunkBytes, syncEvery, b3, xxh, o, seconds);
+      result = await writeImage(src, t, ranges, bmap, imageSize, chunkBytes, syncEvery, xxh, o, seconds);
     } catch (e) {
       const le = e instanceof LabError ? e : fromSystemError(e, `target ${t.path}`);
       writeJournal(o.stateDir, { ...journal, status: le.code === 'cancelled' ? 'cancelled' : 'failed', ended: new Date().toISOString(), error: le.message });
@@ -322,7 +324,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     }
     seconds.write = (performance.now() - tw) / 1000 - seconds.sync;
     imageSize ??= result.imageLen;
-    const blake3 = b3.digest('hex');
+    const blake3 = result.blake3;
     let v: VerifyReport | null = null;
     if (verify) {
       const tv = performance.now();
@@ -384,7 +386,40 @@ async function compareTarget(src: Source, t: Target, ranges: Range[], imageSize:
   } finally { await fh.close().catch(() => {}); }
 }
 
-async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: Bmap | null, imageSize: number | null, chunkBytes: number, syncEvery: number, b3: IHasher, xxh: IHasher, o: FlashOptions, seconds: FlashResult['seconds']) {
+/** BLAKE3 on a worker thread over the pool's shared buffers (see blake3-worker.mjs). */
+class Blake3Worker {
+  private waiting = new Map<number, () => void>();
+  private next = 0;
+  private onDigest: ((hex: string) => void) | null = null;
+  private failed: Error | null = null;
+  private constructor(private w: Worker, private index: Map<ArrayBufferLike, number>) {
+    w.on('message', (m: { t: string; id?: number; hex?: string }) => {
+      if (m.t === 'done') { const f = this.waiting.get(m.id!); this.waiting.delete(m.id!); f?.(); }
+      else if (m.t === 'digest') this.onDigest?.(m.hex!);
+    });
+    w.on('error', (e) => { this.failed = e; for (const f of this.waiting.values()) f(); });
+  }
+  static async start(bufs: Buffer[]): Promise<Blake3Worker> {
+    const sabs = [...new Set(bufs.map((b) => b.buffer))];
+    const w = new Worker(new URL('./blake3-worker.mjs', import.meta.url), { workerData: { sabs } });
+    await new Promise<void>((res, rej) => { w.once('message', () => res()); w.once('error', rej); });
+    return new Blake3Worker(w, new Map(sabs.map((s, i) => [s, i])));
+  }
+  hash(buf: Buffer, len: number): Promise<void> {
+    const id = this.next++;
+    return new Promise<void>((res, rej) => {
+      this.waiting.set(id, () => (this.failed ? rej(this.failed) : res()));
+      this.w.postMessage({ t: 'data', id, buf: this.index.get(buf.buffer), off: buf.byteOffset, len });
+    });
+  }
+  digest(): Promise<string> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((res) => { this.onDigest = res; this.w.postMessage({ t: 'digest' }); });
+  }
+  close(): void { void this.w.terminate(); }
+}
+
+async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: Bmap | null, imageSize: number | null, chunkBytes: number, syncEvery: number, xxh: IHasher, o: FlashOptions, seconds: FlashResult['seconds']) {
   // A file target starts empty and sparse (holes read as zeros, as with bmaptool); a disk is claimed
   // exclusively (O_EXCL on a block device fails while it is mounted or claimed elsewhere).
   let fresh = false;
@@ -401,15 +436,17 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   } catch (e) { throw fromSystemError(e, `target ${t.path}`); }
   let dfh: FileHandle | null = null;
   let dbufs: Buffer[] | null = null;
-  const nbuf = QD + 3;
+  const nbuf = WRITE_QD + 4;
   if (O_DIRECT) {
     try {
       dfh = await open(t.real, constants.O_RDWR | O_DIRECT);
-      dbufs = await alignedBuffers(dfh, nbuf, chunkBytes, 'write');
+      dbufs = await alignedBuffers(dfh, nbuf, chunkBytes, 'write', true);
       if (!dbufs) { await dfh.close(); dfh = null; }
     } catch { dfh = null; dbufs = null; }
   }
-  const pool = new Pool(dbufs ?? Array.from({ length: nbuf }, () => Buffer.allocUnsafeSlow(chunkBytes)));
+  const bufs = dbufs ?? Array.from({ length: nbuf }, () => newBuffer(chunkBytes, true));
+  const pool = new Pool(bufs);
+  const b3w = await Blake3Worker.start(bufs);
   const zero = Buffer.alloc(chunkBytes);
   const fps: Fingerprint[] = [];
   const held: Array<{ offset: number; data: Buffer }> = [];
@@ -437,7 +474,6 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   try {
     // A disk keeps its old head until the new one is written last: zero it now.
     if (!fresh) { await writeFull(bfh, Buffer.alloc(HEAD), Math.min(HEAD, t.size), 0); await bfh.datasync(); }
-    b3.init();
     const it = chunksOf(src, ranges, bmap ? bmap.imageSize : null, pool, chunkBytes, (n) => { imageLen = n; });
     let pending = it.next();
     for (;;) {
@@ -447,19 +483,22 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
       const c = r.value;
       checker.feed(c);
       const data = c.buf.subarray(0, c.length);
-      b3.update(data);
+      const hashed = b3w.hash(c.buf, c.length);
       xxh.init(); xxh.update(data);
       fps.push({ offset: c.offset, length: c.length, fp: xxh.digest('hex') });
       done += c.length;
-      if (c.offset < HEAD) { held.push({ offset: c.offset, data: Buffer.from(data) }); pool.release(c.buf); }
-      else if (fresh && zero.subarray(0, c.length).equals(data)) pool.release(c.buf);
+      let p: Promise<void>;
+      if (c.offset < HEAD) { held.push({ offset: c.offset, data: Buffer.from(data) }); p = hashed; }
+      else if (fresh && zero.subarray(0, c.length).equals(data)) p = hashed;
       else {
-        const p = put(c.buf, c.length, c.offset).then(() => { written += c.length; pool.release(c.buf); }, (e) => { failure ??= e; pool.release(c.buf); }).finally(() => inflight.delete(p));
-        inflight.add(p);
+        p = Promise.all([put(c.buf, c.length, c.offset).then(() => { written += c.length; }), hashed]).then(() => {});
         sinceSync += c.length;
       }
+      // The buffer goes back to the pool once it is both written and hashed.
+      const q: Promise<void> = p.then(() => pool.release(c.buf), (e) => { failure ??= e; pool.release(c.buf); }).finally(() => inflight.delete(q));
+      inflight.add(q);
       if (failure) throw failure;
-      if (inflight.size >= QD) await Promise.race(inflight);
+      if (inflight.size >= WRITE_QD) await Promise.race(inflight);
       if (sinceSync >= syncEvery) await sync();
       prog.tick(done);
       if (o.signal?.aborted) { await Promise.allSettled(inflight); await sync().catch(() => {}); checkCancel(o.signal); }
@@ -475,9 +514,11 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
     if (t.type === 'file') await bfh.truncate(imageSize ?? imageLen);
     await sync();
     if (imageSize === null && t.type === 'block' && imageLen > t.size) throw new LabError('io', 'target-full', `target ${t.path} holds ${t.size} bytes, the image ${imageLen}`);
-    return { written, fps, imageLen: imageSize ?? imageLen, direct: dfh !== null };
+    const blake3 = await b3w.digest();
+    return { written, fps, imageLen: imageSize ?? imageLen, direct: dfh !== null, blake3 };
   } finally {
     await Promise.allSettled(inflight);
+    b3w.close();
     await bfh.close().catch(() => {});
     if (dfh) await dfh.close().catch(() => {});
   }

@@ -1,0 +1,167 @@
+// Power a device on with its console already attached and watch it boot.
+//
+// QEMU: the launcher listens on the chardev sockets before QEMU starts and QEMU starts paused
+// (-S); the console is attached, the power-on mark is set, and only then does the CPU run - so
+// the first byte is captured. A board: the serial port is opened and its stale input dropped
+// before the power-on edge. Either way the log holds every line from power-on, and bytes from
+// before the mark (an earlier boot) never count.
+import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { QemuMachine, type QemuExit } from '../kernel-link/node/qemu.ts';
+import { LabError } from './errors.ts';
+import type { Device, Lab } from './labfile.ts';
+import { BootWatch, type BootOutcome, type LogLine } from './console/capture.ts';
+import { ConsoleHub } from './console/hub.ts';
+import { openSerial } from './console/serial.ts';
+import { findConsolePort } from './devices.ts';
+import { power } from './power.ts';
+import { flash, type FlashProgress, type FlashResult } from './flash/flash.ts';
+
+export interface BootOptions {
+  lab: Lab;
+  device: Device;
+  /** Flash this image first (flash failure = lab failure, the device is not powered). */
+  image?: string;
+  bmap?: string | null;
+  force?: boolean;
+  logPath?: string;
+  timeoutMs?: number;
+  /** Extra kernel command line for a qemu device booting qemu.kernel. */
+  append?: string;
+  signal?: AbortSignal;
+  onLine?: (l: LogLine) => void;
+  onFlashProgress?: (p: FlashProgress) => void;
+  /** Keep the device running after the outcome (console, capture); the caller calls session.stop(). */
+  keep?: boolean;
+  /** A board: attach to the console without switching power (the mark is set at attach). */
+  noPower?: boolean;
+}
+
+export interface BootResult extends BootOutcome {
+  device: string;
+  bootId: string;
+  log: string;
+  powerOnAt: string;
+  flash?: FlashResult;
+  qemuExit?: QemuExit;
+}
+
+/** A powered device with its console attached. */
+export interface Session {
+  device: Device;
+  bootId: string;
+  watch: BootWatch;
+  write(b: Uint8Array): void;
+  /** Raw console bytes, for an interactive console (already logged and published to watchers). */
+  onBytes(fn: (b: Uint8Array) => void): void;
+  machine?: QemuMachine;
+  hub: ConsoleHub;
+  stop(): Promise<void>;
+}
+
+export function defaultLogPath(lab: Lab, device: string, bootId: string): string {
+  const dir = join(lab.stateDir, 'logs', device);
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${bootId}.log`);
+}
+
+/** Powers the device on with the console attached first. Resolves once it runs. */
+export async function powerOnSession(o: BootOptions): Promise<Session> {
+  const dev = o.device;
+  const bootId = randomBytes(8).toString('hex');
+  const logPath = o.logPath ?? defaultLogPath(o.lab, dev.name, bootId);
+  const watch = new BootWatch(dev.boot, { logPath, timeoutMs: o.timeoutMs ?? dev.timeouts.boot, bootId, device: dev.name });
+  if (o.onLine) watch.onLine(o.onLine);
+  const hub = await ConsoleHub.serve(o.lab.stateDir, dev.name, `console of ${dev.name}, boot ${bootId}`);
+  const byteFns: Array<(b: Uint8Array) => void> = [];
+  const onBytes = (b: Uint8Array) => { watch.feed(b); hub.publish(b); for (const f of byteFns) f(b); };
+
+  if (dev.kind === 'qemu') {
+    const q = dev.qemu!;
+    const useVirtio = dev.console.chardev === 'virtio';
+    const drive = q.kernel ? undefined : dev.flashTarget;
+    if (!q.kernel && !drive) { hub.close(); throw new LabError('bad-input', 'bad-usage', `${dev.name}: a qemu device needs qemu.kernel or a flash target to boot from`); }
+    let m: QemuMachine;
+    try {
+      m = await QemuMachine.launch({ paused: true, kernel: q.kernel, append: o.append, drive, memoryMib: q.memory, serial: true, virtio: useVirtio, extraArgs: q.args, qemuBinary: q.binary });
+    } catch (e) {
+      hub.close(); watch.close();
+      throw new LabError('io', 'power-failed', `${dev.name}: QEMU did not start: ${(e as Error).message}`, 'lab');
+    }
+    const cons = useVirtio ? m.virtio! : m.serial!;
+    cons.attach({
+      data: onBytes,
+      close: () => { /* QEMU's exit is reported below, with its status */ },
+    });
+    // The guest's exit: a crash exit or a triple fault is the OS's failure, a killed QEMU the lab's.
+    void m.exited.then((ex) => {
+      setTimeout(() => {
+        const guestCrash = ex.debugExit !== undefined && ex.debugExit !== 0x10;
+        const os = guestCrash || (ex.code === 0 && !ex.signal);
+        watch.fail({ blame: os ? 'os' : 'lab', code: os ? 'device-exit' : 'console-gone', message: `${dev.name}: ${ex.summary}` });
+      }, 300);
+    });
+    watch.powerOn();
+    try { await m.cont(); } catch (e) { watch.fail({ blame: 'lab', code: 'power-failed', message: `QEMU cont failed: ${(e as Error).message}` }); }
+    return {
+      device: dev, bootId, watch, machine: m, hub,
+      write: (b) => { cons.write(b); },
+      onBytes: (fn) => { byteFns.push(fn); },
+      stop: async () => { await m.powerOff().catch(() => m.kill()); watch.close(); hub.close(); },
+    };
+  }
+
+  // A board on a serial port.
+  let path: string;
+  try { path = findConsolePort(dev); } catch (e) { hub.close(); watch.close(); throw e; }
+  const sc = await openSerial(path, dev.console.baud, dev.name).catch((e) => { hub.close(); watch.close(); throw e; });
+  sc.onData(onBytes);
+  sc.onClose((gone, why) => { if (gone) watch.fail({ blame: 'lab', code: 'console-gone', message: `${dev.name}: console ${path} went away mid-boot (${why}) - unplugged or the adapter reset` }); });
+  // The power-on edge: drop what the port still holds from before (and let queued reads land
+  // first), then mark. Bytes before the mark are an earlier boot's and never count.
+  const mark = async () => { await new Promise((r) => setTimeout(r, 20)); await sc.drop(); watch.powerOn(); };
+  try {
+    if (o.noPower) await mark();
+    else if (dev.power.kind === 'command') {
+      await power(dev, 'off', { signal: o.signal });
+      await power(dev, 'on', { signal: o.signal, beforeOn: mark });
+    } else await power(dev, 'on', { signal: o.signal, beforeOn: mark });
+  } catch (e) {
+    const le = e instanceof LabError ? e : new LabError('io', 'power-failed', String(e), 'lab');
+    watch.powerOn();
+    watch.fail({ blame: le.blame === 'usage' ? 'lab' : 'lab', code: 'power-failed', message: le.message });
+  }
+  return {
+    device: dev, bootId, watch, hub,
+    write: (b) => sc.write(b),
+    onBytes: (fn) => { byteFns.push(fn); },
+    stop: async () => { watch.close(); hub.close(); await sc.close(); },
+  };
+}
+
+/** Boots a device (optionally flashing it first) and reports how far it got. */
+export async function boot(o: BootOptions): Promise<BootResult> {
+  const dev = o.device;
+  let flashed: FlashResult | undefined;
+  if (o.image) {
+    try {
+      flashed = await flash({ device: dev, stateDir: o.lab.stateDir, source: o.image, bmap: o.bmap, force: o.force, signal: o.signal, onProgress: o.onFlashProgress });
+    } catch (e) {
+      const le = e instanceof LabError ? e : new LabError('io', 'io-error', String(e), 'lab');
+      // A flash that failed is the lab's failure (or the person's, for a bad image path), never a boot failure.
+      throw new LabError(le.kind, le.code, `flash before boot failed: ${le.message}`, le.blame === 'usage' ? 'usage' : 'lab', le.detail);
+    }
+  }
+  const s = await powerOnSession(o);
+  const onAbort = () => s.watch.fail({ blame: 'lab', code: 'cancelled', message: 'boot cancelled' });
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const outcome = await s.watch.done;
+  o.signal?.removeEventListener('abort', onAbort);
+  let qemuExit: QemuExit | undefined;
+  if (!o.keep) {
+    await s.stop();
+    if (s.machine) qemuExit = await s.machine.exited;
+  }
+  return { ...outcome, device: dev.name, bootId: s.bootId, log: s.watch.logPath!, powerOnAt: s.watch.powerOnIso ?? '', flash: flashed, qemuExit };
+}

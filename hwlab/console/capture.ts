@@ -1,0 +1,196 @@
+// Boot-log capture: bytes from a console become lines, each stamped with host time and time since
+// power-on, appended to the log as it arrives, and matched live against the device's patterns
+// (milestones in order, success, fatal, reset). The watcher decides the boot's outcome and whose
+// failure it was: the lab's (timeout, console gone, flash or power failed) or the OS's (a fatal
+// pattern, a crash report, an unexpected reset).
+import { openSync, writeSync, closeSync, fsyncSync } from 'node:fs';
+import type { BootSpec, Pattern } from '../labfile.ts';
+
+export interface LogLine {
+  /** 1-based line number in this boot's log. */
+  n: number;
+  /** Host wall-clock time when the line's last byte arrived (ISO 8601). */
+  host: string;
+  /** Milliseconds since power-on when the line's last byte arrived. */
+  t: number;
+  text: string;
+}
+
+const MAX_LINE = 4096;
+
+/**
+ * Splits a byte stream into lines (\n, \r\n or a lone \r), decoding UTF-8 leniently (garbage
+ * becomes U+FFFD, never an exception). A line longer than 4 KiB is cut into pieces so a console
+ * spewing noise without newlines cannot grow memory.
+ */
+export class LineSplitter {
+  private dec = new TextDecoder('utf-8', { fatal: false });
+  private partial = '';
+  private lastCR = false;
+  constructor(private emit: (text: string) => void) {}
+  push(bytes: Uint8Array): void {
+    const s = this.dec.decode(bytes, { stream: true });
+    let start = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 10 || c === 13) {
+        if (c === 10 && this.lastCR && i === start && this.partial === '') { this.lastCR = false; start = i + 1; continue; }
+        this.partial += s.slice(start, i);
+        this.out();
+        this.lastCR = c === 13;
+        start = i + 1;
+      } else if (this.lastCR) this.lastCR = false;
+    }
+    this.partial += s.slice(start);
+    while (this.partial.length > MAX_LINE) { const head = this.partial.slice(0, MAX_LINE); this.partial = this.partial.slice(MAX_LINE); this.emit(clean(head)); }
+  }
+  /** Emits a pending partial line (at the end of capture). */
+  flush(): void {
+    this.partial += this.dec.decode();
+    if (this.partial) this.out();
+  }
+  /** Drops a pending partial line (bytes from before power-on). */
+  discard(): void { this.partial = ''; this.dec = new TextDecoder('utf-8', { fatal: false }); this.lastCR = false; }
+  private out(): void { const l = this.partial; this.partial = ''; this.emit(clean(l)); }
+}
+
+// Control characters other than tab are shown as U+FFFD-free escapes so a log stays one line per line.
+// eslint-disable-next-line no-control-regex
+const clean = (s: string) => s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => (c === '\x1b' ? '\\e' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+
+export type Blame = 'lab' | 'os';
+export type FailureCode = 'boot-timeout' | 'console-gone' | 'flash-failed' | 'power-failed' | 'os-fatal' | 'os-reset' | 'device-exit' | 'cancelled';
+
+export interface BootOutcome {
+  ok: boolean;
+  /** The last milestone reached (in the order the lab file lists them), or null. */
+  stage: string | null;
+  milestones: Array<{ name: string; t: number; line: number }>;
+  /** ms from power-on to the success pattern. */
+  bootMs: number | null;
+  success?: { name: string; t: number; line: number };
+  failure?: { blame: Blame; code: FailureCode; message: string; line?: number; text?: string };
+  lines: number;
+  bytes: number;
+  /** Lines that carried a device timestamp later than possible for this boot: an earlier boot's output. */
+  staleLines: number;
+}
+
+/**
+ * Watches one boot: feed it bytes, it writes the log and settles the outcome. `done` resolves
+ * once success, a fatal pattern (after a short grace so the whole crash report is logged), a
+ * failure reported by the caller, or the timeout.
+ */
+export class BootWatch {
+  readonly done: Promise<BootOutcome>;
+  private resolve!: (o: BootOutcome) => void;
+  private settled = false;
+  private fd: number | null;
+  private n = 0;
+  private bytes = 0;
+  private stale = 0;
+  private powerOnAt: number | null = null;
+  private split: LineSplitter;
+  private milestones: BootOutcome['milestones'] = [];
+  private nextMilestone = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private fatalTimer: NodeJS.Timeout | null = null;
+  private pendingFatal: BootOutcome['failure'] | null = null;
+  private listeners = new Set<(l: LogLine) => void>();
+
+  constructor(private spec: BootSpec, private opts: { logPath?: string; timeoutMs: number; fatalGraceMs?: number; bootId: string; device: string}) {
+    this.done = new Promise((r) => { this.resolve = r; });
+    this.fd = opts.logPath ? openSync(opts.logPath, 'a') : null;
+    this.split = new LineSplitter((text) => this.line(text));
+  }
+
+  get logPath(): string | undefined { return this.opts.logPath; }
+  /** Host time of the power-on mark (ISO 8601), once set. */
+  powerOnIso: string | null = null;
+
+  onLine(fn: (l: LogLine) => void): () => void { this.listeners.add(fn); return () => this.listeners.delete(fn); }
+
+  /** Marks power-on: from here lines count for this boot; anything before is dropped. */
+  powerOn(at = performance.now()): void {
+    this.split.discard();
+    this.powerOnAt = at;
+    this.powerOnIso = new Date().toISOString();
+    this.note(`--- power on: device ${this.opts.device}, boot ${this.opts.bootId}, ${new Date().toISOString()} ---`);
+    this.timer = setTimeout(() => this.fail({ blame: 'lab', code: 'boot-timeout', message: `no success pattern within ${this.opts.timeoutMs} ms of power-on (stage reached: ${this.stage() ?? 'none'}${this.n === 0 ? '; the console printed nothing - check the cable, baud rate and power' : ''})` }), this.opts.timeoutMs);
+  }
+
+  feed(bytes: Uint8Array): void {
+    if (this.powerOnAt === null) return; // before power-on: an earlier boot's bytes
+    this.bytes += bytes.length;
+    this.split.push(bytes);
+  }
+
+  /** A failure seen by the caller (console gone, QEMU exited, power command failed). */
+  fail(f: NonNullable<BootOutcome['failure']>): void {
+    if (this.settled) return;
+    this.finish(false, f);
+  }
+
+  /** Ends capture: flushes the partial line and closes the log. */
+  close(): void {
+    this.split.flush();
+    if (!this.settled) this.finish(false, { blame: 'lab', code: 'cancelled', message: 'capture stopped before the boot finished' });
+    if (this.fd !== null) { try { fsyncSync(this.fd); closeSync(this.fd); } catch { /* closed */ } this.fd = null; }
+  }
+
+  private stage(): string | null { return this.milestones.length ? this.milestones[this.milestones.length - 1]!.name : null; }
+
+  private note(text: string): void {
+    if (this.fd !== null) writeSync(this.fd, `${new Date().toISOString()} ${'-'.padStart(10)} ${text}\n`);
+  }
+
+  private line(text: string): void {
+    const t = performance.now() - (this.powerOnAt ?? performance.now());
+    const l: LogLine = { n: ++this.n, host: new Date().toISOString(), t: Math.round(t * 10) / 10, text };
+    if (this.fd !== null) writeSync(this.fd, `${l.host} ${(`+${(l.t / 1000).toFixed(3)}s`).padStart(10)} ${text}\n`);
+    for (const f of this.listeners) f(l);
+    if (this.settled) return;
+    // A device timestamp ([  123.456 ms] or [   12.345678]) beyond the time since power-on (plus
+    // slack for clock skew) cannot be from this boot.
+    const stamp = /^\[\s*(\d+(?:\.\d+)?)\s*(ms)?\]/.exec(text);
+    if (stamp) {
+      const devMs = Number(stamp[1]) * (stamp[2] ? 1 : 1000);
+      if (devMs > l.t + 2000) { this.stale++; return; }
+    }
+    const hit = (ps: Pattern[]) => ps.find((p) => p.regex.test(text));
+    const fatal = hit(this.spec.fatal);
+    if (fatal) {
+      // Keep logging briefly so the whole crash report lands in the log, then settle.
+      if (!this.pendingFatal) {
+        this.pendingFatal = { blame: 'os', code: 'os-fatal', message: `fatal pattern "${fatal.name}" at line ${l.n} (+${(l.t / 1000).toFixed(3)} s, stage ${this.stage() ?? 'none'}): ${text.slice(0, 200)}`, line: l.n, text };
+        this.fatalTimer = setTimeout(() => this.finish(false, this.pendingFatal!), this.opts.fatalGraceMs ?? 300);
+      }
+      return;
+    }
+    const reset = hit(this.spec.reset);
+    if (reset && this.milestones.length > 0) {
+      this.finish(false, { blame: 'os', code: 'os-reset', message: `the device reset during boot ("${reset.name}" seen again at line ${l.n}, after stage ${this.stage()})`, line: l.n, text });
+      return;
+    }
+    // Milestones are ordered: the next expected one or any later one is recorded (a skipped
+    // milestone is simply absent from the list), so the stage is the furthest one reached.
+    for (let i = this.nextMilestone; i < this.spec.milestones.length; i++) {
+      if (this.spec.milestones[i]!.regex.test(text)) {
+        this.milestones.push({ name: this.spec.milestones[i]!.name, t: l.t, line: l.n });
+        this.nextMilestone = i + 1;
+        break;
+      }
+    }
+    const ok = hit(this.spec.success);
+    if (ok && !this.pendingFatal) this.finish(true, undefined, { name: ok.name, t: l.t, line: l.n });
+  }
+
+  private finish(ok: boolean, failure?: BootOutcome['failure'], success?: BootOutcome['success']): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.fatalTimer) clearTimeout(this.fatalTimer);
+    this.note(ok ? `--- boot ok: ${success!.name} at +${(success!.t / 1000).toFixed(3)}s ---` : `--- boot failed (${failure!.blame}: ${failure!.code}): ${failure!.message} ---`);
+    this.resolve({ ok, stage: this.stage(), milestones: this.milestones, bootMs: success ? success.t : null, success, failure, lines: this.n, bytes: this.bytes, staleLines: this.stale });
+  }
+}

@@ -1,0 +1,38 @@
+// A serial-board's console through the `serialport` library - the path a real USB-serial adapter
+// takes (the tests drive it with ptys from QEMU and socat).
+import { SerialPort } from 'serialport';
+import { LabError } from '../errors.ts';
+
+export interface SerialConsole {
+  port: SerialPort;
+  path: string;
+  write(b: Uint8Array): void;
+  /** Called once when the port goes away (unplugged, pty closed) or is closed; `gone` is true for the former. */
+  onClose(fn: (gone: boolean, why: string) => void): void;
+  onData(fn: (b: Uint8Array) => void): void;
+  /** Drops input the OS has buffered but nobody read yet (an earlier boot's tail). */
+  drop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openSerial(path: string, baudRate: number, device: string): Promise<SerialConsole> {
+  const port = new SerialPort({ path, baudRate, autoOpen: false, hupcl: false });
+  await new Promise<void>((res, rej) => port.open((e) => (e ? rej(new LabError('disconnected', 'console-missing', `${device}: cannot open console ${path}: ${e.message}`, 'lab')) : res())));
+  // Whatever the port buffered before now belongs to an earlier boot.
+  await new Promise<void>((res) => port.flush(() => res()));
+  let closing = false;
+  const closers: Array<(gone: boolean, why: string) => void> = [];
+  let closed = false;
+  const fire = (gone: boolean, why: string) => { if (closed) return; closed = true; for (const f of closers) f(gone, why); };
+  port.on('close', (e?: Error & { disconnected?: boolean }) => fire(!closing, e?.message ?? (closing ? 'closed' : 'the port closed')));
+  port.on('error', (e: Error) => fire(!closing, e.message));
+  return {
+    port,
+    path,
+    write: (b) => { port.write(Buffer.from(b)); },
+    onClose: (fn) => { closers.push(fn); },
+    onData: (fn) => { port.on('data', (b: Buffer) => fn(new Uint8Array(b.buffer, b.byteOffset, b.byteLength))); },
+    drop: () => new Promise<void>((res) => port.flush(() => res())),
+    close: () => new Promise((res) => { closing = true; if (!port.isOpen) { res(); return; } port.close(() => res()); }),
+  };
+}
