@@ -68,6 +68,12 @@ describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () =>
     const s2 = await until('the command result', snap, (s) => s.consoleText.includes('a=1'));
     expect(s2.consoleText).toContain('$ set a 1');
     await until('the input line cleared', snap, (s) => s.windows.find((w) => w.id === con.id)?.text === '');
+    // Typing fast and pressing Enter at once: the line is submitted whole, after its keystrokes commit.
+    await page.keyboard.type('get a');
+    await page.keyboard.press('Enter');
+    const s3 = await until('the second result', snap, (s) => s.consoleText.includes('$ get a'));
+    await until('its output', snap, (s) => /\$ get a\n1\n/.test(s.consoleText));
+    expect(s3.notice).toBe('');
   });
 
   it('drags a window by its title bar and it moves; closes a window', async () => {

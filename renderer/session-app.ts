@@ -79,26 +79,45 @@ export class SessionApp {
     this.schedule();
   }
 
-  private changed(device: string): void { if (device === this.ui.activeDevice || true) this.schedule(); }
+  private changed(device: string): void { if (device === this.ui.activeDevice) this.wake(); this.schedule(); }
 
   // ---- proposals ----
 
-  /** Proposes an action to the active device, in order, and records the outcome. */
+  /** Proposes an action to the active device, after every earlier one, and records the outcome. */
   propose(domain: number, action: string, args: ValueMap): Promise<void> {
     const device = this.ui.activeDevice;
-    this.proposals.sent++;
-    const p = this.proposing.then(async () => {
-      try {
-        const r = await this.bridge.request('device.propose', { device, domain, action, args: args as never });
-        if (r.status === 'rejected') { this.proposals.rejected++; this.notice(`${action} rejected: ${r.reason ?? ''}`); }
-        else this.proposals.committed++;
-      } catch (e) {
-        this.proposals.failed++;
-        this.notice(`${action} failed: ${e instanceof BridgeRequestError ? `${e.kind}: ${e.message}` : String(e)}`);
-      }
-    });
+    const p = this.proposing.then(() => this.send(device, domain, action, args));
     this.proposing = p;
     return p;
+  }
+
+  private async send(device: string, domain: number, action: string, args: ValueMap): Promise<void> {
+    this.proposals.sent++;
+    try {
+      const r = await this.bridge.request('device.propose', { device, domain, action, args: args as never });
+      this.highest = Math.max(this.highest, r.seq, r.receiptSeq ?? -1);
+      if (r.status === 'rejected') { this.proposals.rejected++; this.notice(`${action} rejected: ${r.reason ?? ''}`); }
+      else this.proposals.committed++;
+    } catch (e) {
+      this.proposals.failed++;
+      this.notice(`${action} failed: ${e instanceof BridgeRequestError ? `${e.kind}: ${e.message}` : String(e)}`);
+    }
+  }
+
+  /** The highest seq any of our proposals produced. */
+  private highest = -1;
+  private waiters: (() => void)[] = [];
+
+  /** Resolves once the model holds every entry our proposals produced so far. */
+  private caughtUp(): Promise<void> {
+    if (this.model.seq >= this.highest) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    if (this.model.seq < this.highest) return;
+    const w = this.waiters; this.waiters = [];
+    for (const f of w) f();
   }
 
   private notice(s: string): void { this.ui.notice = s; this.schedule(); }
@@ -271,10 +290,18 @@ export class SessionApp {
     }
     // The console: Enter submits the input line as the os domain's `sh` action, then clears it.
     if (f?.app === 'console' && e.key === 'Enter' && !e.ctrlKey && !e.altKey && !e.metaKey) {
-      const line = f.text.split('\n').pop() ?? '';
-      void this.propose(Domain.Os, 'sh', { line });
-      const count = [...f.text].length;
-      if (count) void this.propose(Domain.Session, 'text.delete', { id: f.id, count: Math.min(count, 4096) });
+      // Keystrokes typed before Enter may still be on their way: submit the line once every
+      // earlier proposal is committed and its entry is back in the model.
+      const device = this.ui.activeDevice;
+      const task = this.proposing.then(() => this.caughtUp()).then(async () => {
+        const w = this.model.view.state.windows.get(f.id);
+        if (!w) return;
+        const line = w.text.split('\n').pop() ?? '';
+        await this.send(device, Domain.Os, 'sh', { line });
+        const count = [...w.text].length;
+        if (count) await this.send(device, Domain.Session, 'text.delete', { id: f.id, count: Math.min(count, 4096) });
+      });
+      this.proposing = task;
       return true;
     }
     if (e.altKey && !e.ctrlKey && /^[1-4]$/.test(e.key)) { void this.openApp(APPS[Number(e.key) - 1]!); return true; }

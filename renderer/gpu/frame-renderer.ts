@@ -11,7 +11,7 @@ import type { Frame, Group, Layer, SurfaceLayer } from '../../scene/compositor/l
 import { TexturePage } from './page.ts';
 import { ShelfPacker, type Slot } from './packer.ts';
 import { CanvasGlyphs, type GlyphBitmap, type GlyphSource } from './glyph-source.ts';
-import { rasterSurface, pixelRect, intersectI, type IRect } from './surface-raster.ts';
+import { rasterSurface, pixelRect, intersectI, layerPixels, type IRect } from './surface-raster.ts';
 import { surfaceDamage } from './surface-diff.ts';
 
 const STRIDE = 16; // floats per instance: rect(4) uv(4) color(4) mode(4)
@@ -269,7 +269,7 @@ export class FrameRenderer {
   private paintSurface(s: SurfaceLayer, px: IRect, slot: Slot, dmg: 'all' | IRect[], frame: Frame): number {
     const rects = dmg === 'all' ? [{ x: 0, y: 0, w: px.w, h: px.h }] : dmg;
     const target = { data: this.surfacePage.data, stride: this.surfacePage.width, slotX: slot.x, slotY: slot.y, ox: px.x, oy: px.y };
-    const lookup = (id: number, font: string, size: number, boxW: number) => this.glyph(id, font, size, boxW).bm;
+    const lookup = Object.assign((id: number, font: string, size: number, boxW: number) => this.glyph(id, font, size, boxW).bm, { fit: this.glyphs.fit });
     let n = 0;
     for (const r of rects) {
       const local = intersectI(r, { x: 0, y: 0, w: px.w, h: px.h });
@@ -307,8 +307,7 @@ export class FrameRenderer {
   }
 
   private emit(l: Layer, clip0: IRect, out: number[]): void {
-    const bx = l.kind === 'text' ? l.x + l.bx : l.x, by = l.kind === 'text' ? l.y + l.by : l.y;
-    const clip = intersectI(clip0, pixelRect(bx, by, l.w, l.h));
+    const clip = intersectI(clip0, layerPixels(l, this.glyphs.fit === 'pixel'));
     if (clip.w <= 0 || clip.h <= 0) return;
     const GW = this.glyphPage.width, GH = this.glyphPage.height;
     const white = this.white!;
@@ -337,7 +336,9 @@ export class FrameRenderer {
           const gw = l.gw[i]!;
           const e = this.glyph(l.glyphs[i]!, l.font, l.size, gw);
           const s = e.slot;
-          this.quad(out, l.x + l.gx[i]!, l.y + l.gy[i]! - l.ascent, gw, l.size, clip, s.x / GW, s.y / GH, (s.x + s.w) / GW, (s.y + s.h) / GH, l.color, MODE_GLYPH);
+          const x = l.x + l.gx[i]!, y = l.y + l.gy[i]! - l.ascent;
+          if (this.glyphs.fit === 'pixel') this.quad(out, Math.round(x), Math.round(y), s.w, s.h, clip, s.x / GW, s.y / GH, (s.x + s.w) / GW, (s.y + s.h) / GH, l.color, MODE_GLYPH);
+          else this.quad(out, x, y, gw, l.size, clip, s.x / GW, s.y / GH, (s.x + s.w) / GW, (s.y + s.h) / GH, l.color, MODE_GLYPH);
         }
         return;
       }

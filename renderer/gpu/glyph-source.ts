@@ -12,6 +12,11 @@ export interface GlyphBitmap {
 
 export interface GlyphSource {
   readonly name: string;
+  /**
+   * 'box': the bitmap is stretched over the glyph box (the reference's rule). 'pixel': drawn 1:1
+   * at the box's rounded top-left, so real glyphs stay crisp at fractional advances.
+   */
+  readonly fit: 'box' | 'pixel';
   /** The bitmap for glyph `id` of `font` drawn into a box of `boxW × size` px. */
   draw(id: number, font: string, size: number, boxW: number): GlyphBitmap;
   /** Cache key: glyphs whose keys are equal share an atlas entry. */
@@ -21,6 +26,7 @@ export interface GlyphSource {
 /** The reference rasterizer's glyphs: one texel per pattern cell, exact under nearest sampling. */
 export class ReferenceGlyphs implements GlyphSource {
   readonly name = 'reference';
+  readonly fit = 'box' as const;
   key(id: number): string { return `r${id}`; }
   draw(id: number): GlyphBitmap {
     const p = glyphPattern(id);
@@ -30,9 +36,10 @@ export class ReferenceGlyphs implements GlyphSource {
   }
 }
 
-/** Characters drawn with Canvas 2D at the glyph box's pixel size (binarized: nearest sampling, crisp text). */
+/** Characters drawn with Canvas 2D at the glyph box's pixel size, anti-aliased coverage, sampled 1:1. */
 export class CanvasGlyphs implements GlyphSource {
   readonly name = 'canvas';
+  readonly fit = 'pixel' as const;
   private ctx: OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D;
   constructor(private family = 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", monospace') {
     const c = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(64, 64) : document.createElement('canvas');
@@ -47,7 +54,7 @@ export class CanvasGlyphs implements GlyphSource {
     if (ctx.canvas.width < w || ctx.canvas.height < h) { ctx.canvas.width = Math.max(ctx.canvas.width, w); ctx.canvas.height = Math.max(ctx.canvas.height, h); }
     ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
     ctx.fillStyle = '#fff';
-    ctx.font = `${Math.round(size * 0.86)}px ${this.family}`;
+    ctx.font = `${size}px ${this.family}`;
     ctx.textBaseline = 'alphabetic';
     ctx.textAlign = 'center';
     let ch = '';

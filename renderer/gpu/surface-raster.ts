@@ -28,7 +28,17 @@ export interface RasterTarget {
   ox: number; oy: number;
 }
 
-export type GlyphLookup = (id: number, font: string, size: number, boxW: number) => GlyphBitmap;
+/**
+ * The pixels a layer may paint. Real glyphs drawn 1:1 may reach a pixel or two past the box the
+ * shaper gave them (a low underscore, a wide W): text gets 2 px of slack then.
+ */
+export function layerPixels(l: Layer, pixelGlyphs: boolean): IRect {
+  if (l.kind !== 'text') return pixelRect(l.x, l.y, l.w, l.h);
+  const r = pixelRect(l.x + l.bx, l.y + l.by, l.w, l.h);
+  return pixelGlyphs ? { x: r.x - 2, y: r.y - 2, w: r.w + 4, h: r.h + 4 } : r;
+}
+
+export type GlyphLookup = ((id: number, font: string, size: number, boxW: number) => GlyphBitmap) & { fit?: 'box' | 'pixel' };
 
 class CpuPainter {
   constructor(readonly t: RasterTarget, readonly glyph: GlyphLookup, readonly images: ReadonlyMap<string, RGBAImage>) {}
@@ -65,8 +75,7 @@ class CpuPainter {
   }
 
   layer(l: Layer, clip0: IRect): void {
-    const bx = l.kind === 'text' ? l.x + l.bx : l.x, by = l.kind === 'text' ? l.y + l.by : l.y;
-    const clip = intersectI(clip0, pixelRect(bx, by, l.w, l.h));
+    const clip = intersectI(clip0, layerPixels(l, this.glyph.fit === 'pixel'));
     if (clip.w <= 0 || clip.h <= 0) return;
     switch (l.kind) {
       case 'rect': return this.fill(l.x, l.y, l.w, l.h, l.color, clip);
@@ -97,6 +106,16 @@ class CpuPainter {
     const size = l.size;
     for (let i = 0; i < l.glyphs.length; i++) {
       const gx = l.x + l.gx[i]!, gy = l.y + l.gy[i]! - l.ascent, gw = l.gw[i]!;
+      if (this.glyph.fit === 'pixel') {
+        const bm = this.glyph(l.glyphs[i]!, l.font, size, gw);
+        const x0 = Math.round(gx), y0 = Math.round(gy);
+        const s = intersectI({ x: x0, y: y0, w: bm.w, h: bm.h }, clip);
+        for (let py = s.y; py < s.y + s.h; py++) for (let px = s.x; px < s.x + s.w; px++) {
+          const cov = bm.alpha[(py - y0) * bm.w + (px - x0)]!;
+          if (cov) this.put(px, py, r, g, b, cov === 255 ? ca : ((ca * cov + 127) / 255) | 0);
+        }
+        continue;
+      }
       const s = intersectI(pixelRect(gx, gy, gw, size), clip);
       if (s.w <= 0 || s.h <= 0) continue;
       const bm = this.glyph(l.glyphs[i]!, l.font, size, gw);
