@@ -29,8 +29,14 @@ export interface BootOptions {
   kernel?: string;
   iso?: string;
   append?: string;
-  /** Attach a virtio-console (legacy PCI); the kernel then runs the link there. Default false. */
+  /** Attach a virtio-serial device (legacy PCI); the kernel then runs the link there. Default false. */
   virtio?: boolean;
+  /**
+   * How the link's chardev is attached: 'serialport' (default) = `virtserialport` nr=1, which QEMU
+   * throttles when the host lags (lossless); 'console' = `virtconsole` nr=0, which QEMU drops
+   * bytes on when the host socket is full (credit must then keep the host ahead).
+   */
+  virtioPort?: 'serialport' | 'console';
   memoryMib?: number;
   /** More QEMU arguments (e.g. ['-bios', OVMF] for UEFI). */
   extraArgs?: string[];
@@ -62,7 +68,10 @@ export async function bootGuest(o: BootOptions): Promise<Guest> {
   const args = ['-accel', 'tcg', '-m', String(o.memoryMib ?? 256), '-display', 'none', '-monitor', 'none', '-parallel', 'none', '-no-reboot',
     '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04',
     '-chardev', `socket,id=ser0,path=${join(dir, 'serial.sock')}`, '-serial', 'chardev:ser0'];
-  if (o.virtio) args.push('-device', 'virtio-serial-pci,id=vser0,disable-modern=on', '-chardev', `socket,id=vc0,path=${join(dir, 'virtio.sock')}`, '-device', 'virtconsole,chardev=vc0,bus=vser0.0,nr=0');
+  if (o.virtio) {
+    args.push('-device', 'virtio-serial-pci,id=vser0,disable-modern=on', '-chardev', `socket,id=vc0,path=${join(dir, 'virtio.sock')}`);
+    args.push('-device', o.virtioPort === 'console' ? 'virtconsole,chardev=vc0,bus=vser0.0,nr=0' : 'virtserialport,chardev=vc0,bus=vser0.0,nr=1,name=org.orbital.link');
+  }
   if (o.iso) args.push('-cdrom', o.iso, '-boot', 'd');
   else args.push('-kernel', o.kernel ?? KERNEL_ELF);
   if (o.append && !o.iso) args.push('-append', o.append);

@@ -28,13 +28,21 @@ describeWithTools(['qemu-system-x86_64', 'cargo', 'grub-mkrescue'], 'guest kerne
     expect(pong).toMatchObject({ t: 'pong', head: 1 });
   });
 
-  it('handshakes over virtio-console, with the boot stages in the stream and on COM1', async () => {
+  it('handshakes over a virtconsole (port 0, the launcher default) too', async () => {
+    guest = await bootGuest({ virtio: true, virtioPort: 'console' });
+    const link = new LinkClient(guest.virtio!);
+    const w = await link.handshake();
+    expect(w.head).toBe(1);
+    expect(link.text).toMatch(/link on port 0/);
+  });
+
+  it('handshakes over virtio-console (virtserialport, port 1), with the boot stages in the stream and on COM1', async () => {
     guest = await bootGuest({ virtio: true });
     const link = new LinkClient(guest.virtio!);
     const com1 = new LinkClient(guest.serial);
     const w = await link.handshake();
     expect(w.head).toBe(1);
-    expect(link.text).toMatch(/virtio-console: legacy PCI, queues up/);
+    expect(link.text).toMatch(/virtio-console: legacy PCI, queues up .*link on port 1/);
     expect(com1.text).toMatch(/link on virtio-console/);
     // A proposal round trip and its console echo as a CONSOLE frame.
     const r = await link.request({ t: 'propose', rid: link.nextRid(), proposal: { actor: 1, id: 1, domain: 1, action: 'sh', args: { line: 'set color blue' }, time: 0 } });

@@ -133,7 +133,7 @@ pub extern "C" fn kmain(magic: u32, mbi: u32) -> ! {
 
     let link = if has_word(cmd, b"link=serial") { Link::Serial } else {
         match virtio::Console::init() {
-            Ok(c) => { stage!("virtio-console: legacy PCI, queues up (features {:#x})", c.features); Link::Virtio(c) }
+            Ok(c) => { stage!("virtio-console: legacy PCI, queues up (features {:#x}), link on port {} ({})", c.features, c.port, if c.console_port || c.port == 0 { "virtconsole: the host must not fall behind" } else { "virtserialport: throttled, lossless" }); Link::Virtio(c) }
             Err(e) => { stage!("virtio-console: {}; the link is COM1", e); Link::Serial }
         }
     };

@@ -66,10 +66,31 @@ impl Queue {
     }
 }
 
-pub struct Console { io: u16, rx: Queue, tx: Queue, rx_bufs: *mut u8, tx_bufs: *mut u8, tx_next: u16, tx_in_flight: u16, rx_reposted: bool, pub features: u32 }
+const F_MULTIPORT: u32 = 1 << 1;
+const REG_CONFIG: u16 = 0x14; // legacy, no MSI-X: cols u16, rows u16, max_nr_ports u32
+const C_DEVICE_READY: u16 = 0;
+const C_DEVICE_ADD: u16 = 1;
+const C_PORT_READY: u16 = 3;
+const C_CONSOLE_PORT: u16 = 4;
+const C_PORT_OPEN: u16 = 6;
+/// The port a host gives the link (`-device virtserialport,nr=1,name=org.orbital.link`). Unlike a
+/// virtconsole, QEMU throttles a virtserialport when the host socket is full instead of dropping.
+pub const LINK_PORT_NAME: &[u8] = b"org.orbital.link";
+
+pub struct Console {
+    io: u16, rx: Queue, tx: Queue, rx_bufs: *mut u8, tx_bufs: *mut u8, tx_next: u16, tx_in_flight: u16, rx_reposted: bool,
+    pub features: u32,
+    /// Multiport: the control queues (2 receive, 3 transmit) and their buffers.
+    ctl: Option<(Queue, Queue, *mut u8)>,
+    /// The port carrying the link (0 = the console port).
+    pub port: u32,
+    pub console_port: bool,
+    pub ports_seen: u32,
+}
 
 impl Console {
-    /// Finds and starts the first legacy virtio-console (1AF4:1003).
+    /// Finds and starts the first legacy virtio-serial device (1AF4:1003). With MULTIPORT, the link
+    /// runs on port 1 when the host added one (a throttled virtserialport), else on port 0.
     pub fn init() -> Result<Console, &'static str> {
         let dev = crate::pci::find(0x1AF4, 0x1003).ok_or("no virtio-console (1af4:1003) on PCI")?;
         let bar = dev.bar(0);
@@ -81,29 +102,110 @@ impl Console {
             outb(io + REG_STATUS, S_ACK);
             outb(io + REG_STATUS, S_ACK | S_DRIVER);
             let features = inl(io + REG_DEVICE_FEATURES);
-            outl(io + REG_GUEST_FEATURES, 0); // one port, no size/multiport/emergency write
-            let rx = match Queue::setup(io, 0) { Ok(q) => q, Err(e) => { outb(io + REG_STATUS, S_FAILED); return Err(e) } };
-            let tx = match Queue::setup(io, 1) { Ok(q) => q, Err(e) => { outb(io + REG_STATUS, S_FAILED); return Err(e) } };
+            let multi = features & F_MULTIPORT != 0 && inl(io + REG_CONFIG + 4) >= 2;
+            outl(io + REG_GUEST_FEATURES, if multi { F_MULTIPORT } else { 0 });
+            let fail = |e| { outb(io + REG_STATUS, S_FAILED); Err(e) };
+            let q = |i| Queue::setup(io, i);
+            let (rx0, tx0) = match (q(0), q(1)) { (Ok(a), Ok(b)) => (a, b), _ => return fail("virtio queues 0/1 missing") };
+            let mut ctl = None;
+            let mut port1 = None;
+            if multi {
+                match (q(2), q(3), q(4), q(5)) {
+                    (Ok(c_rx), Ok(c_tx), Ok(r1), Ok(t1)) => {
+                        let bufs = alloc_zeroed(Layout::from_size_align(32 * 64, 4096).unwrap());
+                        if bufs.is_null() { return fail("no memory for virtio control buffers") }
+                        ctl = Some((c_rx, c_tx, bufs));
+                        port1 = Some((r1, t1));
+                    }
+                    _ => return fail("virtio control queues missing"),
+                }
+            }
             let rx_bufs = alloc_zeroed(Layout::from_size_align(RX_BUFS * RX_BUF, 4096).unwrap());
             let tx_bufs = alloc_zeroed(Layout::from_size_align(TX_BUFS * TX_BUF, 4096).unwrap());
-            if rx_bufs.is_null() || tx_bufs.is_null() { return Err("no memory for virtio buffers") }
-            let mut c = Console { io, rx, tx, rx_bufs, tx_bufs, tx_next: 0, tx_in_flight: 0, rx_reposted: false, features };
+            if rx_bufs.is_null() || tx_bufs.is_null() { return fail("no memory for virtio buffers") }
+            let mut c = Console { io, rx: rx0, tx: tx0, rx_bufs, tx_bufs, tx_next: 0, tx_in_flight: 0, rx_reposted: false, features, ctl, port: 0, console_port: false, ports_seen: 0 };
+            if let Some((c_rx, _, bufs)) = c.ctl.as_mut() {
+                // 16 receive buffers of 64 bytes for control messages (and port names), 16 to send from.
+                for i in 0..16u16 { c_rx.set_desc(i, bufs.add(64 * i as usize) as u64, 64, DESC_WRITE); c_rx.push_avail(i); }
+            }
+            outb(io + REG_STATUS, S_ACK | S_DRIVER | S_DRIVER_OK);
+            if c.ctl.is_some() {
+                outw(io + REG_QUEUE_NOTIFY, 2);
+                c.control(0, C_DEVICE_READY, 1);
+                // QEMU answers with one DEVICE_ADD per port (synchronously under TCG; give a
+                // real board's device a moment too).
+                let (mut added, mut quiet) = (0u32, 0u32);
+                let mut consoles = 0u32;
+                while quiet < 2000 {
+                    let mut got = false;
+                    while let Some((id, ev, _)) = c.poll_control() {
+                        got = true;
+                        if ev == C_DEVICE_ADD { added |= 1 << id.min(31); c.control(id, C_PORT_READY, 1); }
+                        if ev == C_CONSOLE_PORT { consoles |= 1 << id.min(31); }
+                    }
+                    quiet = if got { 0 } else { quiet + 1 };
+                    core::hint::spin_loop();
+                }
+                c.ports_seen = added;
+                if added & 2 != 0 {
+                    let (r1, t1) = port1.take().unwrap();
+                    c.rx = r1;
+                    c.tx = t1;
+                    c.port = 1;
+                } else if added & 1 == 0 {
+                    return fail("virtio-serial: the host added no port 0 or 1");
+                }
+                c.console_port = consoles & (1 << c.port) != 0;
+                c.control(c.port, C_PORT_OPEN, 1);
+            }
             let n = (RX_BUFS as u16).min(c.rx.size);
             for i in 0..n {
                 c.rx.set_desc(i, rx_bufs.add(i as usize * RX_BUF) as u64, RX_BUF as u32, DESC_WRITE);
                 c.rx.push_avail(i);
             }
-            outb(io + REG_STATUS, S_ACK | S_DRIVER | S_DRIVER_OK);
-            outw(io + REG_QUEUE_NOTIFY, 0);
+            outw(io + REG_QUEUE_NOTIFY, c.rx_queue());
             let _ = inb(io + REG_STATUS);
             Ok(c)
         }
+    }
+
+    fn rx_queue(&self) -> u16 { if self.port == 0 { 0 } else { 2 + 2 * self.port as u16 } }
+    fn tx_queue(&self) -> u16 { self.rx_queue() + 1 }
+
+    /// Sends one control message (id, event, value) and waits until the device took it.
+    unsafe fn control(&mut self, id: u32, event: u16, value: u16) {
+        let io = self.io;
+        let Some((_, c_tx, bufs)) = self.ctl.as_mut() else { return };
+        let slot = (c_tx.avail_idx % 16) + 16;
+        let b = bufs.add(64 * slot as usize);
+        write_volatile(b as *mut u32, id);
+        write_volatile(b.add(4) as *mut u16, event);
+        write_volatile(b.add(6) as *mut u16, value);
+        c_tx.set_desc(slot - 16, b as u64, 8, 0);
+        c_tx.push_avail(slot - 16);
+        outw(io + REG_QUEUE_NOTIFY, 3);
+        let mut spins = 0;
+        while c_tx.pop_used().is_none() && spins < 1_000_000 { spins += 1; core::hint::spin_loop() }
+    }
+
+    /// The next control message from the device: (port id, event, value).
+    unsafe fn poll_control(&mut self) -> Option<(u32, u16, u16)> {
+        let io = self.io;
+        let (c_rx, _, bufs) = self.ctl.as_mut()?;
+        let (i, _len) = c_rx.pop_used()?;
+        let b = bufs.add(64 * (i as usize % 16));
+        let m = (read_volatile(b as *const u32), read_volatile(b.add(4) as *const u16), read_volatile(b.add(6) as *const u16));
+        c_rx.push_avail(i);
+        outw(io + REG_QUEUE_NOTIFY, 2);
+        Some(m)
     }
 
     /// Calls `f` with each chunk the host sent; returns whether anything came.
     pub fn poll_rx(&mut self, mut f: impl FnMut(&[u8])) -> bool {
         let mut any = false;
         unsafe {
+            // Control traffic after start-up (host connects/disconnects) only needs consuming.
+            while self.ctl.is_some() && self.poll_control().is_some() {}
             while let Some((id, len)) = self.rx.pop_used() {
                 any = true;
                 if (id as usize) < RX_BUFS {
@@ -113,7 +215,7 @@ impl Console {
                     self.rx_reposted = true;
                 }
             }
-            if self.rx_reposted { self.rx_reposted = false; outw(self.io + REG_QUEUE_NOTIFY, 0) }
+            if self.rx_reposted { self.rx_reposted = false; outw(self.io + REG_QUEUE_NOTIFY, self.rx_queue()) }
         }
         any
     }
@@ -137,7 +239,7 @@ impl Console {
             self.tx.push_avail(slot);
             self.tx_next = (slot + 1) % TX_BUFS as u16;
             self.tx_in_flight += 1;
-            outw(self.io + REG_QUEUE_NOTIFY, 1);
+            outw(self.io + REG_QUEUE_NOTIFY, self.tx_queue());
         }
         n
     }
