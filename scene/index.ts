@@ -11,6 +11,7 @@ export { checkAction, LIMITS, SESSION_ACTIONS, type SessionAction, type ActionNa
 export { initialState, stateValue, BANDS, MODES, type SessionState, type SessionWindow, type WindowMode, type Band, type RejectCode, type SessionRejection } from './session/state.ts';
 export { SessionView, frameAt, type Applied, type ViewError } from './session/view.ts';
 export { SessionTimeline, type Seen } from './session/timeline.ts';
+export { GOLDEN_SCENES, goldenFrame } from './session/goldens.ts';
 export { randomActions, randomAction, mulberry32, type ActionSpec } from './session/random.ts';
 
 // Compositor: frames (layer lists), z-order, damage.
