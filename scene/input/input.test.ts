@@ -52,6 +52,13 @@ describe('semantic input', () => {
     expect(sh.state().windows.get(1)).toMatchObject({ x: 150, y: 90 });
     expect(sh.feed({ type: 'pointerup', x: p.x + 50, y: p.y - 10 })).toEqual([]);
     expect(sh.feed({ type: 'pointermove', x: 0, y: 0 })).toEqual([]);
+    // A cancelled drag stops proposing.
+    const q = at(sh.frame, 1, 'title');
+    sh.feed({ type: 'pointerdown', x: q.x, y: q.y });
+    expect(sh.input.busy).toBe(true);
+    expect(sh.feed({ type: 'pointercancel' })).toEqual([]);
+    expect(sh.input.busy).toBe(false);
+    expect(sh.feed({ type: 'pointermove', x: q.x + 9, y: q.y })).toEqual([]);
   });
 
   it('a double-click on a title bar maximizes, and another restores; slow or dragged clicks do not', () => {

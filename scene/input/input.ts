@@ -18,6 +18,7 @@ export const toProposal = (p: Proposed, actor: number, id: number, time = 0): Pr
 export type RawEvent =
   /** `time`: the host's event time in ms (only compared with itself, for double-clicks). */
   | { type: 'pointerdown' | 'pointermove' | 'pointerup'; x: number; y: number; button?: number; time?: number }
+  | { type: 'pointercancel' }
   | { type: 'wheel'; x: number; y: number; dy: number }
   | { type: 'key'; key: string; text?: string; ctrl?: boolean; alt?: boolean; shift?: boolean; meta?: boolean };
 
@@ -55,6 +56,8 @@ export class InputMachine {
       case 'pointerdown': return (ev.button ?? 0) === 0 ? this.down(ev.x, ev.y, frame, s, ev.time) : [];
       case 'pointermove': return this.move(ev.x, ev.y);
       case 'pointerup': return this.up(ev.x, ev.y, frame, s);
+      // The pointer left or the host lost capture: the gesture ends where its last proposal left it.
+      case 'pointercancel': this.g = null; this.lastTitle = null; return [];
       case 'wheel': {
         const h = hitTest(frame, ev.x, ev.y);
         if (!h || h.window === 0 || !Number.isFinite(ev.dy) || ev.dy === 0) return [];
