@@ -10,7 +10,7 @@ import {
 } from '../../axiom/index.ts';
 import { paintOrder } from '../compositor/zorder.ts';
 import { randomActions, type ActionSpec } from './random.ts';
-import { sceneHash, sessionReducer } from './reducer.ts';
+import { applyCommit, sceneHash, sessionReducer } from './reducer.ts';
 import type { SessionState } from './state.ts';
 
 beforeAll(() => initAxiom());
@@ -147,6 +147,19 @@ describe('session reducer', () => {
     expect(s.windows.size).toBe(1);
     // The rejection record is small: no copy of the megabyte.
     expect(encodeValue(sessionReducer.toValue(s)).length).toBeLessThan(4000);
+  });
+
+  it('limits: 256 windows, 64 KiB of text per window', () => {
+    const s = sessionReducer.init();
+    for (let i = 0; i < 256; i++) expect(applyCommit(s, i, { id: i, action: 'window.open', args: { app: 'a', title: '' } })).toBeNull();
+    expect(applyCommit(s, 256, { id: 256, action: 'window.open', args: { app: 'a', title: '' } })?.code).toBe('limit');
+    expect(s.nextId).toBe(257);
+    const chunk = 'é'.repeat(2048); // 4096 bytes
+    for (let i = 0; i < 16; i++) expect(applyCommit(s, 300 + i, { id: 0, action: 'text.input', args: { id: 1, text: chunk } })).toBeNull();
+    expect(applyCommit(s, 400, { id: 0, action: 'text.input', args: { id: 1, text: 'x' } })?.code).toBe('too-large');
+    expect(s.windows.get(1)!.text.length).toBe(16 * 2048);
+    expect(applyCommit(s, 401, { id: 0, action: 'text.delete', args: { id: 1, count: 4096 } })).toBeNull();
+    expect(s.windows.get(1)!.text.length).toBe(14 * 2048);
   });
 
   it('ignores entries of other domains and non-COMMIT kinds', () => {
