@@ -187,8 +187,14 @@ export class SessionScene {
       if (g) order.push(g);
     }
     if (!panelPlaced) order.push(this.groups.get(0)!);
-    return { width: s.screenW, height: s.screenH, clear: THEME.clear, groups: order, images: this.images };
+    // Nothing visible changed: hand back the very same frame (renderers may skip it by identity).
+    const last = this.last;
+    if (last && last.width === s.screenW && last.height === s.screenH && last.images === this.images &&
+        last.groups.length === order.length && order.every((g, i) => g === last.groups[i])) return last;
+    this.last = { width: s.screenW, height: s.screenH, clear: THEME.clear, groups: order, images: this.images };
+    return this.last;
   }
+  private last: Frame | null = null;
 
   // ---- building groups from laid-out nodes ----
 

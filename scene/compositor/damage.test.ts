@@ -83,7 +83,8 @@ describe('damage', () => {
     if (overlaps(bbox(a0, a1), { x: 0, y: 0, w: f1.width, h: f1.height })) expect(d.length).toBeGreaterThan(0);
     // The other window's group is the very same object: nothing was rebuilt for it.
     expect(f1.groups.find((g) => g.key === 'w2')).toBe(f0.groups.find((g) => g.key === 'w2'));
-    // Nothing changed: no damage.
+    // Nothing changed: the same frame, no damage.
+    expect(scene.update(s)).toBe(f1);
     expect(computeDamage(f1, scene.update(s))).toEqual([]);
   });
 });

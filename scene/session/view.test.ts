@@ -41,6 +41,19 @@ describe('SessionView', () => {
     expect(toHex(sceneHash(at.state))).toBe(toHex(view2.hash()));
   });
 
+  it('an entry that changes nothing visible gives the same frame and no damage', () => {
+    const v = new SessionView();
+    const f0 = v.frame;
+    const e = (seq: number, action: string, args: Record<string, unknown>) => v.apply({ version: 1, kind: 2, domain: 2, seq, time: seq + 1, actor: 1, prev: new Uint8Array(32), payload: new Uint8Array() }, { id: seq, action, args } as never);
+    const r = e(0, 'window.focus', { id: 7 });
+    expect(r.rejection?.code).toBe('no-such-window');
+    expect(r.frame).toBe(f0);
+    expect(r.damage).toEqual([]);
+    const o = e(1, 'window.open', { app: 'a', title: 'b' });
+    expect(o.frame).not.toBe(f0);
+    expect(o.damage.length).toBeGreaterThan(0);
+  });
+
   it('bad bytes are a typed error', () => {
     const v = new SessionView();
     const r = v.applyEncoded(new Uint8Array([1, 2, 3]));
