@@ -201,6 +201,8 @@ export class SceneNode {
   readonly lu = new Uint8Array(S_COUNT);
   dir = DIR_COLUMN; wrap = WRAP_NO; justify = J_START; alignItems = A_STRETCH; alignSelf = A_AUTO; alignContent = A_START;
   absolute = false; none = false; clip = false;
+  /** 0 visible, 1 hidden, 2 scroll (scroll changes how Yoga sizes content-sized containers). */
+  overflow = 0;
   grow = 0; shrink = 0; aspect = NaN; rowGap = 0; colGap = 0;
   // content
   text = '';
@@ -214,10 +216,13 @@ export class SceneNode {
   dirty = true;
   changed = false;
   measuredW = 0; measuredH = 0;
-  flexBasis = 0; flexBasisGen = -1;
+  /** Yoga's computedFlexBasis (NaN = not computed). */
+  flexBasis = NaN;
   lineIndex = 0;
-  /** Resolved position / margins for this layout pass, scratch. */
-  mainPos = 0; crossPos = 0; targetMain = 0;
+  /** Position on each physical edge (left, top, right, bottom) while the parent lays out. */
+  readonly pos = new Float64Array(4);
+  /** Layout generation of the last visit; `zeroed`: laid out as display:none (all zeros). */
+  gen = -1; zeroed = false;
   // layout cache: last full layout + a small ring of measurements
   cLayout = false;
   cAW = 0; cAH = 0; cWM = 0; cHM = 0; cOW = 0; cOH = 0; cRW = 0; cRH = 0;
@@ -246,6 +251,11 @@ export interface LayoutStats {
   computed: number;
   /** Text measurements (line breaking) performed. */
   measured: number;
+  /**
+   * Layout decisions that hinged on a rounding residue (a value within 1e-7 of a threshold) or
+   * on Yoga's zero-total-shrink branch: where float32 yoga-layout may decide otherwise.
+   */
+  precisionSensitive: number;
 }
 
 export interface SceneTreeOptions {
@@ -263,7 +273,7 @@ export class SceneTree {
   private removed: NodeId[] = [];
   private paintMark = new Set<NodeId>();
   /** Statistics of the last layout() call. */
-  readonly stats: LayoutStats = { computed: 0, measured: 0 };
+  readonly stats: LayoutStats = { computed: 0, measured: 0, precisionSensitive: 0 };
   /** Bumped on every layout() (engine bookkeeping). */
   generation = 0;
   lastWidth = NaN;
@@ -445,15 +455,19 @@ export class SceneTree {
     n.dir = DIRS[s.flexDirection]!; n.wrap = WRAPS[s.flexWrap]!; n.justify = JUSTIFY[s.justifyContent]!;
     n.alignItems = ALIGN[s.alignItems]!; n.alignSelf = ALIGN[s.alignSelf]!; n.alignContent = ALIGN[s.alignContent]!;
     n.absolute = s.position === 'absolute'; n.none = s.display === 'none'; n.clip = s.overflow !== 'visible';
+    n.overflow = s.overflow === 'visible' ? 0 : s.overflow === 'hidden' ? 1 : 2;
     n.grow = s.flexGrow; n.shrink = s.flexShrink; n.aspect = s.aspectRatio > 0 ? s.aspectRatio : NaN;
     n.rowGap = s.rowGap; n.colGap = s.columnGap;
     this.markDirty(n);
   }
 
-  /** Marks a node and its ancestors as needing layout (stops at an already-dirty ancestor). */
+  /**
+   * Marks a node and all its ancestors as needing layout. Always walks to the root (O(depth)):
+   * stopping at an ancestor that is already dirty is the classic way for a cache to miss an edit
+   * (a hidden or detached subtree can hold dirty nodes under a clean parent).
+   */
   markDirty(n: SceneNode): void {
-    for (let a: SceneNode | null = n; a && !a.dirty; a = a.parent) a.dirty = true;
-    n.dirty = true;
+    for (let a: SceneNode | null = n; a; a = a.parent) { a.dirty = true; a.zeroed = false; }
   }
   private markPaint(n: SceneNode): void {
     if (!this.paintMark.has(n.id)) { this.paintMark.add(n.id); this.changedPaint.push(n.id); }

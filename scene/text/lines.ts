@@ -72,8 +72,9 @@ function shapedOf(shaper: TextShaper, n: SceneNode): TextCache {
   return c;
 }
 
-// Slack for widths that went through flex arithmetic: a line measured at w must fit in w.
-const FIT_EPS = 1e-6;
+// Slack for widths that went through flex arithmetic (or float32, as in yoga-layout): a line
+// measured at w must still fit when handed back w rounded a few ulps down. 1/1000 px is invisible.
+const FIT_EPS = 1e-3;
 
 /**
  * Breaks the node's text into lines no wider than maxWidth (NaN or Infinity: unbounded) and

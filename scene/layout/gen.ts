@@ -1,0 +1,117 @@
+// Random scene trees of the supported styles, from a seed: shared by the differential test
+// against yoga-layout, the cached-vs-fresh test and the layout benchmark. Pure and
+// deterministic (a seeded PRNG; no Math.random).
+import type { Length, StyleInput } from '../tree.ts';
+
+/** mulberry32: a small, fast, seedable PRNG giving floats in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface GenNode {
+  kind: 'container' | 'text';
+  style: StyleInput;
+  text?: string;
+  fontSize?: number;
+  children: GenNode[];
+}
+
+export interface GenOptions {
+  /** Probability that a style property is set at all. */
+  density?: number;
+  /** Allow absolute positioning, display none, aspect ratio, auto margins, wrap, min/max. */
+  absolute?: boolean;
+  displayNone?: boolean;
+  aspectRatio?: boolean;
+  autoMargins?: boolean;
+  percent?: boolean;
+  minMax?: boolean;
+  baseline?: boolean;
+  /** Generate explicit flex-basis values (points and percent). */
+  flexBasis?: boolean;
+}
+
+const WORDS = ['a', 'lorem', 'ipsum', 'dolor', 'sit', 'amet', 'orbital', 'flex', 'box', 'x', 'window', 'terminal'];
+
+export class StyleGen {
+  constructor(readonly r: () => number, readonly o: GenOptions = {}) {}
+  pick<T>(xs: readonly T[]): T { return xs[Math.floor(this.r() * xs.length)]!; }
+  chance(p: number): boolean { return this.r() < p; }
+  int(lo: number, hi: number): number { return lo + Math.floor(this.r() * (hi - lo + 1)); }
+  len(max: number, auto: boolean): Length {
+    const x = this.r();
+    if (auto && x < 0.2) return 'auto';
+    if (this.o.percent !== false && x < 0.45) return `${this.int(0, 100)}%`;
+    return this.int(0, max);
+  }
+  style(isRoot: boolean): StyleInput {
+    const d = this.o.density ?? 0.3, s: StyleInput = {};
+    const maybe = (p = d) => this.chance(p);
+    if (maybe()) s.flexDirection = this.pick(['row', 'row-reverse', 'column', 'column-reverse'] as const);
+    if (maybe()) s.flexWrap = this.pick(['nowrap', 'wrap', 'wrap-reverse'] as const);
+    if (maybe()) s.justifyContent = this.pick(['flex-start', 'center', 'flex-end', 'space-between', 'space-around', 'space-evenly'] as const);
+    if (maybe()) s.alignItems = this.pick(this.o.baseline ? ['flex-start', 'center', 'flex-end', 'stretch', 'baseline'] as const : ['flex-start', 'center', 'flex-end', 'stretch'] as const);
+    if (maybe()) s.alignSelf = this.pick(['auto', 'flex-start', 'center', 'flex-end', 'stretch'] as const);
+    if (maybe()) s.alignContent = this.pick(['flex-start', 'center', 'flex-end', 'stretch', 'space-between', 'space-around', 'space-evenly'] as const);
+    if (maybe()) s.flexGrow = this.pick([0, 1, 2, 0.5]);
+    if (maybe()) s.flexShrink = this.pick([0, 1, 2, 0.5]);
+    // Explicit bases are off by default: yoga-layout keeps the first flex basis it computed for a
+    // node while the node stays clean (even a content size measured while the parent's size was
+    // unknown), so it can ignore an explicit flex-basis; we always honour it (CSS). The
+    // differential test therefore generates 'auto' only; other tests turn bases on.
+    if (maybe(d / 2)) s.flexBasis = this.o.flexBasis ? this.len(200, true) : 'auto';
+    if (maybe()) s.width = this.len(300, true);
+    if (maybe()) s.height = this.len(300, true);
+    if (this.o.minMax !== false) {
+      if (maybe(d / 3)) s.minWidth = this.len(150, false);
+      if (maybe(d / 3)) s.maxWidth = this.len(300, false);
+      if (maybe(d / 3)) s.minHeight = this.len(150, false);
+      if (maybe(d / 3)) s.maxHeight = this.len(300, false);
+    }
+    for (const e of ['Top', 'Right', 'Bottom', 'Left'] as const) {
+      if (maybe(d / 2)) s[`margin${e}`] = this.o.autoMargins && this.chance(0.15) ? 'auto' : this.len(20, false);
+      if (maybe(d / 2)) s[`padding${e}`] = this.len(20, false);
+      if (maybe(d / 3)) s[`border${e}`] = this.int(0, 5);
+    }
+    if (maybe(d / 2)) s.rowGap = this.int(0, 15);
+    if (maybe(d / 2)) s.columnGap = this.int(0, 15);
+    if (!isRoot && this.o.absolute !== false && maybe(d / 3)) {
+      s.position = 'absolute';
+    }
+    if (!isRoot && maybe(d / 2)) {
+      for (const e of ['top', 'right', 'bottom', 'left'] as const) if (this.chance(0.4)) s[e] = this.len(50, false);
+    }
+    if (this.o.aspectRatio !== false && maybe(d / 4)) s.aspectRatio = this.pick([0.5, 1, 1.5, 2]);
+    if (!isRoot && this.o.displayNone !== false && maybe(d / 6)) s.display = 'none';
+    if (maybe(d / 3)) s.overflow = this.pick(['visible', 'hidden', 'scroll'] as const);
+    return s;
+  }
+  text(): string {
+    const n = this.int(1, 8), w: string[] = [];
+    for (let i = 0; i < n; i++) w.push(this.pick(WORDS));
+    return w.join(' ');
+  }
+}
+
+/** A random tree of at most `maxNodes` nodes (containers and text leaves). */
+export function randomTree(seed: number, maxNodes: number, opts: GenOptions = {}): GenNode {
+  const r = prng(seed), g = new StyleGen(r, opts);
+  let budget = maxNodes - 1;
+  const build = (depth: number, isRoot: boolean): GenNode => {
+    if (!isRoot && (depth > 5 || r() < 0.3)) {
+      return { kind: 'text', style: g.style(false), text: g.text(), fontSize: g.pick([10, 12, 14, 20]), children: [] };
+    }
+    const node: GenNode = { kind: 'container', style: g.style(isRoot), children: [] };
+    const n = g.int(0, 5);
+    for (let i = 0; i < n && budget > 0; i++) { budget--; node.children.push(build(depth + 1, false)); }
+    return node;
+  };
+  return build(0, true);
+}
