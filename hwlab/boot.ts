@@ -84,7 +84,7 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
     if (!q.kernel && !drive) { hub.close(); throw new LabError('bad-input', 'bad-usage', `${dev.name}: a qemu device needs qemu.kernel or a flash target to boot from`); }
     let m: QemuMachine;
     try {
-      m = await QemuMachine.launch({ paused: true, kernel: q.kernel, append: o.append, drive, memoryMib: q.memory, serial: true, virtio: useVirtio, extraArgs: q.args, qemuBinary: q.binary });
+      m = await QemuMachine.launch({ paused: true, kernel: q.kernel, append: o.append, drive, memoryMib: q.memory, serial: true, virtio: useVirtio || dev.link.on === 'virtio', extraArgs: q.args, qemuBinary: q.binary });
     } catch (e) {
       hub.close(); watch.close();
       throw new LabError('io', 'power-failed', `${dev.name}: QEMU did not start: ${(e as Error).message}`, 'lab');

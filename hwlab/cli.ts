@@ -13,6 +13,9 @@ import { power, type PowerAction } from './power.ts';
 import { boot, powerOnSession } from './boot.ts';
 import { watchConsole } from './console/hub.ts';
 import type { LogLine } from './console/capture.ts';
+import { captureTrace } from './traces/capture.ts';
+import { replayTrace, verifyTrace } from './traces/replay.ts';
+import { exportChrome } from './traces/export.ts';
 
 const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
 
@@ -162,6 +165,62 @@ Object.assign(commands, {
       await s.stop();
       return { result: { ok: true, device: dev.name, bootId: s.bootId, log: s.watch.logPath }, text: `\r\n[${dev.name} console closed; log ${s.watch.logPath}]` };
     } finally { lock.release(); }
+  },
+  async capture(args, { lab, signal, json }) {
+    const { values, positionals } = parseArgs({ args, options: { o: { type: 'string', short: 'o' }, out: { type: 'string' }, until: { type: 'string' }, for: { type: 'string' }, append: { type: 'string' } }, allowPositionals: true });
+    const l = lab();
+    const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+    const out = resolve(need(values.o ?? values.out, '-o FILE'));
+    const untilSeq = values.until !== undefined ? Number(values.until) : undefined;
+    if (untilSeq !== undefined && !(Number.isInteger(untilSeq) && untilSeq >= 0)) throw new LabError('bad-input', 'bad-usage', `--until takes an entry seq (got "${values.until}")`);
+    const forMs = values.for ? parseDuration(values.for) : undefined;
+    if (values.for && !forMs) throw new LabError('bad-input', 'bad-usage', `--for takes a duration like 30s (got "${values.for}")`);
+    const lock = acquireLock(l.stateDir, dev.name, `capture ${out}`);
+    let lastTick = 0;
+    try {
+      const r = await captureTrace({ lab: l, device: dev, out, untilSeq, forMs, signal, append: values.append, onProgress: (p) => {
+        const now = Date.now();
+        if (now - lastTick < 500) return;
+        lastTick = now;
+        if (json) process.stdout.write(JSON.stringify({ event: 'progress', phase: 'capture', ...p }) + '\n');
+        else if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kcapture seq ${p.seq}, ${p.written} entries written, ${p.reconnects} reconnects`);
+      } });
+      if (!json && process.stderr.isTTY) process.stderr.write('\n');
+      const text = `${dev.name}: ${r.written} entries captured into ${r.file} (${r.resumedFrom ? `resumed after entry ${r.resumedFrom - 1}; ` : ''}last seq ${r.lastSeq}; ${r.reconnects} reconnects, ${r.duplicatesSkipped} duplicates skipped); stopped: ${r.stopped}${r.detail ? ` (${r.detail})` : ''}`;
+      return { result: { ok: true, ...r }, text, exit: r.stopped === 'device-gone' || r.stopped === 'new-log' ? EXIT.lab : EXIT.ok };
+    } finally { lock.release(); }
+  },
+  async replay(args) {
+    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true });
+    const file = resolve(need(positionals[0], 'FILE'));
+    const r = await replayTrace(file);
+    let text: string;
+    if (!r.verify.ok) text = `${file}: chain FAILS at seq ${r.verify.failure!.seq} (${r.verify.failure!.reason}): ${r.verify.failure!.message}\nreplayed ${r.replayed} entries before it, ${r.checkpoints} checkpoints matched`;
+    else if (r.divergence) {
+      const dv = r.divergence;
+      text = `${file}: replay DIVERGES: checkpoint at seq ${dv.seq} records ${dv.domain} state ${dv.recorded.slice(0, 16)}..., replay gives ${dv.replayed.slice(0, 16)}...\n` +
+        `the first divergent entry is in seqs ${dv.since + 1}..${dv.seq - 1} (after the last agreeing checkpoint ${dv.since < 0 ? '(none)' : dv.since}):\n` +
+        dv.entries.slice(0, 20).map((e) => `  ${e.seq} ${e.kind} ${e.domain} actor ${e.actor} ${JSON.stringify(e.payload).slice(0, 120)}`).join('\n') +
+        `\nreplayed ${dv.domain} state across that window:\n` + (dv.changes.map((c) => `  ${c.path}: ${JSON.stringify(c.before)} -> ${JSON.stringify(c.after)}`).join('\n') || '  (no change)');
+    } else text = `${file}: ok - ${r.verify.count} entries verified and replayed; ${r.checkpoints} checkpoint(s), every one matches (${Object.entries(r.final).map(([k, v]) => `${k} ${v.slice(0, 16)}`).join(', ')})`;
+    return { result: r, text, exit: r.ok ? EXIT.ok : EXIT.os };
+  },
+
+  async 'verify-trace'(args) {
+    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true });
+    const file = resolve(need(positionals[0], 'FILE'));
+    const v = await verifyTrace(file);
+    const f = v.failure ?? (v.error ? { seq: v.error.seq ?? 0, reason: v.error.reason, message: v.error.message } : null);
+    return { result: { ok: v.ok, file, count: v.count, failure: f }, text: v.ok ? `${file}: ok, ${v.count} entries` : `${file}: FAILS at seq ${f?.seq} (${f?.reason}): ${f?.message}`, exit: v.ok ? EXIT.ok : EXIT.os };
+  },
+
+  async export(args) {
+    const { values, positionals } = parseArgs({ args, options: { format: { type: 'string' }, o: { type: 'string', short: 'o' } }, allowPositionals: true });
+    const file = resolve(need(positionals[0], 'FILE'));
+    if ((values.format ?? 'chrome') !== 'chrome') throw new LabError('bad-input', 'bad-usage', `--format: only chrome is supported (got "${values.format}")`);
+    const out = resolve(values.o ?? file.replace(/(\.orbtrace)?$/, '.chrome.json'));
+    const r = await exportChrome(file, out);
+    return { result: { ok: true, ...r }, text: `${out}: ${r.events} events (${r.actions} actions) from ${r.entries} entries${r.verified ? '' : ' - the trace fails verification after that; the rest is left out'}; open it in https://ui.perfetto.dev` };
   },
 } satisfies Record<string, Handler>);
 

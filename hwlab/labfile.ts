@@ -40,6 +40,9 @@ export interface BootSpec {
   reset: Pattern[];
 }
 
+/** Where the device speaks kernel-link: on its console port (boards), QEMU's virtio-console, or a unix socket (the hosted OS). */
+export type LinkSpec = { on: 'console' } | { on: 'virtio' } | { on: 'socket'; path: string } | { on: 'none' };
+
 export interface Timeouts { boot: number; power: number; flash: number; console: number }
 
 export interface Device {
@@ -49,6 +52,7 @@ export interface Device {
   console: ConsoleSpec;
   qemu?: QemuSpec;
   power: PowerSpec;
+  link: LinkSpec;
   /** Absolute path of the flash target (a file, or a block device, preferably /dev/disk/by-id/...). */
   flashTarget?: string;
   boot: BootSpec;
@@ -165,7 +169,7 @@ function parseInner(text: string, path: string, issues: LabIssue[]): LabResult {
 
 function device(v: V, node: YNode | undefined, f: string, name: string, dir: string, keyNode: unknown): Device | undefined {
   if (!node || !isMap(node)) { v.fail(node ?? keyNode, f, 'must be a mapping (kind, console, power, flash, boot, timeouts, tags)'); return undefined; }
-  const k = v.keys(node, f, ['kind', 'tags', 'console', 'qemu', 'power', 'flash', 'boot', 'timeouts', 'description']);
+  const k = v.keys(node, f, ['kind', 'tags', 'console', 'qemu', 'power', 'flash', 'boot', 'timeouts', 'description', 'link']);
   const kindOk = v.oneOf(k.get('kind'), `${f}.kind`, ['qemu', 'serial-board'] as const, { required: true, node });
   // With a bad kind, check the rest as a serial board (the stricter console rules) but keep no device.
   const kind = kindOk ?? 'serial-board';
@@ -275,9 +279,23 @@ function device(v: V, node: YNode | undefined, f: string, name: string, dir: str
       for (const key of ['boot', 'power', 'flash', 'console'] as const) timeouts[key] = v.duration(t.get(key), `${f}.timeouts.${key}`) ?? timeouts[key];
     }
   }
+  // link: console | virtio | none | { socket: PATH }
+  const ln = k.get('link');
+  let link: LinkSpec = kind === 'qemu' ? { on: 'virtio' } : { on: 'console' };
+  if (ln !== undefined) {
+    if (isMap(ln)) {
+      const l = v.keys(ln, `${f}.link`, ['socket']);
+      const sp = v.str(l.get('socket'), `${f}.link.socket`, { required: true, node: ln });
+      if (sp) link = { on: 'socket', path: p(sp)! };
+    } else {
+      const on = v.oneOf(ln, `${f}.link`, ['console', 'virtio', 'none'] as const);
+      if (on === 'virtio' && kindOk === 'serial-board') v.fail(ln, `${f}.link`, 'virtio is a QEMU device; a board speaks the link on its console (or give { socket: PATH })');
+      if (on) link = { on } as LinkSpec;
+    }
+  }
   const line = v.lineOf(keyNode);
   if (!kindOk) return undefined;
-  return { name, kind, tags, console: cons, qemu, power, flashTarget, boot, timeouts, line };
+  return { name, kind, tags, console: cons, qemu, power, link, flashTarget, boot, timeouts, line };
 }
 
 /** Parses a duration: a number of seconds, or "500ms", "30s", "2m", "1h". Returns ms or undefined. */
