@@ -10,6 +10,8 @@ import { StreamTransport, listenTransport, type Address, type Listener } from '.
 import type { HostedOs } from './hosted-os.ts';
 
 export function hostedLinkDevice(os: HostedOs): LinkDevice {
+  let pendingInput = '';
+  let inputSeq = 0;
   return {
     info: () => ({ deviceId: os.deviceId, bootId: os.bootId, os: os.info.os, head: os.head, headHash: os.headHash }),
     propose(p): ProposeOutcome {
@@ -33,9 +35,6 @@ export function hostedLinkDevice(os: HostedOs): LinkDevice {
     },
   };
 }
-let pendingInput = '';
-let inputSeq = 0;
-
 export interface HostedLinkServer { listeners: Listener[]; servers: Set<LinkServer>; close(): Promise<void> }
 
 /** Serves the hosted OS on every address: each connection is one link session. */
