@@ -10,7 +10,7 @@ import type { Clock, TimerHandle } from './clock.ts';
 import { LineAssembler, LINE_IDLE_MS, type ConsoleLine } from './console.ts';
 import type { Crc32 } from './crc32.ts';
 import { LinkError } from './errors.ts';
-import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, type DropInfo } from './frame.ts';
+import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, type DropInfo, type FindByte } from './frame.ts';
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type Message, type Welcome } from './messages.ts';
 import type { Transport } from './transport.ts';
 
@@ -41,6 +41,7 @@ export interface ClientOptions {
   /** Give up after this many failed reconnects in a row (default: never). */
   maxReconnects?: number;
   crc32?: Crc32;
+  findByte?: FindByte;
 }
 
 export type ClientEvent =
@@ -86,7 +87,7 @@ const RECENT_RECEIPTS = 4096;
 const MIN_WINDOW = 1024;
 
 export class LinkClient {
-  readonly opts: Required<Omit<ClientOptions, 'resume' | 'crc32' | 'maxReconnects'>> & Pick<ClientOptions, 'resume' | 'crc32' | 'maxReconnects'>;
+  readonly opts: Required<Omit<ClientOptions, 'resume' | 'crc32' | 'findByte' | 'maxReconnects'>> & Pick<ClientOptions, 'resume' | 'crc32' | 'findByte' | 'maxReconnects'>;
   private transport: Transport | null = null;
   private decoder: FrameDecoder;
   private state: 'idle' | 'connecting' | 'handshaking' | 'open' | 'closed' = 'idle';
@@ -130,7 +131,7 @@ export class LinkClient {
       requestTimeoutMs: 2000, handshakeTimeoutMs: 10_000, helloRetryMs: 500, keepaliveMs: 1000, deadAfterMs: 5000, stallMs: 2000,
       reconnect: true, reconnectDelayMs: 100, ...opts,
     };
-    this.decoder = new FrameDecoder({ maxFrame: HARD_MAX_PAYLOAD, ...(opts.crc32 ? { crc32: opts.crc32 } : {}) });
+    this.decoder = new FrameDecoder({ maxFrame: HARD_MAX_PAYLOAD, ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}) });
     this.next = opts.resume ? opts.resume.lastSeq + 1 : 0;
     this.lastHash = opts.resume ? opts.resume.lastHash : GENESIS;
     this.knownBoot = opts.resume?.boot ?? null;
@@ -286,7 +287,7 @@ export class LinkClient {
     const t = this.transport;
     if (!t || t.closed) return;
     const { type, payload } = encodeMessage(m);
-    t.write(encodeFrame(type, payload, this.opts.crc32));
+    t.write(encodeFrame(type, payload, { ...(this.opts.crc32 ? { crc32: this.opts.crc32 } : {}), ...(this.opts.findByte ? { findByte: this.opts.findByte } : {}) }));
     this.stats.framesOut++;
     this.lastSent = this.now();
   }

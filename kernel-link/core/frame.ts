@@ -14,6 +14,14 @@ export const HARD_MAX_PAYLOAD = 2_097_152;
 /** What a sender may send before the handshake told it the receiver's limit. */
 export const PRE_HANDSHAKE_MAX_PAYLOAD = 4096;
 
+/** Finds `byte` in `buf` from `from`; -1 if absent. Node injects Buffer's memchr-based indexOf (10x). */
+export type FindByte = (buf: Uint8Array, byte: number, from: number) => number;
+export const typedFindByte: FindByte = (buf, byte, from) => buf.indexOf(byte, from);
+/** The two hot primitives of the codec; pure defaults, faster native ones injected by kernel-link/node. */
+export interface FrameCodec { crc32: Crc32; findByte: FindByte }
+export const pureCodec: FrameCodec = { crc32: jsCrc32, findByte: typedFindByte };
+const codecOf = (c?: Crc32 | Partial<FrameCodec>): FrameCodec => (typeof c === 'function' ? { crc32: c, findByte: typedFindByte } : { ...pureCodec, ...c });
+
 export type DropReason = 'cut' | 'bad-escape' | 'bad-header' | 'bad-crc' | 'oversized';
 export interface DropInfo { reason: DropReason; type?: number; length?: number }
 
@@ -25,17 +33,17 @@ export interface FrameSink {
 }
 
 /** Size of `bytes` once stuffed. */
-export function stuffedLength(bytes: Uint8Array): number {
+export function stuffedLength(bytes: Uint8Array, find: FindByte = typedFindByte): number {
   let n = bytes.length;
-  for (let i = bytes.indexOf(ESC); i >= 0; i = bytes.indexOf(ESC, i + 1)) n++;
+  for (let i = find(bytes, ESC, 0); i >= 0; i = find(bytes, ESC, i + 1)) n++;
   return n;
 }
 
 /** Writes `src` stuffed into `out` at `at`; returns the new offset. */
-function putStuffed(out: Uint8Array, at: number, src: Uint8Array): number {
+function putStuffed(out: Uint8Array, at: number, src: Uint8Array, find: FindByte = typedFindByte): number {
   let i = 0;
   for (;;) {
-    const j = src.indexOf(ESC, i);
+    const j = find(src, ESC, i);
     const end = j < 0 ? src.length : j;
     if (end > i) { out.set(src.subarray(i, end), at); at += end - i; }
     if (j < 0) return at;
@@ -45,19 +53,23 @@ function putStuffed(out: Uint8Array, at: number, src: Uint8Array): number {
 }
 
 /** Console text as it goes on the wire (each 0xFF as FF 00). */
-export function stuffText(text: Uint8Array): Uint8Array {
-  const n = stuffedLength(text);
+export function stuffText(text: Uint8Array, find: FindByte = typedFindByte): Uint8Array {
+  const n = stuffedLength(text, find);
   if (n === text.length) return text.slice();
   const out = new Uint8Array(n);
-  putStuffed(out, 0, text);
+  putStuffed(out, 0, text, find);
   return out;
 }
 
 const u32le = (b: Uint8Array, at: number, v: number) => { b[at] = v & 0xff; b[at + 1] = (v >>> 8) & 0xff; b[at + 2] = (v >>> 16) & 0xff; b[at + 3] = (v >>> 24) & 0xff; };
 const readU32 = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 
-/** One complete frame on the wire. Throws RangeError only for a payload above HARD_MAX_PAYLOAD (a caller bug). */
-export function encodeFrame(type: number, payload: Uint8Array, crc: Crc32 = jsCrc32): Uint8Array {
+/**
+ * One complete frame on the wire. `codec` is a CRC function or a FrameCodec (native fast paths).
+ * Throws RangeError only for a payload above HARD_MAX_PAYLOAD (a caller bug).
+ */
+export function encodeFrame(type: number, payload: Uint8Array, codec?: Crc32 | Partial<FrameCodec>): Uint8Array {
+  const { crc32: crc, findByte: find } = codecOf(codec);
   if (payload.length > HARD_MAX_PAYLOAD) throw new RangeError(`frame payload of ${payload.length} bytes exceeds ${HARD_MAX_PAYLOAD}`);
   const head = new Uint8Array(12);
   head[0] = ESC; head[1] = MARKER; head[2] = type & 0xff; head[3] = 0;
@@ -66,10 +78,10 @@ export function encodeFrame(type: number, payload: Uint8Array, crc: Crc32 = jsCr
   const tail = new Uint8Array(4);
   u32le(tail, 0, crc(payload));
   const hs = head.subarray(2);
-  const out = new Uint8Array(2 + stuffedLength(hs) + stuffedLength(payload) + stuffedLength(tail));
+  const out = new Uint8Array(2 + stuffedLength(hs) + stuffedLength(payload, find) + stuffedLength(tail));
   out[0] = ESC; out[1] = MARKER;
   let at = putStuffed(out, 2, hs);
-  at = putStuffed(out, at, payload);
+  at = putStuffed(out, at, payload, find);
   putStuffed(out, at, tail);
   return out;
 }
@@ -82,12 +94,15 @@ export interface DecoderOptions {
   maxFrame?: number;
   /** CRC-32 used for payloads (inject a native one for speed). */
   crc32?: Crc32;
+  /** Byte search (inject a native one for speed). */
+  findByte?: FindByte;
 }
 
 /** Decodes console text and frames from a byte stream, chunk by chunk. */
 export class FrameDecoder {
   maxFrame: number;
   private readonly crc: Crc32;
+  private readonly find: FindByte;
   private mode = TEXT;
   /** The previous chunk ended with an FF whose partner byte has not arrived. */
   private pendingEsc = false;
@@ -100,8 +115,12 @@ export class FrameDecoder {
   constructor(opts: DecoderOptions = {}) {
     this.maxFrame = Math.min(opts.maxFrame ?? HARD_MAX_PAYLOAD, HARD_MAX_PAYLOAD);
     this.crc = opts.crc32 ?? jsCrc32;
+    this.find = opts.findByte ?? typedFindByte;
     this.hdr[0] = ESC; this.hdr[1] = MARKER;
   }
+
+  /** Bytes held for a frame in progress (never more than 12 + maxFrame + 4). */
+  get buffered(): number { return this.mode === BODY ? this.body.length + 12 : this.mode === HEADER ? 12 : 0; }
 
   /** True while inside a frame (a cut here would abandon it). */
   get inFrame(): boolean { return this.mode !== TEXT; }
@@ -118,7 +137,7 @@ export class FrameDecoder {
     }
     while (i < n) {
       if (this.mode === TEXT) {
-        const j = chunk.indexOf(ESC, i);
+        const j = this.find(chunk, ESC, i);
         if (j < 0) { sink.text(chunk.subarray(i)); return; }
         if (j > i) sink.text(chunk.subarray(i, j));
         if (j + 1 >= n) { this.pendingEsc = true; return; }
@@ -129,8 +148,9 @@ export class FrameDecoder {
       // Inside a frame: copy the run up to the next FF or the end of the current field.
       const need = this.mode === HEADER ? 12 - this.hdrLen : this.mode === BODY ? this.body.length - this.bodyLen : this.skipLeft;
       const lim = Math.min(n, i + need);
-      let j = chunk.indexOf(ESC, i);
-      if (j < 0 || j > lim) j = lim;
+      // Search only up to lim: a search past the field's end would rescan the rest of the chunk per field.
+      let j = lim > i ? this.find(lim === n ? chunk : chunk.subarray(0, lim), ESC, i) : -1;
+      if (j < 0) j = lim;
       if (j > i) { this.take(chunk, i, j); i = j; if (this.fieldDone(sink)) continue; }
       if (i >= n) return;
       if (chunk[i] !== ESC) continue;

@@ -103,8 +103,45 @@ function oneOf<T extends string>(m: ValueMap, k: string, options: readonly T[]):
   return v as T;
 }
 
+/**
+ * ENTRIES in the exact layout encodeEntriesPayload writes (what every canonical ENTRIES without
+ * extra keys is), parsed without building a Value tree: entries are views into `p`, no copies.
+ * Returns null for anything else (the generic decoder then decides).
+ */
+function fastEntries(p: Uint8Array): Entries | null {
+  const n = p.length;
+  if (n < 56 || p[0] !== 0x08) return null;
+  const dv = new DataView(p.buffer, p.byteOffset, n);
+  if (dv.getUint32(1, true) !== 3 || dv.getUint32(5, true) !== 7) return null;
+  for (let i = 0; i < 7; i++) if (p[9 + i] !== K_ENTRIES[i]) return null;
+  if (p[16] !== 0x07) return null;
+  const count = dv.getUint32(17, true);
+  if (count > n) return null;
+  let at = 21;
+  const entries: Uint8Array[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    if (at + 5 > n || p[at] !== 0x05) return null;
+    const len = dv.getUint32(at + 1, true);
+    at += 5;
+    if (len > n - at) return null;
+    entries[i] = p.subarray(at, at + len);
+    at += len;
+  }
+  if (n - at !== 35) return null;
+  if (dv.getUint32(at, true) !== 3 || p[at + 4] !== K_SEQ[0] || p[at + 5] !== K_SEQ[1] || p[at + 6] !== K_SEQ[2] || p[at + 7] !== 0x03) return null;
+  const seq = dv.getBigInt64(at + 8, true);
+  at += 16;
+  if (dv.getUint32(at, true) !== 6) return null;
+  for (let i = 0; i < 6; i++) if (p[at + 4 + i] !== K_STREAM[i]) return null;
+  if (p[at + 10] !== 0x03) return null;
+  const stream = dv.getBigInt64(at + 11, true);
+  if (seq < 0n || seq > BigInt(Number.MAX_SAFE_INTEGER) || stream < 0n || stream > 0xffffffffn) return null;
+  return { t: 'entries', stream: Number(stream), seq: Number(seq), entries };
+}
+
 /** A message from a frame. Never throws. */
 export function decodeMessage(type: number, payload: Uint8Array): Decoded {
+  if (type === MsgType.Entries) { const f = fastEntries(payload); if (f) return { ok: true, msg: f }; }
   const v = decodeValue(payload);
   const body: Value | undefined = v.ok ? v.value : undefined;
   const m = isMap(body) ? body : undefined;

@@ -5,7 +5,7 @@ import { GENESIS, prevOf } from '../../axiom/entry.ts';
 import { equalBytes } from '../../axiom/hash.ts';
 import type { Crc32 } from './crc32.ts';
 import type { LinkDevice, ProposeOutcome } from './device.ts';
-import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, stuffText, type DropInfo } from './frame.ts';
+import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, stuffText, type DropInfo, type FindByte } from './frame.ts';
 import { decodeMessage, encodeEntriesPayload, encodeMessage, MsgType, PROTOCOL_VERSION, type Message } from './messages.ts';
 import type { Transport } from './transport.ts';
 
@@ -21,6 +21,8 @@ export interface ServeOptions {
   /** Entries read from the device per batch. */
   readBatch?: number;
   crc32?: Crc32;
+  /** Byte search for the codec (kernel-link/node/crc.ts nodeCodec has a native one). */
+  findByte?: FindByte;
   /** Called for every protocol event worth logging (bad frames, errors). */
   onEvent?(e: ServerEvent): void;
 }
@@ -46,7 +48,8 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
   const maxRequests = Math.max(1, opts.maxRequests ?? 16);
   const readBatch = opts.readBatch ?? 256;
   const caps = ['entries', 'propose', ...(opts.consoleFrames ? ['console-frames'] : [])];
-  const decoder = new FrameDecoder({ maxFrame, ...(opts.crc32 ? { crc32: opts.crc32 } : {}) });
+  const decoder = new FrameDecoder({ maxFrame, ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}) });
+  const codec = { ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}) };
   const stats = { framesIn: 0, framesOut: 0, drops: 0, entriesOut: 0 };
   let session = false;
   let hostMaxFrame = PRE_HANDSHAKE_MAX_PAYLOAD;
@@ -59,9 +62,8 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
   let pumping = false;
   let pumpAgain = false;
 
-  const crc = opts.crc32;
   const sendFrame = (type: number, payload: Uint8Array): number => {
-    const f = encodeFrame(type, payload, crc);
+    const f = encodeFrame(type, payload, codec);
     transport.write(f);
     stats.framesOut++;
     return FRAME_OVERHEAD + payload.length;
@@ -218,7 +220,7 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
         return;
       }
     }
-    transport.write(stuffText(bytes));
+    transport.write(stuffText(bytes, opts.findByte));
   });
 
   const finish = () => { if (done) return; done = true; offAppend(); offConsole?.(); stream = null; };

@@ -1,6 +1,6 @@
 // The client on Node: real timers, and connecting by address (unix socket, TCP) or any transport
 // factory (serial port, QEMU chardev, fault injector).
-import { zlibCrc32 } from './crc.ts';
+import { nodeCodec } from './crc.ts';
 import type { Clock } from '../core/clock.ts';
 import { LinkClient, type ClientOptions } from '../core/client.ts';
 import type { Transport } from '../core/transport.ts';
@@ -17,7 +17,7 @@ export type Target = Address | (() => Promise<Transport>);
 /** Creates a client (not yet connected) for an address or a transport factory. */
 export function createClient(target: Target, opts: Omit<ClientOptions, 'connect' | 'clock'> & { clock?: Clock } = {}): LinkClient {
   const connect = typeof target === 'function' ? target : () => connectTransport(target);
-  return new LinkClient({ crc32: zlibCrc32, ...opts, clock: opts.clock ?? nodeClock, connect });
+  return new LinkClient({ ...nodeCodec, ...opts, clock: opts.clock ?? nodeClock, connect });
 }
 
 /** Creates a client, connects and handshakes. Rejects with a LinkError. */

@@ -1,0 +1,186 @@
+// `npm run bench -- link [--json]`: kernel-link throughput, latency and fuzzing, each figure next
+// to its same-run baseline (docs/kernel-link.md; issue 3).
+//  - raw_socket_mb_s: plain bytes through a unix socket from a child process (the baseline)
+//  - framed_socket_mb_s: the hosted OS (a child process) streams its log through the same kind
+//    of socket; counted in entry bytes (the encoded Axiom entries the client receives, verified)
+//  - raw_rtt_p50_ms: a one-byte ping echoed by a child over that socket (the baseline)
+//  - propose_rtt_p50/p99_ms: propose → RESULT with the hosted OS, durable (fdatasync) as shipped
+//  - stream_entries_per_s, fuzz_inputs (≥ 1,000,000 random/mutated streams, none may throw)
+// This file is also the child process (`--link-bench-child MODE ...`), so the hosted OS runs in a
+// process of its own, as it does for users.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initAxiom } from '../axiom/hash.ts';
+import { seededRng } from '../kernel-link/core/faulty.ts';
+import { runFuzz } from '../kernel-link/core/fuzz.ts';
+import { createClient } from '../kernel-link/node/client.ts';
+import { percentile, round, type BenchContext, type BenchResult } from './harness.ts';
+
+const RAW_BYTES = 256 * 1024 * 1024;
+const STREAM_PROPOSALS = 10_000; // 20,000 entries of ~4 KiB each (echo of 4000 characters: COMMIT + RECEIPT)
+const RTT_N = 2000;
+const PROPOSE_N = 1000;
+const FUZZ_N = Number(process.env.LINK_FUZZ_N ?? 1_000_000);
+
+const self = fileURLToPath(import.meta.url);
+const childArgs = process.argv.indexOf('--link-bench-child');
+if (childArgs >= 0) await child(process.argv.slice(childArgs + 1));
+
+async function child([mode, path, arg]: string[]): Promise<void> {
+  if (mode === 'raw-send') {
+    const s = connect({ path: path! }, () => {
+      const chunk = Buffer.alloc(256 * 1024, 0x5a);
+      let left = Number(arg);
+      const pump = () => { while (left > 0) { left -= chunk.length; if (!s.write(chunk)) { s.once('drain', pump); return; } } s.end(); };
+      pump();
+    });
+    s.on('close', () => process.exit(0));
+    return;
+  }
+  if (mode === 'echo') {
+    const srv = createServer((s) => { s.setNoDelay(true); s.on('data', (b) => s.write(b)); });
+    srv.listen(path, () => process.stdout.write('ready\n'));
+    return;
+  }
+  if (mode === 'hosted') {
+    const { HostedOs } = await import('../os-image/hosted/hosted-os.ts');
+    const { serveHosted } = await import('../os-image/hosted/link.ts');
+    const populate = Number(arg);
+    const os = await HostedOs.start({ dataDir: join(path!, 'data'), fsync: populate > 0 ? 'never' : 'always' });
+    const text = 'x'.repeat(4000);
+    for (let i = 0; i < populate; i++) os.propose({ actor: 1, id: i, domain: 1, action: 'echo', args: { text }, time: 0 });
+    await serveHosted(os, [{ path: join(path!, 'link.sock') }]);
+    process.stdout.write(`ready ${os.head}\n`);
+    return;
+  }
+  throw new Error(`unknown child mode ${mode}`);
+}
+
+function spawnChild(args: string[]): { p: ChildProcess; ready: Promise<string> } {
+  const p = spawn(process.execPath, ['--import', 'tsx', self, '--link-bench-child', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ready = new Promise<string>((resolve, reject) => {
+    let out = '';
+    p.stdout!.on('data', (b: Buffer) => { out += b.toString(); if (out.includes('\n')) resolve(out.trim()); });
+    p.once('exit', (code) => reject(new Error(`bench child ${args[0]} exited with ${code}`)));
+  });
+  ready.catch(() => { /* raw-send never says ready; callers that await it still see the error */ });
+  return { p, ready };
+}
+
+async function rawThroughput(dir: string): Promise<number> {
+  const path = join(dir, 'raw.sock');
+  let got = 0, t0 = 0, t1 = 0;
+  const done = new Promise<void>((resolve) => {
+    const srv = createServer((s) => {
+      s.on('data', (b) => { if (!t0) t0 = performance.now(); got += b.length; });
+      s.on('end', () => { t1 = performance.now(); srv.close(); resolve(); });
+    });
+    srv.listen(path, () => spawnChild(['raw-send', path, String(RAW_BYTES)]));
+  });
+  await done;
+  return got / 1e6 / ((t1 - t0) / 1000);
+}
+
+async function rawRtt(dir: string): Promise<number[]> {
+  const path = join(dir, 'echo.sock');
+  const c = spawnChild(['echo', path]);
+  await c.ready;
+  const s = connect({ path });
+  s.setNoDelay(true);
+  await new Promise((r) => s.once('connect', r));
+  const times: number[] = [];
+  const one = Buffer.of(1);
+  for (let i = 0; i < RTT_N; i++) {
+    const t = performance.now();
+    await new Promise<void>((r) => { s.once('data', () => r()); s.write(one); });
+    times.push(performance.now() - t);
+  }
+  s.destroy(); c.p.kill();
+  return times;
+}
+
+export default async function suite(ctx: BenchContext): Promise<BenchResult> {
+  await initAxiom();
+  const dir = mkdtempSync(join(tmpdir(), 'orblink-'));
+  const notes: string[] = [];
+  const children: ChildProcess[] = [];
+  try {
+    ctx.progress(`raw unix socket: ${RAW_BYTES / 2 ** 20} MiB from a child process`);
+    const raw = await rawThroughput(dir);
+    ctx.progress('raw one-byte round trips');
+    const rtt = await rawRtt(dir);
+
+    ctx.progress(`hosted OS child: ${STREAM_PROPOSALS} echo proposals of 4000 characters, then stream its log`);
+    const streamDir = join(dir, 'stream');
+    const h = spawnChild(['hosted', streamDir, String(STREAM_PROPOSALS)]);
+    children.push(h.p);
+    const head = Number((await h.ready).split(' ')[1]);
+    let bytes = 0, count = 0, t0 = 0, t1 = 0;
+    const c = createClient({ path: join(streamDir, 'link.sock') }, { window: 1 << 20 });
+    const all = new Promise<void>((resolve) => c.onEntry((e) => { bytes += e.encoded.length; count++; if (count === head) { t1 = performance.now(); resolve(); } }));
+    t0 = performance.now();
+    await c.connect();
+    await all;
+    c.close();
+    const secs = (t1 - t0) / 1000;
+    const framed = bytes / 1e6 / secs;
+    notes.push(`framed stream: ${count} entries, ${(bytes / 1e6).toFixed(1)} MB of entries in ${secs.toFixed(2)} s, client window 1 MiB, chain verified (BLAKE3 per entry), CRC-32 native (zlib)`);
+    h.p.kill();
+
+    ctx.progress(`hosted OS child (durable: fdatasync per action): ${PROPOSE_N} sequential proposals`);
+    const durDir = join(dir, 'durable');
+    const d = spawnChild(['hosted', durDir, '0']);
+    children.push(d.p);
+    await d.ready;
+    const pc = createClient({ path: join(durDir, 'link.sock') });
+    await pc.connect();
+    const pt: number[] = [];
+    for (let i = 0; i < PROPOSE_N; i++) {
+      const t = performance.now();
+      const r = await pc.propose({ id: i, domain: 1, action: 'kv.set', args: { key: `k${i % 16}`, value: 'v' } });
+      pt.push(performance.now() - t);
+      if (r.status !== 'committed') throw new Error(`proposal ${i} was ${r.status}: ${r.reason}`);
+    }
+    pc.close();
+    d.p.kill();
+
+    ctx.progress(`fuzz: ${FUZZ_N.toLocaleString('en')} random and mutated streams`);
+    const ft = performance.now();
+    const heap0 = process.memoryUsage().heapUsed;
+    const fz = runFuzz(FUZZ_N, seededRng(20261125), () => performance.now());
+    const fsecs = (performance.now() - ft) / 1000;
+    const heapGrowth = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
+    notes.push(`fuzz: ${fz.inputs} inputs, ${(fz.bytes / 1e6).toFixed(0)} MB, ${fz.frames} whole frames, ${fz.drops} dropped, ${fz.badMessages} bad messages, ${fz.serverInputs} also through a device session; slowest input ${fz.maxInputMs.toFixed(2)} ms; most bytes held ${fz.maxBuffered} (max_frame 4096); heap growth ${heapGrowth.toFixed(1)} MiB`);
+    if (fz.failures.length) notes.push(`FUZZ FAILURES: ${fz.failures.join(' | ')}`);
+
+    const p50 = percentile(pt, 50), p99 = percentile(pt, 99);
+    return {
+      figures: {
+        raw_socket_mb_s: round(raw, 1),
+        framed_socket_mb_s: round(framed, 1),
+        framed_over_raw: round(framed / raw, 3),
+        raw_rtt_p50_ms: round(percentile(rtt, 50), 4),
+        raw_rtt_p99_ms: round(percentile(rtt, 99), 4),
+        propose_rtt_p50_ms: round(p50, 3),
+        propose_rtt_p99_ms: round(p99, 3),
+        stream_entries_per_s: Math.round(count / secs),
+        fuzz_inputs: fz.inputs,
+        fuzz_inputs_per_s: Math.round(fz.inputs / fsecs),
+        fuzz_failures: fz.failures.length,
+      },
+      goals: [
+        { text: `framed ≥ 0.5 × raw throughput (${round(framed, 1)} vs ${round(raw, 1)} MB/s)`, met: framed >= 0.5 * raw },
+        { text: `propose_rtt_p50_ms ≤ 1 (${round(p50, 3)} ms, durable)`, met: p50 <= 1 },
+        { text: `fuzz: ≥ 1,000,000 inputs, none throws (${fz.inputs}, ${fz.failures.length} failures)`, met: fz.inputs >= 1_000_000 && fz.failures.length === 0 },
+      ],
+      notes,
+    };
+  } finally {
+    for (const p of children) p.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
