@@ -86,16 +86,6 @@ describe('decoder properties', () => {
     }), { numRuns: 300 });
   });
 
-  it('the native codec (zlib CRC, Buffer indexOf) encodes and decodes exactly as the pure one', async () => {
-    const { nodeCodec } = await import('../node/crc.ts');
-    fc.assert(fc.property(fc.array(piece, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 10 }), (pieces, cuts) => {
-      const pure = cat(pieces.map(wireOf));
-      const native = cat(pieces.map((p) => ('text' in p ? stuffText(p.text, nodeCodec.findByte) : encodeFrame(p.type, p.payload, nodeCodec))));
-      expect(toHex(native)).toBe(toHex(pure));
-      expect(eventsJson(decodeAll(split(pure, cuts), nodeCodec))).toEqual(eventsJson(expected(pieces)));
-    }), { numRuns: 200 });
-  });
-
   it('never throws, and text only grows by bytes that were on the wire, on any bytes in any chunks', () => {
     fc.assert(fc.property(fc.array(fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constant(Uint8Array.of(0xff, 0x4c)), fc.constant(Uint8Array.of(0xff))), { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (parts, cuts) => {
       const wire = cat(parts);
