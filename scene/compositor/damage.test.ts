@@ -109,6 +109,24 @@ describe('damage of focus changes', () => {
   });
 });
 
+describe('damage of typing', () => {
+  it.skipIf(!absoluteWorks)('appending a character damages about one glyph box, not the text block', () => {
+    const s = sessionReducer.init();
+    applyCommit(s, 0, { action: 'window.open', args: { app: 'a', title: 'A', bounds: { x: 100, y: 100, w: 400, h: 300 } } });
+    applyCommit(s, 1, { action: 'text.input', args: { id: 1, text: 'some text that fills a few lines of the window, then more text to wrap' } });
+    const scene = new SessionScene();
+    const f0 = scene.update(s);
+    applyCommit(s, 2, { action: 'text.input', args: { id: 1, text: 'x' } });
+    const f1 = scene.update(s);
+    const d = computeDamage(f0, f1);
+    expect(d).toHaveLength(1);
+    expect(area(d[0]!)).toBeLessThanOrEqual(20 * 20);
+    const screen = renderFull(f0);
+    renderDamage(f1, screen, d);
+    expect(firstDifference(screen, renderFull(f1))).toBe(-1);
+  });
+});
+
 describe('damage of hand-built frames', () => {
   const group = (key: string, x: number, y: number, color: number): Group => ({
     key, window: 1, bounds: { x, y, w: 20, h: 20 }, hits: [], layers: [{ kind: 'rect', key: 'r', x, y, w: 20, h: 20, color }],

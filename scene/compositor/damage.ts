@@ -3,12 +3,14 @@
 // bounds: a region outside every changed box cannot change. Rules:
 // - a group that appears or disappears damages its bounds;
 // - a group whose layers differ damages, layer by layer, the old and the new box of each layer that
-//   differs (surfaces with an unchanged box and color recurse into their children); when the layer
+//   differs (surfaces and clips with an unchanged box recurse into their children; a text run at the
+//   same origin damages only its glyphs from the first one that differs; a border that only changed
+//   color, its four strips); when the layer
 //   count or the group bounds differ, the old and the new group bounds;
 // - two groups that overlap and swapped paint order damage their overlap;
 // - a different screen size or clear color, or an image replaced under its name, damages everything.
 // The rects are then merged by mergeDamage's rule (bounding box no larger than the summed areas).
-import { layerBounds, type Frame, type Group, type Layer } from './layers.ts';
+import { layerBounds, type Frame, type Group, type Layer, type TextLayer } from './layers.ts';
 import { equalRect, intersect, isEmpty, mergeDamage, overlaps, type Rect } from './rect.ts';
 
 const box = layerBounds;
@@ -42,6 +44,26 @@ export function sameLayer(a: Layer, b: Layer): boolean {
   }
 }
 
+function firstDifferentGlyph(a: TextLayer, b: TextLayer): number {
+  const n = Math.min(a.glyphs.length, b.glyphs.length);
+  let i = 0;
+  while (i < n && a.glyphs[i] === b.glyphs[i] && a.gx[i] === b.gx[i] && a.gy[i] === b.gy[i] && a.gw[i] === b.gw[i]) i++;
+  return i;
+}
+
+/** The box of glyphs from..end of a run (what the rasterizer inks for them), or null. */
+function glyphsBox(t: TextLayer, from: number): Rect | null {
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (let i = from; i < t.glyphs.length; i++) {
+    const gx = t.x + t.gx[i]!, gy = t.y + t.gy[i]! - t.ascent;
+    if (gx < x0) x0 = gx;
+    if (gy < y0) y0 = gy;
+    if (gx + t.gw[i]! > x1) x1 = gx + t.gw[i]!;
+    if (gy + t.size > y1) y1 = gy + t.size;
+  }
+  return x0 === Infinity ? null : { x: x0, y: y0, w: x1 - x0, h: y1 - y0 };
+}
+
 /** The four strips a border paints (rounded out to whole pixels by the merge). */
 function strips(b: { x: number; y: number; w: number; h: number; width: number }): Rect[] {
   const t = Math.ceil(Math.min(b.width, b.w / 2, b.h / 2)) + 1;
@@ -58,6 +80,14 @@ function layersDamage(a: readonly Layer[], b: readonly Layer[], out: Rect[], cli
     if (sameLayer(x, y)) continue;
     if ((x.kind === 'surface' || x.kind === 'clip') && x.kind === y.kind && (x.kind !== 'surface' || x.color === (y as typeof x).color) && equalRect(box(x), box(y)) &&
         layersDamage(x.children, y.children, out, intersect(clipA, box(x)), intersect(clipB, box(y)))) continue;
+    if (x.kind === 'text' && y.kind === 'text' && x.x === y.x && x.y === y.y && x.color === y.color && x.size === y.size && x.ascent === y.ascent && x.font === y.font) {
+      // Typing changes the tail of a run: damage the glyphs from the first that differs on.
+      const i = firstDifferentGlyph(x, y);
+      const a = glyphsBox(x, i), b = glyphsBox(y, i);
+      if (a) out.push(intersect(a, clipA));
+      if (b) out.push(intersect(b, clipB));
+      continue;
+    }
     if (x.kind === 'border' && y.kind === 'border' && equalRect(box(x), box(y)) && x.width === y.width) {
       // Only the frame's color changed (focus): its four strips, not the whole box.
       for (const r of strips(x)) out.push(intersect(r, clipB));
