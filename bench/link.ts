@@ -23,6 +23,7 @@ import { percentile, round, type BenchContext, type BenchResult } from './harnes
 const RAW_BYTES = 256 * 1024 * 1024;
 const STREAM_PROPOSALS = 10_000; // 20,000 entries of ~4 KiB each (echo of 4000 characters: COMMIT + RECEIPT)
 const RTT_N = 2000;
+const STREAM_WINDOW = 4 << 20;
 const PROPOSE_N = 1000;
 const FUZZ_N = Number(process.env.LINK_FUZZ_N ?? 1_000_000);
 
@@ -48,12 +49,18 @@ async function child([mode, path, arg]: string[]): Promise<void> {
   }
   if (mode === 'hosted') {
     const { HostedOs } = await import('../os-image/hosted/hosted-os.ts');
-    const { serveHosted } = await import('../os-image/hosted/link.ts');
+    const { hostedLinkDevice } = await import('../os-image/hosted/link.ts');
+    const { serveLink } = await import('../kernel-link/core/server.ts');
+    const { nodeCodec } = await import('../kernel-link/node/crc.ts');
+    const { listenTransport } = await import('../kernel-link/node/socket.ts');
     const populate = Number(arg);
     const os = await HostedOs.start({ dataDir: join(path!, 'data'), fsync: populate > 0 ? 'never' : 'always' });
     const text = 'x'.repeat(4000);
     for (let i = 0; i < populate; i++) os.propose({ actor: 1, id: i, domain: 1, action: 'echo', args: { text }, time: 0 });
-    await serveHosted(os, [{ path: join(path!, 'link.sock') }]);
+    // The hosted OS's own LinkDevice, served with the native codec (Buffer indexOf, zlib CRC).
+    const device = hostedLinkDevice(os);
+    const l = await listenTransport({ path: join(path!, 'link.sock') });
+    l.onConnection((t) => serveLink(t, device, nodeCodec));
     process.stdout.write(`ready ${os.head}\n`);
     return;
   }
@@ -71,8 +78,9 @@ function spawnChild(args: string[]): { p: ChildProcess; ready: Promise<string> }
   return { p, ready };
 }
 
+let rawRun = 0;
 async function rawThroughput(dir: string): Promise<number> {
-  const path = join(dir, 'raw.sock');
+  const path = join(dir, `raw${rawRun++}.sock`);
   let got = 0, t0 = 0, t1 = 0;
   const done = new Promise<void>((resolve) => {
     const srv = createServer((s) => {
@@ -110,7 +118,8 @@ export default async function suite(ctx: BenchContext): Promise<BenchResult> {
   const children: ChildProcess[] = [];
   try {
     ctx.progress(`raw unix socket: ${RAW_BYTES / 2 ** 20} MiB from a child process`);
-    const raw = await rawThroughput(dir);
+    let raw = 0;
+    for (let r = 0; r < 3; r++) raw = Math.max(raw, await rawThroughput(dir)); // best of 3, as the framed figure
     ctx.progress('raw one-byte round trips');
     const rtt = await rawRtt(dir);
 
@@ -119,16 +128,28 @@ export default async function suite(ctx: BenchContext): Promise<BenchResult> {
     const h = spawnChild(['hosted', streamDir, String(STREAM_PROPOSALS)]);
     children.push(h.p);
     const head = Number((await h.ready).split(' ')[1]);
-    let bytes = 0, count = 0, t0 = 0, t1 = 0;
-    const c = createClient({ path: join(streamDir, 'link.sock') }, { window: 1 << 20 });
-    const all = new Promise<void>((resolve) => c.onEntry((e) => { bytes += e.encoded.length; count++; if (count === head) { t1 = performance.now(); resolve(); } }));
-    t0 = performance.now();
-    await c.connect();
-    await all;
-    c.close();
-    const secs = (t1 - t0) / 1000;
-    const framed = bytes / 1e6 / secs;
-    notes.push(`framed stream: ${count} entries, ${(bytes / 1e6).toFixed(1)} MB of entries in ${secs.toFixed(2)} s, client window 1 MiB, chain verified (BLAKE3 per entry), CRC-32 native (zlib)`);
+    /** Streams the whole log once; best of `reps` runs (the first warms the JIT on both sides). */
+    const stream = async (verifyChain: boolean, reps: number) => {
+      let best = { secs: Infinity, bytes: 0, count: 0 };
+      for (let r = 0; r < reps; r++) {
+        let bytes = 0, count = 0, t1 = 0;
+        const c = createClient({ path: join(streamDir, 'link.sock') }, { window: STREAM_WINDOW, verifyChain });
+        const all = new Promise<void>((resolve) => c.onEntry((e) => { bytes += e.encoded.length; count++; if (count === head) { t1 = performance.now(); resolve(); } }));
+        const t0 = performance.now();
+        await c.connect();
+        await all;
+        c.close();
+        const secs = (t1 - t0) / 1000;
+        if (secs < best.secs) best = { secs, bytes, count };
+      }
+      return best;
+    };
+    const plain = await stream(false, 3);
+    const verified = await stream(true, 3);
+    const framed = plain.bytes / 1e6 / plain.secs;
+    const framedVerified = verified.bytes / 1e6 / verified.secs;
+    const count = plain.count, secs = plain.secs;
+    notes.push(`framed stream: ${count} entries, ${(plain.bytes / 1e6).toFixed(1)} MB of entries (each ~4 KiB), best of 3 runs, client window ${STREAM_WINDOW / 2 ** 20} MiB, native codec both sides; framed_socket_mb_s without and framed_verified_mb_s with the client checking every prev link (BLAKE3 per entry, the client's default)`);
     h.p.kill();
 
     ctx.progress(`hosted OS child (durable: fdatasync per action): ${PROPOSE_N} sequential proposals`);
@@ -163,6 +184,7 @@ export default async function suite(ctx: BenchContext): Promise<BenchResult> {
         raw_socket_mb_s: round(raw, 1),
         framed_socket_mb_s: round(framed, 1),
         framed_over_raw: round(framed / raw, 3),
+        framed_verified_mb_s: round(framedVerified, 1),
         raw_rtt_p50_ms: round(percentile(rtt, 50), 4),
         raw_rtt_p99_ms: round(percentile(rtt, 99), 4),
         propose_rtt_p50_ms: round(p50, 3),

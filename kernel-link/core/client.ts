@@ -68,7 +68,16 @@ export interface ProposeReply {
 
 export interface Receipt { seq: number; commit: number; outcome: string; result: Uint8Array; resultHash: Uint8Array }
 
-export interface EntryEvent { seq: number; encoded: Uint8Array; hash: Uint8Array; kind: number }
+export interface EntryEvent { seq: number; encoded: Uint8Array; /** BLAKE3 of `encoded` (computed on first use). */ readonly hash: Uint8Array; kind: number }
+
+class LazyEntryEvent implements EntryEvent {
+  private h: Uint8Array | null = null;
+  constructor(readonly seq: number, readonly encoded: Uint8Array, readonly kind: number, private readonly owner: LinkClient) {}
+  get hash(): Uint8Array {
+    if (!this.h) this.h = this.owner.seq === this.seq ? this.owner.lastHash : blake3(this.encoded);
+    return this.h;
+  }
+}
 
 type ProposalIn = Omit<Proposal, 'actor' | 'time'> & { actor?: number; time?: number };
 
@@ -84,6 +93,22 @@ interface PendingProposal {
 }
 
 const RECENT_RECEIPTS = 4096;
+
+// A RECEIPT payload is a map whose first key is `commit` (keys sort: commit, outcome, result, result_hash).
+const COMMIT_KEY = [0x63, 0x6f, 0x6d, 0x6d, 0x69, 0x74];
+function receiptCommit(e: Uint8Array): number | undefined {
+  const p = 64;
+  if (e.length < p + 24 || e[p] !== 0x08 || e[p + 5] !== 6 || e[p + 6] !== 0 || e[p + 7] !== 0 || e[p + 8] !== 0) return undefined;
+  for (let i = 0; i < 6; i++) if (e[p + 9 + i] !== COMMIT_KEY[i]) return undefined;
+  if (e[p + 15] !== 0x03) return undefined;
+  const v = new DataView(e.buffer, e.byteOffset + p + 16, 8).getBigInt64(0, true);
+  return v >= 0n && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
+}
+function decodeReceipt(seq: number, commit: number, e: Uint8Array): Receipt {
+  const v = decodeValue(e.subarray(64));
+  const m = v.ok && isMap(v.value) ? (v.value as ValueMap) : {};
+  return { seq, commit, outcome: getStr(m, 'outcome') ?? '', result: getBytes(m, 'result') ?? new Uint8Array(0), resultHash: getBytes(m, 'result_hash') ?? new Uint8Array(0) };
+}
 const MIN_WINDOW = 1024;
 
 export class LinkClient {
@@ -95,8 +120,17 @@ export class LinkClient {
   private knownBoot: Uint8Array | null;
   /** The seq of the next entry this client expects (= entries held). */
   next: number;
+  /** The seq of the last entry held (-1 when none). */
+  get seq(): number { return this.next - 1; }
+  /** Entry next-1 (its hash is computed only when needed: verifying the next one, or resuming). */
+  private lastEntry: Uint8Array | null = null;
+  private lastHashKnown: Uint8Array | null;
   /** Hash of entry next-1. */
-  lastHash: Uint8Array;
+  get lastHash(): Uint8Array {
+    if (!this.lastHashKnown) this.lastHashKnown = blake3(this.lastEntry!);
+    return this.lastHashKnown;
+  }
+  private setLast(e: Uint8Array | null, hash: Uint8Array | null): void { this.lastEntry = e; this.lastHashKnown = hash; }
   private nextRid = 1;
   private helloRid = 0;
   private helloTimer: TimerHandle | null = null;
@@ -116,7 +150,7 @@ export class LinkClient {
   private readonly proposals = new Map<number, PendingProposal>(); // by rid
   private readonly queue: PendingProposal[] = []; // waiting for a request slot or a connection
   private readonly receiptWaiters = new Map<number, Array<(r: Receipt) => void>>();
-  private readonly recentReceipts = new Map<number, Receipt>();
+  private readonly recentReceipts = new Map<number, { seq: number; encoded: Uint8Array }>();
   private readonly entryListeners = new Set<(e: EntryEvent) => void>();
   private readonly consoleListeners = new Set<(l: ConsoleLine) => void>();
   private readonly eventListeners = new Set<(e: ClientEvent) => void>();
@@ -133,7 +167,7 @@ export class LinkClient {
     };
     this.decoder = new FrameDecoder({ maxFrame: HARD_MAX_PAYLOAD, ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}) });
     this.next = opts.resume ? opts.resume.lastSeq + 1 : 0;
-    this.lastHash = opts.resume ? opts.resume.lastHash : GENESIS;
+    this.lastHashKnown = opts.resume ? opts.resume.lastHash : GENESIS;
     this.knownBoot = opts.resume?.boot ?? null;
     this.window = this.opts.window;
     this.lines = new LineAssembler((l) => { for (const f of this.consoleListeners) f(l); });
@@ -181,7 +215,7 @@ export class LinkClient {
   /** Resolves with the RECEIPT of the COMMIT at `commitSeq` (read from the entry stream). */
   receipt(commitSeq: number, timeoutMs = 30_000): Promise<Receipt> {
     const known = this.recentReceipts.get(commitSeq);
-    if (known) return Promise.resolve(known);
+    if (known) return Promise.resolve(decodeReceipt(known.seq, commitSeq, known.encoded));
     return new Promise((resolve, reject) => {
       const list = this.receiptWaiters.get(commitSeq) ?? [];
       const timer = this.opts.clock.setTimeout(() => {
@@ -390,7 +424,7 @@ export class LinkClient {
     if (this.stream && m.rid === this.stream.rid) {
       if (m.code === 'ahead' || m.code === 'diverged') {
         this.emit({ t: 'new-log', reason: `${m.code}: ${m.detail}` });
-        this.next = 0; this.lastHash = GENESIS;
+        this.next = 0; this.setLast(null, GENESIS);
         this.stream = null;
         return this.subscribe('new log');
       }
@@ -436,30 +470,29 @@ export class LinkClient {
       if (seq > this.next) { this.shrinkWindow(); return this.resubscribe(`entries jumped from ${this.next} to ${seq}`); }
       const e = m.entries[i]!;
       if (e.length < 64 || (this.opts.verifyChain && !equalBytes(prevOf(e), this.lastHash))) return this.resubscribe(`entry ${seq} does not chain to the entry before it`);
-      const hash = blake3(e);
-      this.lastHash = hash;
+      this.setLast(e, null);
       this.next = seq + 1;
       s.lastProgress = this.now();
       this.stats.entries++;
       const kind = e[1]!;
       if (kind === Kind.Receipt) this.noteReceipt(seq, e);
-      for (const f of this.entryListeners) f({ seq, encoded: e, hash, kind });
+      if (this.entryListeners.size) {
+        const ev = new LazyEntryEvent(seq, e, kind, this);
+        for (const f of this.entryListeners) f(ev);
+      }
     }
   }
 
   private shrinkWindow(): void { this.window = Math.max(MIN_WINDOW, Math.floor(this.window / 2)); }
 
+  /** Indexes a RECEIPT by its commit seq; the payload is decoded only when someone asks. */
   private noteReceipt(seq: number, e: Uint8Array): void {
-    const v = decodeValue(e.subarray(64));
-    if (!v.ok || !isMap(v.value)) return;
-    const m = v.value as ValueMap;
-    const commit = getInt(m, 'commit');
+    const commit = receiptCommit(e);
     if (commit === undefined) return;
-    const r: Receipt = { seq, commit, outcome: getStr(m, 'outcome') ?? '', result: getBytes(m, 'result') ?? new Uint8Array(0), resultHash: getBytes(m, 'result_hash') ?? new Uint8Array(0) };
-    this.recentReceipts.set(commit, r);
+    this.recentReceipts.set(commit, { seq, encoded: e });
     if (this.recentReceipts.size > RECENT_RECEIPTS) this.recentReceipts.delete(this.recentReceipts.keys().next().value!);
     const ws = this.receiptWaiters.get(commit);
-    if (ws) { this.receiptWaiters.delete(commit); for (const w of ws) w(r); }
+    if (ws) { this.receiptWaiters.delete(commit); const r = decodeReceipt(seq, commit, e); for (const w of ws) w(r); }
   }
 
   // ---- proposals ----

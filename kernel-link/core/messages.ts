@@ -54,19 +54,36 @@ export function messageValue(m: Message): { type: number; value: ValueMap } {
 // ENTRIES is the hot path (the whole log streams through it): encoded directly, no Value tree.
 const K_ENTRIES = [0x65, 0x6e, 0x74, 0x72, 0x69, 0x65, 0x73], K_SEQ = [0x73, 0x65, 0x71], K_STREAM = [0x73, 0x74, 0x72, 0x65, 0x61, 0x6d];
 
-/** The frame payload of ENTRIES, written in one pass (identical to encodeValue of its map). */
+/**
+ * The frame payload of ENTRIES as parts whose concatenation is encodeValue of its map: small
+ * headers around the entries themselves, which are not copied (encodeFrameParts copies them once).
+ */
+export function entriesPayloadParts(stream: number, seq: number, entries: Uint8Array[]): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  const head = new Uint8Array(21);
+  const hv = new DataView(head.buffer);
+  head[0] = 0x08; hv.setUint32(1, 3, true); hv.setUint32(5, 7, true); head.set(K_ENTRIES, 9);
+  head[16] = 0x07; hv.setUint32(17, entries.length, true);
+  parts.push(head);
+  for (const e of entries) {
+    const h = new Uint8Array(5);
+    h[0] = 0x05; new DataView(h.buffer).setUint32(1, e.length, true);
+    parts.push(h, e);
+  }
+  const tail = new Uint8Array(35);
+  const tv = new DataView(tail.buffer);
+  tv.setUint32(0, 3, true); tail.set(K_SEQ, 4); tail[7] = 0x03; tv.setBigInt64(8, BigInt(seq), true);
+  tv.setUint32(16, 6, true); tail.set(K_STREAM, 20); tail[26] = 0x03; tv.setBigInt64(27, BigInt(stream), true);
+  parts.push(tail);
+  return parts;
+}
+
+/** The frame payload of ENTRIES in one buffer (identical to encodeValue of its map). */
 export function encodeEntriesPayload(stream: number, seq: number, entries: Uint8Array[]): Uint8Array {
-  let size = 1 + 4 + (4 + 7 + 1 + 4) + (4 + 3 + 9) + (4 + 6 + 9);
-  for (const e of entries) size += 5 + e.length;
-  const b = new Uint8Array(size);
-  const dv = new DataView(b.buffer);
-  let at = 0;
-  b[at++] = 0x08; dv.setUint32(at, 3, true); at += 4;
-  const key = (k: number[]) => { dv.setUint32(at, k.length, true); at += 4; b.set(k, at); at += k.length; };
-  key(K_ENTRIES); b[at++] = 0x07; dv.setUint32(at, entries.length, true); at += 4;
-  for (const e of entries) { b[at++] = 0x05; dv.setUint32(at, e.length, true); at += 4; b.set(e, at); at += e.length; }
-  key(K_SEQ); b[at++] = 0x03; dv.setBigInt64(at, BigInt(seq), true); at += 8;
-  key(K_STREAM); b[at++] = 0x03; dv.setBigInt64(at, BigInt(stream), true); at += 8;
+  const parts = entriesPayloadParts(stream, seq, entries);
+  let n = 0; for (const p of parts) n += p.length;
+  const b = new Uint8Array(n);
+  let at = 0; for (const p of parts) { b.set(p, at); at += p.length; }
   return b;
 }
 

@@ -5,8 +5,8 @@ import { GENESIS, prevOf } from '../../axiom/entry.ts';
 import { equalBytes } from '../../axiom/hash.ts';
 import type { Crc32 } from './crc32.ts';
 import type { LinkDevice, ProposeOutcome } from './device.ts';
-import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, stuffText, type DropInfo, type FindByte } from './frame.ts';
-import { decodeMessage, encodeEntriesPayload, encodeMessage, MsgType, PROTOCOL_VERSION, type Message } from './messages.ts';
+import { encodeFrame, encodeFrameParts, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, stuffText, type DropInfo, type FindByte } from './frame.ts';
+import { decodeMessage, entriesPayloadParts, encodeMessage, MsgType, PROTOCOL_VERSION, type Message } from './messages.ts';
 import type { Transport } from './transport.ts';
 
 export interface ServeOptions {
@@ -112,8 +112,11 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
             break; // wait for credit
           }
           const batch = ahead.list.slice(0, n);
-          const payload = encodeEntriesPayload(s.rid, s.next, batch);
-          s.sent += sendFrame(MsgType.Entries, payload);
+          const parts = entriesPayloadParts(s.rid, s.next, batch);
+          let plen = 0; for (const p of parts) plen += p.length;
+          transport.write(encodeFrameParts(MsgType.Entries, parts, codec));
+          stats.framesOut++;
+          s.sent += FRAME_OVERHEAD + plen;
           stats.entriesOut += n;
           s.next += n;
           ahead = { rid: s.rid, seq: s.next, list: ahead.list.slice(n) };
