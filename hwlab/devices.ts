@@ -21,6 +21,7 @@ export interface DeviceStatus {
 
 export function consoleSpecText(d: Device): string {
   if (d.kind === 'qemu') return `qemu ${d.console.chardev}`;
+  if (!d.console.port && !d.console.byId && !d.console.usbSerial) return 'none';
   return d.console.port ?? (d.console.byId ? `by-id ${d.console.byId}` : `usb-serial ${d.console.usbSerial}`);
 }
 
@@ -30,6 +31,7 @@ export function consoleSpecText(d: Device): string {
  */
 export function findConsolePort(d: Device): string {
   const c = d.console;
+  if (!c.port && !c.byId && !c.usbSerial) throw new LabError('bad-input', 'console-missing', `${d.name} has no console in the lab file`, 'usage');
   if (c.port) {
     if (!existsSync(c.port)) throw new LabError('disconnected', 'console-missing', `${d.name}: console port ${c.port} does not exist (unplugged? check the cable and the lab file)`);
     return c.port;

@@ -197,7 +197,7 @@ function device(v: V, node: YNode | undefined, f: string, name: string, dir: str
         if (n !== 1) v.fail(cn, `${f}.console`, `give exactly one of port, by-id or usb-serial (got ${n})`);
       }
     }
-  } else if (kindOk === 'serial-board') v.fail(node, `${f}.console`, 'required for a serial-board: port, by-id or usb-serial, and baud');
+  } else if (kindOk === 'serial-board' && !isMap(k.get('link'))) v.fail(node, `${f}.console`, 'required for a serial-board (unless its link is a socket): port, by-id or usb-serial, and baud');
 
   // qemu
   const qn = k.get('qemu');
