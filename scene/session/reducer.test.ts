@@ -86,8 +86,9 @@ describe('session reducer', () => {
   });
 
   it('turns bad actions into typed rejections recorded in the state, and the log still verifies', () => {
-    const d = device();
-    act(d, 'window.open', { app: 'term', title: 'T' }, 1);
+    const d = new Sequencer({ reducers, deviceId: new Uint8Array(16), bootId: new Uint8Array(16).fill(1), os: 'test', k: 16 });
+    const log = d.boot().map((a) => a.encoded);
+    log.push(...act(d, 'window.open', { app: 'term', title: 'T' }, 1).entries.map((a) => a.encoded));
     const before = toHex(sceneHash(session(d)));
     const bad: [string, Record<string, Value>, string][] = [
       ['window.explode', { id: 1 }, 'unknown-action'],
@@ -107,7 +108,14 @@ describe('session reducer', () => {
       ['window.move', { id: 1, x: [1], y: { a: 1 } }, 'bad-args'],
       ['text.delete', { id: 1, count: 1.5 }, 'bad-args'],
     ];
-    bad.forEach(([action, args], i) => expect(act(d, action, args, 100 + i).status).toBe('committed'));
+    bad.forEach(([action, args], i) => {
+      const r = act(d, action, args, 100 + i);
+      expect(r.status).toBe('committed');
+      log.push(...r.entries.map((a) => a.encoded));
+    });
+    expect(verifyChain(log).ok).toBe(true);
+    // A replay of the log (as another machine would do it) reaches the same state.
+    expect(toHex(sceneHash(replay(reducers, log).stateOf(sessionReducer)!))).toBe(toHex(sceneHash(session(d))));
     const s = session(d);
     expect(s.rejected).toBe(bad.length);
     // Only the last few are kept, each with its code and a readable detail of bounded size.
