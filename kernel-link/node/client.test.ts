@@ -129,6 +129,25 @@ describe('client against a memory device', () => {
     c.close();
   });
 
+  it('declares a silent device dead (keepalive timeout), fails pending proposals when not reconnecting', async () => {
+    const c = createClient(scripted((m, end) => { if (m.t === 'hello') end.write(frameOf(welcomeFor(m.rid))); }), { subscribe: false, keepaliveMs: 50, deadAfterMs: 300, reconnect: false, requestTimeoutMs: 100 });
+    const events: ClientEvent[] = [];
+    c.onEvent((e) => events.push(e));
+    await c.connect();
+    const p = c.propose({ id: 1, domain: 1, action: 'echo', args: { text: 'x' } });
+    await expect(p).rejects.toMatchObject({ kind: 'timeout', code: 'keepalive' });
+    expect(events.find((e) => e.t === 'disconnected')).toMatchObject({ error: { kind: 'timeout', code: 'keepalive' } });
+  });
+
+  it('gives up a proposal after its deadline with a typed timeout that says what to do', async () => {
+    const c = createClient(scripted((m, end) => { if (m.t === 'hello') end.write(frameOf(welcomeFor(m.rid))); if (m.t === 'ping') end.write(frameOf({ t: 'pong', rid: m.rid, head: 0 })); }), { subscribe: false, requestTimeoutMs: 50 });
+    await c.connect();
+    const e = await c.propose({ id: 1, domain: 1, action: 'echo', args: { text: 'x' } }, 300).catch((x) => x);
+    expect(e).toMatchObject({ kind: 'timeout', code: 'request' });
+    expect((e as Error).message).toContain('same id');
+    c.close();
+  });
+
   it('rejects a proposal larger than the device accepts, before sending it', async () => {
     const c = createClient(scripted((m, end) => { if (m.t === 'hello') end.write(frameOf(welcomeFor(m.rid))); }), { subscribe: false });
     await c.connect();

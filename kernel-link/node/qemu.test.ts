@@ -27,6 +27,8 @@ describeWithTools(['qemu-system-x86_64', 'as', 'ld'], 'QEMU launcher', () => {
     machines.push(m);
     expect(m.accel).toBe('tcg'); // no vmx/svm here: KVM must not be chosen
     expect((await m.status()).running).toBe(false);
+    expect(m.virtio).not.toBeNull(); // virtio-console chardev connected (legacy PCI 1af4:1003 present)
+    expect(await m.qmp.execute('human-monitor-command', { 'command-line': 'info pci' })).toMatch(/1af4:1003/);
     await new Promise((r) => setTimeout(r, 300));
     const out = collect(m);
     expect(out.text()).toBe(''); // paused: not a byte yet
