@@ -6,7 +6,7 @@ import {
   WebGPURenderer, NodeMaterial, Mesh, InstancedBufferGeometry, InstancedBufferAttribute, BufferAttribute,
   Scene, OrthographicCamera, Color, NormalBlending, LinearSRGBColorSpace, NoToneMapping, DynamicDrawUsage,
 } from 'three/webgpu';
-import { instancedBufferAttribute, attribute, uniform, vec4, texture, varying, select, float } from 'three/tsl';
+import { instancedBufferAttribute, attribute, uniform, vec4, textureLoad, varying, float, ivec2, Fn, If } from 'three/tsl';
 import type { Frame, Group, Layer, SurfaceLayer } from '../../scene/compositor/layers.ts';
 import { TexturePage } from './page.ts';
 import { ShelfPacker, type Slot } from './packer.ts';
@@ -67,7 +67,7 @@ export class FrameRenderer {
   private capacity = 0;
   private screen = uniform(vec4(1, 1, 0, 0));
   readonly glyphPage: TexturePage;
-  readonly surfacePage: TexturePage;
+  surfacePage: TexturePage;
   private glyphPacker: ShelfPacker;
   private surfacePacker: ShelfPacker;
   private glyphEntries = new Map<string, GlyphEntry>();
@@ -177,11 +177,19 @@ export class FrameRenderer {
     const vUv: N = varying(uvs!.xy.add(corner.mul(uvs!.zw.sub(uvs!.xy))));
     const vCol: N = varying(col!);
     const vMode: N = varying(mode!.x);
-    const gt: N = texture(this.glyphPage.texture, vUv);
-    const st: N = texture(this.surfacePage.texture, vUv);
-    m.fragmentNode = select(vMode.lessThan(0.5), vCol,
-      select(vMode.lessThan(1.5), vec4(vCol.rgb, vCol.a.mul(gt.a)),
-        select(vMode.lessThan(2.5), vec4(st.rgb, st.a.mul(vCol.a)), vec4(gt.rgb, gt.a.mul(vCol.a)))));
+    // Texel fetches (no sampler): nearest by construction, and only the texture a quad uses is
+    // read — SwiftShader's frame time is mostly texture reads over the whole screen.
+    const gtex = this.glyphPage.texture, stex = this.surfacePage.texture;
+    m.fragmentNode = (Fn(() => {
+      const out: N = vec4(vCol).toVar();
+      If(vMode.greaterThan(0.5), () => {
+        const t: N = ivec2(vUv.floor());
+        If(vMode.lessThan(1.5), () => { out.assign(vec4(vCol.rgb, vCol.a.mul((textureLoad(gtex, t) as N).a))); })
+          .ElseIf(vMode.lessThan(2.5), () => { const st: N = textureLoad(stex, t); out.assign(vec4(st.rgb, st.a.mul(vCol.a))); })
+          .Else(() => { const gt: N = textureLoad(gtex, t); out.assign(vec4(gt.rgb, gt.a.mul(vCol.a))); });
+      });
+      return out;
+    }) as N)();
     m.transparent = true; m.blending = NormalBlending; m.depthTest = false; m.depthWrite = false;
     const mesh = new Mesh(g, m);
     mesh.frustumCulled = false;
@@ -239,7 +247,10 @@ export class FrameRenderer {
       if (old && old.layer === s) continue;
       let dmg = surfaceDamage(old?.layer, s);
       let slot = old?.slot ?? null;
-      if (!old || !slot || old.px.w !== px.w || old.px.h !== px.h) {
+      // A surface that did not fit stays unplaced (drawn as its background color) until the next
+      // repack; retrying every frame would repack every frame.
+      if (old && !slot && old.px.w === px.w && old.px.h === px.h) { this.surfaces.set(s.key, { layer: s, slot, px }); continue; }
+      if (!old || old.px.w !== px.w || old.px.h !== px.h) {
         if (slot) this.surfacePacker.free(slot);
         slot = px.w > 0 && px.h > 0 ? this.surfacePacker.alloc(px.w, px.h) : null;
         if (!slot && px.w > 0 && px.h > 0) repack = true;
@@ -252,18 +263,32 @@ export class FrameRenderer {
     return pixels;
   }
 
+  /** Places every surface afresh, growing the surface page (up to the texture limit) when they do not fit. */
   private repackSurfaces(frame: Frame): number {
-    this.surfacePacker.reset();
     this.blocks = new WeakMap();
-    this.surfacesUnplaced = 0;
-    let pixels = 0;
     const all = [...this.surfaces.values()].sort((a, b) => b.px.h - a.px.h);
-    for (const e of all) {
-      e.slot = e.px.w > 0 && e.px.h > 0 ? this.surfacePacker.alloc(e.px.w, e.px.h) : null;
-      if (!e.slot) { this.surfacesUnplaced++; continue; }
-      pixels += this.paintSurface(e.layer, e.px, e.slot, 'all', frame);
+    for (;;) {
+      this.surfacePacker.reset();
+      this.surfacesUnplaced = 0;
+      for (const e of all) {
+        e.slot = e.px.w > 0 && e.px.h > 0 ? this.surfacePacker.alloc(e.px.w, e.px.h) : null;
+        if (!e.slot && e.px.w > 0 && e.px.h > 0) this.surfacesUnplaced++;
+      }
+      const size = this.surfacePage.width;
+      if (!this.surfacesUnplaced || size * 2 > this.maxTexture) break;
+      this.surfacePage.dispose();
+      this.surfacePage = new TexturePage(size * 2, size * 2, 'surface atlas');
+      this.surfacePacker = new ShelfPacker(size * 2, size * 2);
+      this.buildMesh(this.capacity);
     }
+    let pixels = 0;
+    for (const e of all) if (e.slot) pixels += this.paintSurface(e.layer, e.px, e.slot, 'all', frame);
     return pixels;
+  }
+
+  private get maxTexture(): number {
+    const b = this.renderer.backend as unknown as { isWebGPUBackend?: boolean; device?: { limits: { maxTextureDimension2D: number } }; gl?: WebGL2RenderingContext };
+    return b.isWebGPUBackend ? (b.device?.limits.maxTextureDimension2D ?? 8192) : (b.gl?.getParameter(b.gl.MAX_TEXTURE_SIZE) as number | undefined) ?? 4096;
   }
 
   private paintSurface(s: SurfaceLayer, px: IRect, slot: Slot, dmg: 'all' | IRect[], frame: Frame): number {
@@ -309,9 +334,9 @@ export class FrameRenderer {
   private emit(l: Layer, clip0: IRect, out: number[]): void {
     const clip = intersectI(clip0, layerPixels(l, this.glyphs.fit === 'pixel'));
     if (clip.w <= 0 || clip.h <= 0) return;
-    const GW = this.glyphPage.width, GH = this.glyphPage.height;
+    const GW = this.glyphPage.width;
     const white = this.white!;
-    const wu = (white.x + 1) / GW, wv = (white.y + 1) / GH;
+    const wu = white.x + 1, wv = white.y + 1;
     const solid = (x: number, y: number, w: number, h: number, c: number) => { if (c & 255) this.quad(out, x, y, w, h, clip, wu, wv, wu, wv, c, MODE_SOLID); };
     switch (l.kind) {
       case 'rect': return solid(l.x, l.y, l.w, l.h, l.color);
@@ -326,8 +351,7 @@ export class FrameRenderer {
         const e = this.surfaces.get(l.key);
         const px = pixelRect(l.x, l.y, l.w, l.h);
         if (!e?.slot) { solid(l.x, l.y, l.w, l.h, l.color); return; }
-        const SW = this.surfacePage.width, SH = this.surfacePage.height;
-        this.quad(out, px.x, px.y, px.w, px.h, clip, e.slot.x / SW, e.slot.y / SH, (e.slot.x + px.w) / SW, (e.slot.y + px.h) / SH, 0xffffffff, MODE_SURFACE);
+        this.quad(out, px.x, px.y, px.w, px.h, clip, e.slot.x, e.slot.y, e.slot.x + px.w, e.slot.y + px.h, 0xffffffff, MODE_SURFACE);
         return;
       }
       case 'text': {
@@ -337,8 +361,8 @@ export class FrameRenderer {
           const e = this.glyph(l.glyphs[i]!, l.font, l.size, gw);
           const s = e.slot;
           const x = l.x + l.gx[i]!, y = l.y + l.gy[i]! - l.ascent;
-          if (this.glyphs.fit === 'pixel') this.quad(out, Math.round(x), Math.round(y), s.w, s.h, clip, s.x / GW, s.y / GH, (s.x + s.w) / GW, (s.y + s.h) / GH, l.color, MODE_GLYPH);
-          else this.quad(out, x, y, gw, l.size, clip, s.x / GW, s.y / GH, (s.x + s.w) / GW, (s.y + s.h) / GH, l.color, MODE_GLYPH);
+          if (this.glyphs.fit === 'pixel') this.quad(out, Math.round(x), Math.round(y), s.w, s.h, clip, s.x, s.y, s.x + s.w, s.y + s.h, l.color, MODE_GLYPH);
+          else this.quad(out, x, y, gw, l.size, clip, s.x, s.y, s.x + s.w, s.y + s.h, l.color, MODE_GLYPH);
         }
         return;
       }
@@ -359,7 +383,7 @@ export class FrameRenderer {
           this.glyphEntries.set(key, e);
         }
         const s = e.slot;
-        this.quad(out, l.x, l.y, l.w, l.h, clip, s.x / GW, s.y / GH, (s.x + s.w) / GW, (s.y + s.h) / GH, 0xffffffff, MODE_IMAGE);
+        this.quad(out, l.x, l.y, l.w, l.h, clip, s.x, s.y, s.x + s.w, s.y + s.h, 0xffffffff, MODE_IMAGE);
         return;
       }
     }
@@ -468,6 +492,15 @@ export class FrameRenderer {
     this.forceRedraw = false;
     return { rendered: true, cpuMs: performance.now() - t0, uploadBytes, instanceBytes: n * STRIDE * 4, instances: n, rasterPixels, drawCalls: 1 };
   }
+
+  /** Re-rasterizes and re-uploads every surface on the next draw (a full redraw; benchmarks). */
+  repaintAll(): void {
+    for (const e of this.surfaces.values()) e.layer = { ...e.layer, children: [] };
+    this.prev = null;
+  }
+
+  /** Draws the next frame even if it is unchanged (benchmarks: the cost of submitting alone). */
+  redrawNext(): void { this.forceRedraw = true; }
 
   /** Whether an animation is running (the caller keeps requesting frames while it is). */
   get animating(): boolean { return this.opening.size > 0 || this.closing.size > 0; }
