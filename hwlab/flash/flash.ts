@@ -280,6 +280,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
   const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
   const bmap = bmapPath ? loadBmap(bmapPath) : null;
   const src = await openSource(o.source);
+  const b3w = new Blake3Worker();
   const previous = readJournal(o.stateDir, o.device.name);
   const prevUnfinished = previous && previous.status !== 'ok' ? previous : null;
   const [b3, xxh] = await Promise.all([createBLAKE3(), createXXHash128()]);
@@ -316,7 +317,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     const tw = performance.now();
     let result: { written: number; fps: Fingerprint[]; imageLen: number; direct: boolean; blake3: string };
     try {
-      result = await writeImage(src, t, ranges, bmap, imageSize, chunkBytes, syncEvery, xxh, o, seconds);
+      result = await writeImage(src, t, ranges, bmap, imageSize, chunkBytes, syncEvery, xxh, b3w, o, seconds);
     } catch (e) {
       const le = e instanceof LabError ? e : fromSystemError(e, `target ${t.path}`);
       writeJournal(o.stateDir, { ...journal, status: le.code === 'cancelled' ? 'cancelled' : 'failed', ended: new Date().toISOString(), error: le.message });
@@ -342,6 +343,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     const mappedBytes = result.fps.reduce((n, f) => n + f.length, 0);
     return { status: 'written', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize, mappedBytes, bytesWritten: result.written, blake3, directIo: result.direct, verify: v, seconds, previous: prevUnfinished };
   } finally {
+    b3w.close();
     await src.close();
   }
 }
@@ -386,24 +388,30 @@ async function compareTarget(src: Source, t: Target, ranges: Range[], imageSize:
   } finally { await fh.close().catch(() => {}); }
 }
 
-/** BLAKE3 on a worker thread over the pool's shared buffers (see blake3-worker.mjs). */
-class Blake3Worker {
+/**
+ * BLAKE3 on a worker thread over the pool's shared buffers (see blake3-worker.mjs). Started at the
+ * beginning of a flash so its start-up overlaps the safety checks; messages queue until it is up
+ * (the worker handles them strictly in order, which BLAKE3 needs).
+ */
+export class Blake3Worker {
   private waiting = new Map<number, () => void>();
   private next = 0;
   private onDigest: ((hex: string) => void) | null = null;
   private failed: Error | null = null;
-  private constructor(private w: Worker, private index: Map<ArrayBufferLike, number>) {
-    w.on('message', (m: { t: string; id?: number; hex?: string }) => {
+  private index = new Map<ArrayBufferLike, number>();
+  private w: Worker;
+  constructor() {
+    this.w = new Worker(new URL('./blake3-worker.mjs', import.meta.url));
+    this.w.on('message', (m: { t: string; id?: number; hex?: string }) => {
       if (m.t === 'done') { const f = this.waiting.get(m.id!); this.waiting.delete(m.id!); f?.(); }
       else if (m.t === 'digest') this.onDigest?.(m.hex!);
     });
-    w.on('error', (e) => { this.failed = e; for (const f of this.waiting.values()) f(); });
+    this.w.on('error', (e) => { this.failed = e; for (const f of this.waiting.values()) f(); this.onDigest?.(''); });
   }
-  static async start(bufs: Buffer[]): Promise<Blake3Worker> {
+  setBuffers(bufs: Buffer[]): void {
     const sabs = [...new Set(bufs.map((b) => b.buffer))];
-    const w = new Worker(new URL('./blake3-worker.mjs', import.meta.url), { workerData: { sabs } });
-    await new Promise<void>((res, rej) => { w.once('message', () => res()); w.once('error', rej); });
-    return new Blake3Worker(w, new Map(sabs.map((s, i) => [s, i])));
+    this.index = new Map(sabs.map((s, i) => [s, i]));
+    this.w.postMessage({ t: 'buffers', sabs });
   }
   hash(buf: Buffer, len: number): Promise<void> {
     const id = this.next++;
@@ -414,12 +422,12 @@ class Blake3Worker {
   }
   digest(): Promise<string> {
     if (this.failed) return Promise.reject(this.failed);
-    return new Promise((res) => { this.onDigest = res; this.w.postMessage({ t: 'digest' }); });
+    return new Promise((res, rej) => { this.onDigest = (h) => (this.failed ? rej(this.failed) : res(h)); this.w.postMessage({ t: 'digest' }); });
   }
   close(): void { void this.w.terminate(); }
 }
 
-async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: Bmap | null, imageSize: number | null, chunkBytes: number, syncEvery: number, xxh: IHasher, o: FlashOptions, seconds: FlashResult['seconds']) {
+async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: Bmap | null, imageSize: number | null, chunkBytes: number, syncEvery: number, xxh: IHasher, b3w: Blake3Worker, o: FlashOptions, seconds: FlashResult['seconds']) {
   // A file target starts empty and sparse (holes read as zeros, as with bmaptool); a disk is claimed
   // exclusively (O_EXCL on a block device fails while it is mounted or claimed elsewhere).
   let fresh = false;
@@ -446,7 +454,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   }
   const bufs = dbufs ?? Array.from({ length: nbuf }, () => newBuffer(chunkBytes, true));
   const pool = new Pool(bufs);
-  const b3w = await Blake3Worker.start(bufs);
+  b3w.setBuffers(bufs);
   const zero = Buffer.alloc(chunkBytes);
   const fps: Fingerprint[] = [];
   const held: Array<{ offset: number; data: Buffer }> = [];
@@ -518,7 +526,6 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
     return { written, fps, imageLen: imageSize ?? imageLen, direct: dfh !== null, blake3 };
   } finally {
     await Promise.allSettled(inflight);
-    b3w.close();
     await bfh.close().catch(() => {});
     if (dfh) await dfh.close().catch(() => {});
   }
