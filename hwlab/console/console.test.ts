@@ -1,0 +1,64 @@
+// `orbital-lab console`: one writer owns the device's console, read-only watchers attach beside it
+// and get the recent output replayed; the device shows as in use by the console.
+import { expect, it, afterAll } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describeWithTools } from '../../scripts/testkit.ts';
+import { guestArtifacts, GUEST_BOOT } from '../testguest.ts';
+
+const BIN = resolve(import.meta.dirname, '../../bin/orbital-lab.mjs');
+const kids: ChildProcess[] = [];
+const dirs: string[] = [];
+afterAll(() => { for (const k of kids) k.kill('SIGKILL'); for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
+function collect(p: ChildProcess, stream: 'stdout' | 'stderr') {
+  let text = '';
+  p[stream]!.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+  return {
+    get text() { return text; },
+    until: (re: RegExp, ms = 30_000) => new Promise<void>((res, rej) => {
+      const t0 = Date.now();
+      const tick = () => { if (re.test(text)) res(); else if (Date.now() - t0 > ms) rej(new Error(`no ${re} in ${stream}: ${text.slice(-500)}`)); else setTimeout(tick, 20); };
+      tick();
+    }),
+  };
+}
+
+describeWithTools(['qemu-system-x86_64'], 'orbital-lab console with read-only watchers', () => {
+  it('serves watchers the replayed and live console while one writer holds the device', async () => {
+    const g = guestArtifacts();
+    const dir = mkdtempSync(join(tmpdir(), 'orbital-console-'));
+    dirs.push(dir);
+    const lab = join(dir, 'lab.yaml');
+    writeFileSync(lab, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}`);
+    const writer = spawn(process.execPath, [BIN, '--lab', lab, 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    kids.push(writer);
+    const wout = collect(writer, 'stdout');
+    await wout.until(/ready: head/);
+    const devs = spawnSync(process.execPath, [BIN, '--lab', lab, '--json', 'devices'], { encoding: 'utf8' });
+    const vm = JSON.parse(devs.stdout.trim().split('\n').pop()!).devices[0];
+    expect(vm.state).toBe('in-use');
+    expect(vm.holder.command).toBe('console');
+    // A second writer is refused (exit 3, device-locked) ...
+    const second = spawnSync(process.execPath, [BIN, '--lab', lab, '--json', 'console', 'vm'], { encoding: 'utf8', input: '' });
+    expect(second.status).toBe(3);
+    expect(second.stdout).toMatch(/device-locked/);
+    // ... but a watcher attaches, read-only, and gets what the boot printed.
+    const watcher = spawn(process.execPath, [BIN, '--lab', lab, 'console', 'vm', '--watch'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    kids.push(watcher);
+    const wat = collect(watcher, 'stdout');
+    await wat.until(/watching read-only/);
+    await wat.until(/ready: head/);
+    watcher.stdin!.write('typed by a watcher\n');
+    // The writer leaves (stdin ends): QEMU is powered off, the watcher is told and exits.
+    writer.stdin!.end();
+    const code = await new Promise<number | null>((r) => writer.once('close', r));
+    expect(code).toBe(0);
+    await wat.until(/console closed/);
+    await new Promise((r) => watcher.once('close', r));
+    const after = spawnSync(process.execPath, [BIN, '--lab', lab, '--json', 'devices'], { encoding: 'utf8' });
+    expect(JSON.parse(after.stdout.trim().split('\n').pop()!).devices[0].state).toBe('free');
+  });
+});
