@@ -18,6 +18,7 @@ type Snap = {
   windows: { id: number; app: string; x: number; y: number; w: number; h: number; text: string; hits: { title: { x: number; y: number; w: number; h: number } | null; close: { x: number; y: number; w: number; h: number } | null } }[];
   launcher: { app: string; x: number; y: number; w: number; h: number }[];
   proposals: { sent: number; committed: number; rejected: number; failed: number };
+  selected: number; viewAt: number; shown: number[]; recoveries: number;
 };
 
 describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () => {
@@ -90,6 +91,78 @@ describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () =>
     const close = w2.hits.close!;
     await page.mouse.click(center(close).x, center(close).y);
     await until('the console to close', snap, (x) => !x.windows.some((w) => w.id === con.id));
+  });
+
+  it('the Timeline lists entries; selecting one and pressing Enter shows the screen at that entry', async () => {
+    const s0 = await snap();
+    const btn = s0.launcher.find((l) => l.app === 'timeline')!;
+    await page.mouse.click(center(btn).x, center(btn).y);
+    const s1 = await until('the timeline window', snap, (s) => s.windows.some((w) => w.app === 'timeline' && s.focused === w.id));
+    // The console was open a few entries ago and is closed now: pick an entry from when it was open.
+    const log = host.services.logOf(host.device);
+    const { decodeEntry, decodeValue } = await import('../axiom/index.ts');
+    let openSeq = -1;
+    for (let i = 0; i < log.length; i++) {
+      const e = decodeEntry(log[i]!);
+      if (!e.ok || e.value.domain !== 2 || e.value.kind !== 2) continue;
+      const p = decodeValue(e.value.payload);
+      if (p.ok && (p.value as any).action === 'window.move') openSeq = e.value.seq;
+    }
+    expect(openSeq).toBeGreaterThan(0);
+    // Scrub with the keyboard from the newest entry down to it, then show that screen.
+    await page.keyboard.press('Home');
+    const top = await until('the newest entry selected', snap, (s) => s.selected === s.seq);
+    const steps = top.selected - openSeq;
+    for (let i = 0; i < steps; i++) await page.keyboard.press('ArrowDown');
+    await until('the selection', snap, (s) => s.selected === openSeq);
+    await page.keyboard.press('Enter');
+    // The console is closed in the live session, but on the screen at that entry it is there.
+    expect(s0.windows.find((w) => w.app === 'console')).toBeUndefined();
+    const past = await until('the screen at the entry', snap, (s) => s.viewAt === openSeq && s.shown.some((id) => !s.windows.some((w) => w.id === id)));
+    expect(past.shown.length).toBeGreaterThan(0);
+    await page.keyboard.press('Escape');
+    await until('the live screen again', snap, (s) => s.viewAt === -1 && s.shown.every((id) => s.windows.some((w) => w.id === id)));
+    // A click on a row selects it.
+    const y = await page.evaluate((q) => (window as any).__orbital.timelineRowY(q), s1.seq - 1);
+    const tl = (await snap()).windows.find((w) => w.app === 'timeline')!;
+    await page.mouse.click(tl.x + 100, y);
+    await until('the clicked row selected', snap, (s) => s.selected === s1.seq - 1);
+  });
+
+  it('the host rejects what a renderer must not send, and refuses a socket without the token', async () => {
+    const r = await page.evaluate(async () => {
+      const url = `ws://${location.host}/bridge`;
+      const token = new URLSearchParams(location.search).get('token');
+      const refused = await new Promise((res) => { const ws = new WebSocket(url); ws.onopen = () => res('opened'); ws.onerror = () => res('refused'); });
+      const ws = new WebSocket(`${url}?token=${token}`);
+      await new Promise((res) => { ws.onopen = res; });
+      const answers: any[] = [];
+      const got = new Promise<void>((res) => { ws.onmessage = (m) => { const d = JSON.parse(m.data); if (d.t === 'res') answers.push(d); if (answers.length === 3) res(); }; });
+      ws.send(JSON.stringify({ t: 'req', id: 1, ch: 'shell.exec', args: { cmd: 'rm -rf /' } }));
+      ws.send(JSON.stringify({ t: 'req', id: 2, ch: 'device.propose', args: { device: 'dev1', domain: 1, action: 'sh' } }));
+      ws.send(JSON.stringify({ t: 'req', id: 3, ch: 'device.propose', args: { device: 'dev1', domain: 1, action: 'sh', args: { line: 'x'.repeat(100_000) } } }));
+      await got;
+      ws.close();
+      return { refused, answers };
+    });
+    expect(r.refused).toBe('refused');
+    expect(r.answers.map((a: any) => a.ok)).toEqual([false, false, false]);
+    expect(r.answers.map((a: any) => a.error.kind)).toEqual(['protocol', 'bad-input', 'bad-input']);
+  });
+
+  it('recovers from a lost GPU device without losing the session', async () => {
+    const before = await snap();
+    await page.evaluate(() => (window as any).__orbital.loseDevice());
+    const after = await until('the renderer to be recreated', snap, (s) => s.recoveries === 1 && s.frames > before.frames);
+    expect(after.sceneHash).toBe(before.sceneHash);
+    expect(after.backend).toBe('webgpu');
+    // Still interactive: a command goes through after the recovery.
+    const btn = after.launcher.find((l) => l.app === 'console')!;
+    await page.mouse.click(center(btn).x, center(btn).y);
+    await until('a console window again', snap, (s) => s.windows.some((w) => w.app === 'console' && s.focused === w.id));
+    await page.keyboard.type('echo back');
+    await page.keyboard.press('Enter');
+    await until('the echo', snap, (s) => s.consoleText.includes('\nback\n'));
   });
 
   it('reports the scene hash that a replay of the device log in Node computes', async () => {

@@ -20,7 +20,8 @@ export function findElectron(): { path: string } | { why: string } {
     if (typeof p === 'string' && existsSync(p)) return { path: p };
     return { why: `the electron package points at ${String(p)}, which does not exist` };
   } catch (e) {
-    return { why: `the Electron binary is not installed (${e instanceof Error ? e.message.split('\n')[0] : e}); run: node app/scripts/ensure-electron.mjs` };
+    void e;
+    return { why: 'its binary is not installed here (npm could not download it); to get it: node app/scripts/ensure-electron.mjs' };
   }
 }
 
@@ -28,7 +29,9 @@ async function web(reason?: string) {
   if (reason) console.log(`Electron: ${reason}\nStarting web mode instead.`);
   const dataDir = flag('--data') ?? defaultDataDir();
   const port = flag('--port');
-  const host = await startHost({ socket: true, assets: cachedAssets(), dataDir, ...(port ? { port: Number(port) } : {}) });
+  const assets = cachedAssets();
+  await assets(); // build the renderer bundle now, so the first page load does not wait for it
+  const host = await startHost({ socket: true, assets, dataDir, ...(port ? { port: Number(port) } : {}) });
   console.log(`Orbital is running in web mode (device data: ${dataDir}).`);
   console.log(`Open this URL in Chromium or Chrome (WebGPU; other browsers use WebGL2):\n\n  ${host.web.url}\n`);
   console.log('Press Ctrl+C to stop.');

@@ -325,6 +325,8 @@ export class SessionApp {
       windows, focused: s.focused, consoleText: this.model.consoleLines.join('\n'), brokenAt: this.model.brokenAt,
       frames: this.frames, stats: this.lastStats, proposals: { ...this.proposals }, notice: this.ui.notice, recoveries: this.renderer.recoveries,
       selected: this.ui.selected, viewAt: this.ui.viewAt, titleH: THEME.titleH,
+      /** Windows in the frame on screen (differs from `windows` while showing a past entry). */
+      shown: (this.frame?.groups ?? []).filter((g) => g.window !== 0).map((g) => g.window),
       launcher: APPS.map((a, i) => ({ app: a, x: LAUNCHER.x + i * (LAUNCHER.w + LAUNCHER.gap), y: LAUNCHER.y, w: LAUNCHER.w, h: LAUNCHER.h })),
     };
   }
