@@ -88,7 +88,8 @@ describeWithTools(['socat'], 'console faults (socat pty pairs, serialport)', () 
 
   it('never takes the tail of an earlier boot for this one', async () => {
     // The "off" step leaves the previous boot's success line on the wire just before power-on.
-    const b = await board(`printf 'KERNEL UP\\\\nBOOT OK\\\\n' > DIR/board; sleep 0.3`);
+    // (the sleep lets those bytes reach the lab's end of the pty before the power-on edge)
+    const b = await board(`printf 'KERNEL UP\\\\nBOOT OK\\\\n' > DIR/board; sleep 1`);
     const p = boot({ lab: b.lab, device: b.dev });
     await until(b.powered, 'power-on');
     await sleep(300);
