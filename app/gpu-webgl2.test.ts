@@ -13,7 +13,7 @@ describeWithTools(['chromium'], 'GPU renderer on the WebGL2 fallback (browser wi
   const errors: string[] = [];
   beforeAll(async () => {
     host = await servePage('renderer/testing/gpu-page.ts');
-    b = await launchChromium({ webgpu: false, width: 640, height: 400 });
+    b = await launchChromium({ webgpu: false, width: 800, height: 520 });
     page = b.browser.pages()[0] ?? await b.browser.newPage();
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(host.url);
@@ -28,6 +28,13 @@ describeWithTools(['chromium'], 'GPU renderer on the WebGL2 fallback (browser wi
     expect(s.rendered).toBe(true);
     expect(s.drawCalls).toBe(1);
     await expectGolden(page, 'webgl2');
+  });
+
+  it('draws a fixed session composited by the scene like the reference rasterizer', async () => {
+    const s = await page.evaluate(() => (window as any).__gpu.drawSession());
+    expect(s.rendered).toBe(true);
+    await expectGolden(page, 'session', 'session');
+    await page.evaluate(() => (window as any).__gpu.drawGolden());
   });
 
   it('draws nothing for an unchanged frame', async () => {

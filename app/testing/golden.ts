@@ -3,7 +3,8 @@
 import { expect } from 'vitest';
 import type { Page } from 'playwright-core';
 import { renderFull } from '../../scene/index.ts';
-import { goldenFrame } from '../../renderer/testing/fixtures.ts';
+import { goldenFrame, goldenSession } from '../../renderer/testing/fixtures.ts';
+import type { Frame } from '../../scene/index.ts';
 import { compareImages, decodePng, encodePng } from './png.ts';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,8 +18,8 @@ import { join } from 'node:path';
 export const LEVELS = 2;
 export const MAX_OFF_FRACTION = 0.0005;
 
-export async function expectGolden(page: Page, label: string): Promise<{ differing: number; maxDelta: number }> {
-  const f = goldenFrame();
+export async function expectGolden(page: Page, label: string, which: 'layers' | 'session' = 'layers'): Promise<{ differing: number; maxDelta: number }> {
+  const f: Frame = which === 'session' ? goldenSession() : goldenFrame();
   const shot = decodePng(await page.screenshot({ clip: { x: 0, y: 0, width: f.width, height: f.height } }));
   const ref = renderFull(f);
   const c = compareImages(shot, ref, LEVELS);

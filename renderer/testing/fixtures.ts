@@ -2,6 +2,7 @@
 // text at fractional positions, nested clips, overlapping windows. Pure: built the same in Node
 // (for the reference rasterizer) and in the page (for the GPU renderer).
 import type { Frame, Group, Layer, TextLayer } from '../../scene/compositor/layers.ts';
+import { SessionScene, applyCommit, sessionReducer } from '../../scene/index.ts';
 
 function text(key: string, s: string, x: number, y: number, size: number, color: number): TextLayer {
   const ids: number[] = [], gx: number[] = [];
@@ -46,4 +47,25 @@ export function goldenFrame(): Frame {
     ],
     images: new Map(),
   };
+}
+
+/**
+ * A fixed session, composited by the scene itself: three windows (one maximized then restored,
+ * one focused with typed text, one scrolled), icons, panel buttons — everything the compositor emits.
+ */
+export function goldenSession(): Frame {
+  const s = sessionReducer.init();
+  let seq = 0;
+  const c = (action: string, args: Record<string, unknown>) => { applyCommit(s, seq, { id: seq, action, args } as never); seq++; };
+  c('screen.resize', { w: 800, h: 520 });
+  c('window.open', { app: 'console', title: 'Console', bounds: { x: 30, y: 30, w: 360, h: 240 } });
+  c('text.input', { id: 1, text: 'set a 1\na=1\nget a\n1' });
+  c('window.open', { app: 'timeline', title: 'Timeline — 12 entries', bounds: { x: 300, y: 120, w: 420, h: 300 } });
+  c('text.input', { id: 2, text: 'The quick brown fox jumps over the lazy dog. '.repeat(6) });
+  c('window.open', { app: 'system', title: 'System', bounds: { x: 80, y: 300, w: 260, h: 150 } });
+  c('window.maximize', { id: 3 });
+  c('window.restore', { id: 3 });
+  c('window.focus', { id: 2 });
+  c('window.scroll', { id: 2, dy: 18 });
+  return new SessionScene().update(s);
 }

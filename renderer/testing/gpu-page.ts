@@ -2,7 +2,7 @@
 // Playwright drives it through window.__gpu.
 import { FrameRenderer } from '../gpu/frame-renderer.ts';
 import { ReferenceGlyphs } from '../gpu/glyph-source.ts';
-import { goldenFrame } from './fixtures.ts';
+import { goldenFrame, goldenSession } from './fixtures.ts';
 
 const canvas = document.getElementById('screen') as HTMLCanvasElement;
 let fr: FrameRenderer | null = null;
@@ -14,6 +14,7 @@ const api = {
     return { adapter: adapter !== null, backend: fr.backend, isWebGPUBackend: (fr.renderer.backend as unknown as { isWebGPUBackend?: boolean }).isWebGPUBackend === true };
   },
   drawGolden() { return fr!.draw(goldenFrame(), 0); },
+  drawSession() { return fr!.draw(goldenSession(), 0); },
   drawSame() { const f = goldenFrame(); fr!.draw(f, 0); return fr!.draw(f, 0); },
   async loseAndRecover() {
     const before = fr!.recoveries;
