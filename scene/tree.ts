@@ -204,6 +204,10 @@ export class SceneNode {
   /** 0 visible, 1 hidden, 2 scroll (scroll changes how Yoga sizes content-sized containers). */
   overflow = 0;
   grow = 0; shrink = 0; aspect = NaN; rowGap = 0; colGap = 0;
+  /** A min/max, padding or margin is a percent: its measurement depends on the owner's size. */
+  pctDep = false;
+  /** This node has a percent min/max; kidsMinMaxPct: how many children have one. */
+  minMaxPct = false; kidsMinMaxPct = 0;
   // content
   text = '';
   textStyle: Readonly<TextStyle> = DEFAULT_TEXT_STYLE;
@@ -225,9 +229,10 @@ export class SceneNode {
   gen = -1; zeroed = false;
   // layout cache: last full layout + a small ring of measurements
   cLayout = false;
-  cAW = 0; cAH = 0; cWM = 0; cHM = 0; cOW = 0; cOH = 0; cRW = 0; cRH = 0;
+  cAW = 0; cAH = 0; cWM = 0; cHM = 0; cRW = 0; cRH = 0; cLGen = -1; cOW = 0; cOH = 0;
   cN = 0; cNext = 0;
-  readonly cM = new Float64Array(8 * 6);
+  /** Measurement cache: 8 entries of 9 floats (see layout/flex.ts SLOT). */
+  readonly cM = new Float64Array(8 * 9);
   /** Shaped text cache (layout/text reuse it while text and textStyle are unchanged). */
   shaped: unknown = null;
   constructor(readonly id: NodeId, readonly kind: number) {
@@ -252,8 +257,11 @@ export interface LayoutStats {
   /** Text measurements (line breaking) performed. */
   measured: number;
   /**
-   * Layout decisions that hinged on a rounding residue (a value within 1e-7 of a threshold) or
-   * on Yoga's zero-total-shrink branch: where float32 yoga-layout may decide otherwise.
+   * Places where yoga-layout may legitimately decide otherwise: a decision that hinged on a
+   * rounding residue (float32 there, float64 here), Yoga's zero-total-shrink branch, or a leaf
+   * measurement Yoga would have reused from other constraints with a different result (we
+   * never reuse inexactly: it would make incremental layout differ from fresh). For the
+   * differential test; 0 in ordinary trees.
    */
   precisionSensitive: number;
 }
@@ -338,6 +346,7 @@ export class SceneTree {
     this.detach(c);
     const i = b ? p.children.indexOf(b) : p.children.length;
     p.children.splice(i, 0, c);
+    if (c.minMaxPct) p.kidsMinMaxPct++;
     c.parent = p;
     this.markDirty(p);
   }
@@ -360,6 +369,7 @@ export class SceneTree {
   private detach(c: SceneNode): void {
     const p = c.parent;
     if (!p) return;
+    if (c.minMaxPct) p.kidsMinMaxPct--;
     p.children.splice(p.children.indexOf(c), 1);
     c.parent = null;
     this.markDirty(p);
@@ -458,6 +468,15 @@ export class SceneTree {
     n.overflow = s.overflow === 'visible' ? 0 : s.overflow === 'hidden' ? 1 : 2;
     n.grow = s.flexGrow; n.shrink = s.flexShrink; n.aspect = s.aspectRatio > 0 ? s.aspectRatio : NaN;
     n.rowGap = s.rowGap; n.colGap = s.columnGap;
+    // Percents the node resolves itself against its owner's size (Yoga leaves the owner out of
+    // its cache keys; we add it for these nodes — see layout/flex.ts sameOwner).
+    n.pctDep = false;
+    for (let i = S_MINW; i < S_INSET; i++) if (i !== S_BASIS && n.lu[i] === U_PCT) n.pctDep = true;
+    if (n.wrap !== WRAP_NO && (n.lu[S_W] === U_PCT || n.lu[S_H] === U_PCT)) n.pctDep = true;
+    // Yoga bounds a flex item's basis by its percent min/max resolved against the *parent's*
+    // owner size, so such a child makes its parent's layout depend on that size too.
+    const mmPct = n.lu[S_MINW] === U_PCT || n.lu[S_MINH] === U_PCT || n.lu[S_MAXW] === U_PCT || n.lu[S_MAXH] === U_PCT;
+    if (mmPct !== n.minMaxPct) { if (n.parent) n.parent.kidsMinMaxPct += mmPct ? 1 : -1; n.minMaxPct = mmPct; }
     this.markDirty(n);
   }
 

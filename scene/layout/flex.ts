@@ -26,6 +26,8 @@ const L = 0, T = 1, R = 2, B = 3;
 const START = [T, B, L, R];
 const END = [B, T, R, L];
 const CACHE_SLOTS = 8;
+/** Floats per measurement-cache entry: available w/h, modes w/h, result w/h, generation, owner w/h. */
+export const SLOT = 9;
 // Yoga computes in float32, where a size that had margins added and then subtracted comes back
 // as exactly what it was; in doubles it can come back 1e-14 off, which flips "<= 0" and "does
 // the next item still fit" decisions. Those comparisons allow this much slack.
@@ -46,6 +48,19 @@ const isRow = (d: number) => d >= DIR_ROW;
 const isDef = (x: number) => x === x;
 const maxOrDef = (a: number, b: number) => (a === a && b === b ? (a > b ? a : b) : a === a ? a : b);
 const minOrDef = (a: number, b: number) => (a === a && b === b ? (a < b ? a : b) : a === a ? a : b);
+/**
+ * Yoga's cache keys leave out the owner size, which percent paddings, margins and min/max
+ * resolve against, so Yoga can reuse a result with a percent resolved against an old owner
+ * size. For nodes with such percents the owner size is part of the key.
+ */
+const sameOwner = (n: SceneNode, ow: number, oh: number, eow: number, eoh: number, _entryGen: number) =>
+  (!n.pctDep && n.kidsMinMaxPct === 0) || ((ow === eow || (ow !== ow && eow !== eow)) && (oh === eoh || (oh !== oh && eoh !== eoh)));
+/**
+ * Cache keys match exactly (Yoga allows 1e-4): reusing a result computed for a size 1e-5 away
+ * makes an incremental layout differ from a fresh one in the last bits, and the scene must be
+ * reproducible bit for bit. Costs a recomputation when a size carries float noise.
+ */
+const sameSize = (a: number, b: number, _entryGen: number) => a === b || (a !== a && b !== b);
 const inexactEq = (a: number, b: number) => (a === a && b === b ? Math.abs(a - b) < 0.0001 : a !== a && b !== b);
 
 function resolve(n: SceneNode, slot: number, ref: number): number {
@@ -139,6 +154,7 @@ function zeroOut(n: SceneNode): void {
   n.cLayout = false; n.cN = 0; n.gen = -1;
   n.pos.fill(0);
   setBox(n, 0, 0, 0, 0);
+  if (n.textLayout !== null) { n.textLayout = null; tree.noteLayoutChanged(n); }
   for (const c of n.children) zeroOut(c);
 }
 
@@ -392,7 +408,9 @@ function justifyMain(n: SceneNode, mainMode: number, crossMode: number, mainOwne
   let leading = 0, between = gap;
   let j = n.justify;
   if (!(lnRemaining >= 0) && (j === J_BETWEEN || j === J_AROUND || j === J_EVENLY)) j = 0;
-  if (lnAutoMargins === 0) {
+  // No items (only absolute or hidden children): Yoga divides by zero here (space-around gives
+  // an infinite line); nothing to distribute.
+  if (lnAutoMargins === 0 && count > 0) {
     switch (j) {
       case J_CENTER: leading = lnRemaining / 2; break;
       case J_END: leading = lnRemaining; break;
@@ -622,7 +640,7 @@ function layoutImpl(n: SceneNode, aw: number, ah: number, wMode: number, hMode: 
             if (!hasDefiniteLength(c, !mainRow, availInnerCross)) {
               const cw = mainRow ? c.measuredW + marginAxis(c, main, availInnerW) : leadPerLine + lineHeight;
               const ch = !mainRow ? c.measuredH + marginAxis(c, cross, availInnerW) : leadPerLine + lineHeight; // sic: Yoga adds the cross-axis margins here
-              if (!(inexactEq(cw, c.measuredW) && inexactEq(ch, c.measuredH))) layoutNode(c, cw, ch, EXACT, EXACT, availInnerW, availInnerH, true);
+              if (!(sameSize(cw, c.measuredW, 0) && sameSize(ch, c.measuredH, 0))) layoutNode(c, cw, ch, EXACT, EXACT, availInnerW, availInnerH, true);
             }
             break;
           }
@@ -730,18 +748,46 @@ function positionAbsolute(n: SceneNode, c: SceneNode, axis: number, isMain: bool
   }
 }
 
-// Yoga 3.2's measurement-cache rules for leaves (Cache.cpp). Note the "stricter" rule compares
-// the old available size *with* margins against the new one without: kept as Yoga has it.
-function axisCompatible(m: number, a: number, lm: number, la: number, lc: number, margin: number): boolean {
+// Leaf measurements are reused only for the same modes and sizes (and owner size, when a
+// percent depends on it). Yoga also reuses a measurement for a looser or stricter size when the
+// old result "still fits" (Cache.cpp); those reuses are not always what a recomputation gives
+// (its stricter-size rule compares the old size with margins against the new one without, a
+// max-size clamp breaks the "still fits" argument, and 1e-4 tolerances shift the last bits), and
+// any of them makes the result depend on which measurements happened to be cached: an
+// incremental layout would then differ from a fresh one. Text measurement is cheap enough.
+function axisCompatible(m: number, a: number, lm: number, la: number, _lc: number, _margin: number, _g: number): boolean {
+  return lm === m && sameSize(la, a, 0);
+}
+// What yoga-layout 3.2 would have reused (its Cache.cpp rules, 1e-4 tolerances and all). Not
+// used for layout: only to count the places where Yoga's answer would come from a stale reuse.
+function yogaAxisCompatible(m: number, a: number, lm: number, la: number, lc: number, margin: number): boolean {
   const size = a - margin;
   return (lm === m && inexactEq(la, a))
     || (m === EXACT && inexactEq(size, lc))
     || (m === FIT && lm === MAX && (size >= lc || inexactEq(size, lc)))
     || (lm === FIT && m === FIT && la === la && size === size && lc === lc && la > size && (lc <= size || inexactEq(size, lc)));
 }
-function canUseCached(wm: number, aw: number, hm: number, ah: number, lwm: number, law: number, lhm: number, lah: number, lcw: number, lch: number, mRow: number, mCol: number): boolean {
+/** After a leaf was measured anew: would Yoga have reused an entry of this pass with another result? */
+function countYogaReuse(n: SceneNode, wm: number, aw: number, hm: number, ah: number, mRow: number, mCol: number): void {
+  const cm = n.cM;
+  const differs = (w: number, h: number) => Math.abs(w - n.measuredW) > 1e-3 || Math.abs(h - n.measuredH) > 1e-3;
+  if (n.cLayout && n.cLGen === generation && yogaAxisCompatible(wm, aw, n.cWM, n.cAW, n.cRW, mRow) && yogaAxisCompatible(hm, ah, n.cHM, n.cAH, n.cRH, mCol)) {
+    if (differs(n.cRW, n.cRH)) sensitive++;
+    return;
+  }
+  for (let i = 0; i < n.cN; i++) {
+    const o = i * SLOT;
+    if (cm[o + 6] !== generation) continue;
+    if (yogaAxisCompatible(wm, aw, cm[o + 2]!, cm[o]!, cm[o + 4]!, mRow) && yogaAxisCompatible(hm, ah, cm[o + 3]!, cm[o + 1]!, cm[o + 5]!, mCol)) {
+      if (differs(cm[o + 4]!, cm[o + 5]!)) sensitive++;
+      return;
+    }
+  }
+}
+
+function canUseCached(wm: number, aw: number, hm: number, ah: number, lwm: number, law: number, lhm: number, lah: number, lcw: number, lch: number, mRow: number, mCol: number, g: number): boolean {
   if ((lch === lch && lch < 0) || (lcw === lcw && lcw < 0)) return false;
-  return axisCompatible(wm, aw, lwm, law, lcw, mRow) && axisCompatible(hm, ah, lhm, lah, lch, mCol);
+  return axisCompatible(wm, aw, lwm, law, lcw, mRow, g) && axisCompatible(hm, ah, lhm, lah, lch, mCol, g);
 }
 
 /** Yoga's calculateLayoutInternal: the cache in front of layoutImpl. */
@@ -752,33 +798,34 @@ function layoutNode(n: SceneNode, aw: number, ah: number, wm: number, hm: number
   const cm = n.cM;
   if (isLeaf(n)) {
     const mRow = marginAxis(n, DIR_ROW, ownerW), mCol = marginAxis(n, DIR_COLUMN, ownerW);
-    if (n.cLayout && canUseCached(wm, aw, hm, ah, n.cWM, n.cAW, n.cHM, n.cAH, n.cRW, n.cRH, mRow, mCol)) hit = -2;
+    if (n.cLayout && sameOwner(n, ownerW, ownerH, n.cOW, n.cOH, n.cLGen) && canUseCached(wm, aw, hm, ah, n.cWM, n.cAW, n.cHM, n.cAH, n.cRW, n.cRH, mRow, mCol, n.cLGen)) hit = -2;
     else {
       for (let i = 0; i < n.cN; i++) {
-        const o = i * 6;
-        if (canUseCached(wm, aw, hm, ah, cm[o + 2]!, cm[o]!, cm[o + 3]!, cm[o + 1]!, cm[o + 4]!, cm[o + 5]!, mRow, mCol)) { hit = i; break; }
+        const o = i * SLOT;
+        if (sameOwner(n, ownerW, ownerH, cm[o + 7]!, cm[o + 8]!, cm[o + 6]!) && canUseCached(wm, aw, hm, ah, cm[o + 2]!, cm[o]!, cm[o + 3]!, cm[o + 1]!, cm[o + 4]!, cm[o + 5]!, mRow, mCol, cm[o + 6]!)) { hit = i; break; }
       }
     }
   } else if (perform) {
-    if (n.cLayout && inexactEq(n.cAW, aw) && inexactEq(n.cAH, ah) && n.cWM === wm && n.cHM === hm) hit = -2;
+    if (n.cLayout && n.cWM === wm && n.cHM === hm && sameSize(n.cAW, aw, n.cLGen) && sameSize(n.cAH, ah, n.cLGen) && sameOwner(n, ownerW, ownerH, n.cOW, n.cOH, n.cLGen)) hit = -2;
   } else {
     for (let i = 0; i < n.cN; i++) {
-      const o = i * 6;
-      if (inexactEq(cm[o]!, aw) && inexactEq(cm[o + 1]!, ah) && cm[o + 2] === wm && cm[o + 3] === hm) { hit = i; break; }
+      const o = i * SLOT;
+      if (cm[o + 2] === wm && cm[o + 3] === hm && sameSize(cm[o]!, aw, cm[o + 6]!) && sameSize(cm[o + 1]!, ah, cm[o + 6]!) && sameOwner(n, ownerW, ownerH, cm[o + 7]!, cm[o + 8]!, cm[o + 6]!)) { hit = i; break; }
     }
   }
   if (!visit && hit !== -1) {
     if (hit === -2) { n.measuredW = n.cRW; n.measuredH = n.cRH; }
-    else { n.measuredW = cm[hit * 6 + 4]!; n.measuredH = cm[hit * 6 + 5]!; }
+    else { n.measuredW = cm[hit * SLOT + 4]!; n.measuredH = cm[hit * SLOT + 5]!; }
   } else {
     layoutImpl(n, aw, ah, wm, hm, ownerW, ownerH, perform);
+    if (hit === -1 && isLeaf(n)) countYogaReuse(n, wm, aw, hm, ah, marginAxis(n, DIR_ROW, ownerW), marginAxis(n, DIR_COLUMN, ownerW));
     if (hit === -1) {
       if (perform) {
-        n.cLayout = true; n.cAW = aw; n.cAH = ah; n.cWM = wm; n.cHM = hm; n.cRW = n.measuredW; n.cRH = n.measuredH;
+        n.cLayout = true; n.cAW = aw; n.cAH = ah; n.cWM = wm; n.cHM = hm; n.cRW = n.measuredW; n.cRH = n.measuredH; n.cLGen = generation; n.cOW = ownerW; n.cOH = ownerH;
       } else {
         if (n.cN === CACHE_SLOTS) n.cN = 0;
-        const o = n.cN * 6;
-        cm[o] = aw; cm[o + 1] = ah; cm[o + 2] = wm; cm[o + 3] = hm; cm[o + 4] = n.measuredW; cm[o + 5] = n.measuredH;
+        const o = n.cN * SLOT;
+        cm[o] = aw; cm[o + 1] = ah; cm[o + 2] = wm; cm[o + 3] = hm; cm[o + 4] = n.measuredW; cm[o + 5] = n.measuredH; cm[o + 6] = generation; cm[o + 7] = ownerW; cm[o + 8] = ownerH;
         n.cN++;
       }
     }

@@ -36,6 +36,22 @@ export interface GenOptions {
   baseline?: boolean;
   /** Generate explicit flex-basis values (points and percent). */
   flexBasis?: boolean;
+  /**
+   * Percents and margins on text leaves (default on). yoga-layout reuses a leaf's measurement
+   * for other constraints when the old result "still fits" — also for a new owner size (a
+   * percent padding stays resolved against the old one) and for a looser size when the leaf has
+   * margins (its rule compares sizes with and without margins). We reuse only exact matches,
+   * which keeps incremental layout bit-identical to fresh; the differential test turns this off
+   * so it compares layout semantics, not those cache artifacts.
+   */
+  leafPercent?: boolean;
+  /**
+   * Percent margins, paddings and min/max (and percent sizes on wrapping containers): values a
+   * node resolves against its owner's size. yoga-layout's caches leave the owner size out of
+   * their keys and reuse such results across owner sizes; ours do not. Default on; the
+   * differential test turns it off (percent widths, heights and insets stay on).
+   */
+  ownerPercent?: boolean;
 }
 
 const WORDS = ['a', 'lorem', 'ipsum', 'dolor', 'sit', 'amet', 'orbital', 'flex', 'box', 'x', 'window', 'terminal'];
@@ -45,10 +61,10 @@ export class StyleGen {
   pick<T>(xs: readonly T[]): T { return xs[Math.floor(this.r() * xs.length)]!; }
   chance(p: number): boolean { return this.r() < p; }
   int(lo: number, hi: number): number { return lo + Math.floor(this.r() * (hi - lo + 1)); }
-  len(max: number, auto: boolean): Length {
+  len(max: number, auto: boolean, percentOk = true): Length {
     const x = this.r();
     if (auto && x < 0.2) return 'auto';
-    if (this.o.percent !== false && x < 0.45) return `${this.int(0, 100)}%`;
+    if (this.o.percent !== false && percentOk && x < 0.45) return `${this.int(0, 100)}%`;
     return this.int(0, max);
   }
   style(isRoot: boolean): StyleInput {
@@ -67,17 +83,19 @@ export class StyleGen {
     // unknown), so it can ignore an explicit flex-basis; we always honour it (CSS). The
     // differential test therefore generates 'auto' only; other tests turn bases on.
     if (maybe(d / 2)) s.flexBasis = this.o.flexBasis ? this.len(200, true) : 'auto';
-    if (maybe()) s.width = this.len(300, true);
-    if (maybe()) s.height = this.len(300, true);
+    const wrapped = s.flexWrap !== undefined && s.flexWrap !== 'nowrap';
+    if (maybe()) s.width = this.len(300, true, !wrapped || this.o.ownerPercent !== false);
+    if (maybe()) s.height = this.len(300, true, !wrapped || this.o.ownerPercent !== false);
     if (this.o.minMax !== false) {
-      if (maybe(d / 3)) s.minWidth = this.len(150, false);
-      if (maybe(d / 3)) s.maxWidth = this.len(300, false);
-      if (maybe(d / 3)) s.minHeight = this.len(150, false);
-      if (maybe(d / 3)) s.maxHeight = this.len(300, false);
+      const op = this.o.ownerPercent !== false;
+      if (maybe(d / 3)) s.minWidth = this.len(150, false, op);
+      if (maybe(d / 3)) s.maxWidth = this.len(300, false, op);
+      if (maybe(d / 3)) s.minHeight = this.len(150, false, op);
+      if (maybe(d / 3)) s.maxHeight = this.len(300, false, op);
     }
     for (const e of ['Top', 'Right', 'Bottom', 'Left'] as const) {
-      if (maybe(d / 2)) s[`margin${e}`] = this.o.autoMargins && this.chance(0.15) ? 'auto' : this.len(20, false);
-      if (maybe(d / 2)) s[`padding${e}`] = this.len(20, false);
+      if (maybe(d / 2)) s[`margin${e}`] = this.o.autoMargins && this.chance(0.15) ? 'auto' : this.len(20, false, this.o.ownerPercent !== false);
+      if (maybe(d / 2)) s[`padding${e}`] = this.len(20, false, this.o.ownerPercent !== false);
       if (maybe(d / 3)) s[`border${e}`] = this.int(0, 5);
     }
     if (maybe(d / 2)) s.rowGap = this.int(0, 15);
@@ -93,6 +111,15 @@ export class StyleGen {
     if (maybe(d / 3)) s.overflow = this.pick(['visible', 'hidden', 'scroll'] as const);
     return s;
   }
+  /** The style with every percent length turned into points (same number) and no margins. */
+  leafSafe(s: StyleInput): StyleInput {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(s)) {
+      if (k.startsWith('margin')) continue;
+      out[k] = typeof v === 'string' && v.endsWith('%') ? Number(v.slice(0, -1)) : v;
+    }
+    return out as StyleInput;
+  }
   text(): string {
     const n = this.int(1, 8), w: string[] = [];
     for (let i = 0; i < n; i++) w.push(this.pick(WORDS));
@@ -106,7 +133,7 @@ export function randomTree(seed: number, maxNodes: number, opts: GenOptions = {}
   let budget = maxNodes - 1;
   const build = (depth: number, isRoot: boolean): GenNode => {
     if (!isRoot && (depth > 5 || r() < 0.3)) {
-      return { kind: 'text', style: g.style(false), text: g.text(), fontSize: g.pick([10, 12, 14, 20]), children: [] };
+      return { kind: 'text', style: opts.leafPercent === false ? g.leafSafe(g.style(false)) : g.style(false), text: g.text(), fontSize: g.pick([10, 12, 14, 20]), children: [] };
     }
     const node: GenNode = { kind: 'container', style: g.style(isRoot), children: [] };
     const n = g.int(0, 5);
