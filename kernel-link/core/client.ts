@@ -53,7 +53,9 @@ export type ClientEvent =
   | { t: 'drop'; info: DropInfo }
   | { t: 'device-error'; code: string; detail: string }
   | { t: 'bad-message'; detail: string }
-  | { t: 'closed-by-device'; reason: string; detail: string };
+  | { t: 'closed-by-device'; reason: string; detail: string }
+  /** An onEntry/onConsole listener threw: the link carries on (the error is here, not thrown into the transport). */
+  | { t: 'listener-error'; error: unknown };
 
 export interface ProposeReply {
   status: 'committed' | 'rejected';
@@ -157,7 +159,7 @@ export class LinkClient {
   private readonly lines: LineAssembler;
   private firstConnect: { resolve(): void; reject(e: LinkError): void } | null = null;
   private failedReconnects = 0;
-  readonly stats = { framesIn: 0, framesOut: 0, drops: 0, entries: 0, duplicatesSkipped: 0, resubscribes: 0, reconnects: 0, textBytes: 0, badMessages: 0 };
+  readonly stats = { framesIn: 0, framesOut: 0, drops: 0, entries: 0, duplicatesSkipped: 0, resubscribes: 0, reconnects: 0, textBytes: 0, badMessages: 0, listenerErrors: 0 };
 
   constructor(opts: ClientOptions) {
     this.opts = {
@@ -170,7 +172,7 @@ export class LinkClient {
     this.lastHashKnown = opts.resume ? opts.resume.lastHash : GENESIS;
     this.knownBoot = opts.resume?.boot ?? null;
     this.window = this.opts.window;
-    this.lines = new LineAssembler((l) => { for (const f of this.consoleListeners) f(l); });
+    this.lines = new LineAssembler((l) => { for (const f of this.consoleListeners) this.call(f, l); });
   }
 
   // ---- public API ----
@@ -245,7 +247,8 @@ export class LinkClient {
 
   // ---- connection lifecycle ----
 
-  private emit(e: ClientEvent): void { for (const f of this.eventListeners) f(e); }
+  private emit(e: ClientEvent): void { for (const f of this.eventListeners) { try { f(e); } catch { /* an event listener's own bug */ } } }
+  private call<T>(f: (x: T) => void, x: T): void { try { f(x); } catch (error) { this.stats.listenerErrors++; this.emit({ t: 'listener-error', error }); } }
   private now(): number { return this.opts.clock.now(); }
   private clear(h: TimerHandle | null): null { if (h !== null) this.opts.clock.clearTimeout(h); return null; }
   private stopTimers(): void {
@@ -398,7 +401,7 @@ export class LinkClient {
       if (previous) this.emit({ t: 'boot', boot: w.boot, previous });
     }
     this.emit({ t: 'connected', welcome: w });
-    if (this.opts.subscribe) this.subscribe('handshake');
+    if (this.opts.subscribe && w.caps.includes('entries')) this.subscribe('handshake');
     this.startKeepalive();
     this.pumpProposals();
     this.firstConnect?.resolve(); this.firstConnect = null;
@@ -478,7 +481,7 @@ export class LinkClient {
       if (kind === Kind.Receipt) this.noteReceipt(seq, e);
       if (this.entryListeners.size) {
         const ev = new LazyEntryEvent(seq, e, kind, this);
-        for (const f of this.entryListeners) f(ev);
+        for (const f of this.entryListeners) this.call(f, ev);
       }
     }
   }

@@ -29,7 +29,7 @@ export class MemoryDevice implements LinkDevice {
   private headHash: Uint8Array = GENESIS;
   private readonly appendListeners = new Set<() => void>();
   private readonly consoleListeners = new Set<(b: Uint8Array) => void>();
-  /** Console input received from hosts (a person typing). */
+  /** Console input received from hosts (a person typing); the last 64 KiB. */
   readonly input: Uint8Array[] = [];
 
   constructor(opts: MemoryDeviceOptions = {}) {
@@ -87,5 +87,10 @@ export class MemoryDevice implements LinkDevice {
 
   onAppend(listener: () => void): () => void { this.appendListeners.add(listener); return () => this.appendListeners.delete(listener); }
   onConsole(listener: (b: Uint8Array) => void): () => void { this.consoleListeners.add(listener); return () => this.consoleListeners.delete(listener); }
-  consoleInput(bytes: Uint8Array): void { this.input.push(bytes.slice()); }
+  consoleInput(bytes: Uint8Array): void {
+    this.input.push(bytes.slice());
+    this.inputBytes += bytes.length;
+    while (this.inputBytes > 65536 && this.input.length > 1) this.inputBytes -= this.input.shift()!.length; // bounded
+  }
+  private inputBytes = 0;
 }

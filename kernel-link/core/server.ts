@@ -20,6 +20,12 @@ export interface ServeOptions {
   consoleFrames?: boolean;
   /** Entries read from the device per batch. */
   readBatch?: number;
+  /**
+   * Stop adding entries to an ENTRIES frame once its payload reaches this size (default 256 KiB):
+   * small frames pipeline (the host decodes one while the next is on the wire) and fit in one
+   * socket read, so the host can take them without copying. A larger entry still goes alone.
+   */
+  targetFrame?: number;
   crc32?: Crc32;
   /** Byte search for the codec (kernel-link/node/crc.ts nodeCodec has a native one). */
   findByte?: FindByte;
@@ -47,6 +53,7 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
   const maxFrame = Math.max(PRE_HANDSHAKE_MAX_PAYLOAD, Math.min(opts.maxFrame ?? HARD_MAX_PAYLOAD, HARD_MAX_PAYLOAD));
   const maxRequests = Math.max(1, opts.maxRequests ?? 16);
   const readBatch = opts.readBatch ?? 256;
+  const targetFrame = opts.targetFrame ?? 262144;
   const caps = ['entries', 'propose', ...(opts.consoleFrames ? ['console-frames'] : [])];
   const decoder = new FrameDecoder({ maxFrame, ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}) });
   const codec = { ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}) };
@@ -99,6 +106,7 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
           while (n < ahead.list.length) {
             const add = 5 + ahead.list[n]!.length;
             if (size + add > budget) break;
+            if (n > 0 && size + add > targetFrame) break;
             if (FRAME_OVERHEAD + size + add > room && !(n === 0 && nothingOutstanding)) break;
             size += add; n++;
             if (FRAME_OVERHEAD + size > room) break; // the lone oversized frame goes alone
@@ -148,7 +156,9 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
     void pump();
   };
 
+  let subscribeEpoch = 0;
   const subscribe = async (m: Extract<Message, { t: 'subscribe' }>) => {
+    const epoch = ++subscribeEpoch;
     const i = device.info();
     stream = null; ahead = null;
     if (m.from > i.head) return error(m.rid, 'ahead', `the host asks from seq ${m.from} but this log ends at ${i.head} (a new log?)`);
@@ -162,6 +172,7 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
       prev = prevOf(e[0]!);
     }
     if (!equalBytes(prev, m.prev)) return error(m.rid, 'diverged', `the host's entry ${m.from - 1} is not this log's`);
+    if (epoch !== subscribeEpoch) return; // a newer SUBSCRIBE (or HELLO/CLOSE) replaced this one meanwhile
     stream = { rid: m.rid, next: m.from, sent: 0, limit: m.window, window: m.window };
     void pump();
   };
@@ -170,7 +181,7 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
     switch (m.t) {
       case 'hello': {
         if (m.max < PROTOCOL_VERSION || m.min > PROTOCOL_VERSION) return error(m.rid, 'version', `device speaks ${PROTOCOL_VERSION}..${PROTOCOL_VERSION}, the host ${m.min}..${m.max}`);
-        session = true; stream = null; ahead = null;
+        session = true; stream = null; ahead = null; subscribeEpoch++;
         hostMaxFrame = Math.min(Math.max(m.maxFrame, PRE_HANDSHAKE_MAX_PAYLOAD), HARD_MAX_PAYLOAD);
         consoleCredit = { sent: 0, limit: m.consoleWindow, window: m.consoleWindow };
         opts.onEvent?.({ t: 'hello', client: m.client, version: PROTOCOL_VERSION });
@@ -179,7 +190,7 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
       case 'ping': return send({ t: 'pong', rid: m.rid, head: device.info().head });
       case 'close':
         opts.onEvent?.({ t: 'close', reason: m.reason, detail: m.detail });
-        session = false; stream = null; ahead = null; return;
+        session = false; stream = null; ahead = null; subscribeEpoch++; return;
       case 'credit':
         if (m.stream === 0) { consoleCredit.limit = Math.max(consoleCredit.limit, m.limit); return; }
         if (stream && stream.rid === m.stream && m.limit > stream.limit) { stream.limit = m.limit; void pump(); }

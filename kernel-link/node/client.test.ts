@@ -67,6 +67,21 @@ describe('client against a memory device', () => {
     c.close();
   });
 
+  it('survives a listener that throws: the error becomes an event, the stream carries on', async () => {
+    const dev = new MemoryDevice();
+    const c = createClient(serveMemory(dev).connect);
+    const got: number[] = [];
+    const events: ClientEvent[] = [];
+    c.onEntry((e) => { if (e.seq === 0) throw new Error('listener bug'); got.push(e.seq); });
+    c.onEvent((e) => events.push(e));
+    await c.connect();
+    await c.propose({ id: 1, domain: 1, action: 'echo', args: { text: 'x' } });
+    await until(() => got.length === dev.log.length - 1);
+    expect(c.stats.listenerErrors).toBe(1);
+    expect(events.some((e) => e.t === 'listener-error')).toBe(true);
+    c.close();
+  });
+
   it('delivers console lines byte-exact with receive times, and flushes a pending line after a pause', async () => {
     const dev = new MemoryDevice();
     const c = createClient(serveMemory(dev).connect);
