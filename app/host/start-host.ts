@@ -6,6 +6,7 @@ import { Dispatcher } from './dispatch.ts';
 import { HostServices } from './services.ts';
 import { InProcessDevice } from './inprocess-device.ts';
 import { startHostedDevice, type HostedDevice } from './hosted.ts';
+import { QemuGuestDevice, qemuAvailability } from './qemu-device.ts';
 import { startWebHost, type WebHost } from '../web/server.ts';
 import type { Assets } from '../web/bundle.ts';
 import type { DeviceLink } from './device.ts';
@@ -43,11 +44,15 @@ export const defaultDataDir = () => join(process.env.XDG_DATA_HOME ?? join(homed
 
 export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   const log = o.log ?? ((l: string) => console.warn(l));
-  const capabilities = (): HostCapabilities => ({ qemu: false, qemuWhyNot: 'the QEMU guest is not wired into this host yet', serialPorts: [] });
+  const capabilities = (): HostCapabilities => {
+    const q = qemuAvailability();
+    return q.ok ? { qemu: true, serialPorts: [] } : { qemu: false, qemuWhyNot: q.why, serialPorts: [] };
+  };
   let hosted: HostedDevice | null = null;
   if ((o.device ?? 'hosted') === 'hosted') hosted = await startHostedDevice(o.dataDir ?? defaultDataDir(), o.fsync ? { fsync: o.fsync } : {});
   const links: Partial<Record<DeviceTarget, (path?: string) => DeviceLink>> = {
     hosted: () => hosted ? hosted.link() : new InProcessDevice({ label: 'in-process device' }),
+    ...(qemuAvailability().ok ? { qemu: () => new QemuGuestDevice() } : {}),
     ...o.links,
   };
   const services = new HostServices({ links, capabilities, mode: o.socket ? 'web' : 'electron', log });
