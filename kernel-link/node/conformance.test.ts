@@ -42,3 +42,14 @@ linkConformance({
   },
   faults: false,
 });
+
+linkConformance({
+  name: 'memory device, TCP',
+  start: async () => {
+    const dev = new MemoryDevice();
+    const l = await listenTransport({ host: '127.0.0.1', port: 0 });
+    l.onConnection((t) => serveLink(t, dev, { crc32: zlibCrc32 }));
+    return { connect: () => connectTransport(l.address), stop: () => l.close() };
+  },
+  faults: false,
+});
