@@ -7,10 +7,12 @@
 //   target cut off half-way does not look bootable - and a journal marks the flash in progress, so
 //   the next run knows it was interrupted and starts clean.
 // - Writes go through O_DIRECT in bounded chunks with a few in flight, and the target is synced
-//   every 64 MiB: there is never much dirty cache, so a cancel returns in well under a second.
-// - BLAKE3 of the written bytes identifies the image; each chunk also gets an XXH3-128
-//   fingerprint, which the verify pass recomputes on the read-back bytes (6+ GB/s in WASM, so
-//   verify runs at the speed of the disk, not of the hash) and which names the first bad offset.
+//   every 32 MiB: there is never much dirty cache, so a cancel returns in well under a second.
+// - BLAKE3 of the written bytes identifies the image (on a worker thread); each chunk also gets an
+//   XXH3-128 fingerprint, which the verifier recomputes on the read-back bytes (6+ GB/s in WASM,
+//   so verify runs at the speed of the disk, not of the hash) and which names the first bad
+//   offset. The verifier reads chunks back through its own O_DIRECT handle as soon as a sync has
+//   made them durable, beside the write; the head and the last stretch after the final sync.
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
@@ -77,7 +79,7 @@ export interface FlashResult {
 
 const HEAD = 1 << 20;
 const DEFAULT_CHUNK = 4 << 20;
-const DEFAULT_SYNC = 64 << 20;
+const DEFAULT_SYNC = 32 << 20;
 const QD = 3;
 const WRITE_QD = 4;
 
@@ -223,50 +225,79 @@ function isTmpfs(path: string): boolean {
   try { return statfsSync(path).type === 0x01021994; } catch { return false; }
 }
 
-/** Reads the target back uncached and checks every fingerprint. Returns the report or throws verify-mismatch. */
-async function verifyTarget(t: Target, fps: Fingerprint[], chunkBytes: number, hasher: IHasher, onProgress?: (p: FlashProgress) => void, signal?: AbortSignal): Promise<VerifyReport> {
-  const t0 = performance.now();
-  const { fh, method } = await openUncached(t);
-  const total = fps.reduce((n, f) => n + f.length, 0);
-  const prog = new Progress('verify', total, onProgress);
-  const pending: Array<Promise<{ f: Fingerprint; buf: Buffer; skew: number; n: number }>> = [];
-  try {
-    const bufs = method === 'o_direct' ? await alignedBuffers(fh, QD + 1, chunkBytes + 2 * ALIGN, 'read') : null;
-    if (method === 'o_direct' && !bufs) throw new LabError('io', 'io-error', `target ${t.path}: no buffer alignment works for O_DIRECT`);
-    const pool = new Pool(bufs ?? Array.from({ length: QD + 1 }, () => Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN)));
-    let done = 0;
-    const read = async (f: Fingerprint) => {
-      const buf = await pool.acquire();
-      const a = method === 'o_direct' ? alignDown(f.offset) : f.offset;
-      const len = method === 'o_direct' ? alignUp(f.offset + f.length) - a : f.length;
-      const n = await readFull(fh, buf, len, a);
-      return { f, buf, skew: f.offset - a, n: Math.min(n - (f.offset - a), f.length) };
-    };
-    // Keep QD reads in flight while the main thread fingerprints the one that arrived.
-    let next = 0;
-    while (next < fps.length && pending.length < QD) pending.push(read(fps[next++]!));
-    while (pending.length) {
-      const { f, buf, skew, n } = await pending.shift()!;
-      if (next < fps.length) pending.push(read(fps[next++]!));
-      if (n < f.length) { pool.release(buf); throw new LabError('io', 'verify-mismatch', `verify: target ${t.path} ends at ${f.offset + Math.max(0, n)}, before the image's byte ${f.offset + f.length}`, 'lab', { offset: f.offset + Math.max(0, n) }); }
-      hasher.init();
-      hasher.update(buf.subarray(skew, skew + f.length));
-      const got = hasher.digest('hex');
-      pool.release(buf);
-      if (got !== f.fp) throw new LabError('io', 'verify-mismatch', `verify: target ${t.path} differs from the image in bytes ${f.offset}-${f.offset + f.length} (read back through ${method}): the target is failing or something else wrote to it`, 'lab', { offset: f.offset });
-      done += f.length;
-      prog.tick(done);
-      checkCancel(signal);
-    }
-    await Promise.allSettled(pending);
-    prog.tick(done, true);
-    const seconds = (performance.now() - t0) / 1000;
-    return { method, bytes: done, seconds, mbPerS: seconds > 0 ? done / 1e6 / seconds : 0 };
-  } catch (e) {
-    throw e instanceof LabError ? e : fromSystemError(e, `verify: reading back ${t.path}`);
-  } finally {
-    await Promise.allSettled(pending);
-    await fh.close().catch(() => {});
+/**
+ * Reads the target back through its own uncached handle and checks every chunk's fingerprint. It
+ * runs beside the write: chunks are handed over only once a sync has made them durable (the head
+ * after the final sync), so the disk's read bandwidth is used while the CPU hashes the next
+ * chunks. Success still needs every chunk read back and matched after its sync.
+ */
+class Verifier {
+  private queue: Fingerprint[] = [];
+  private inflight = 0;
+  private error: LabError | null = null;
+  private idle: Array<() => void> = [];
+  private busySince = 0;
+  private busyMs = 0;
+  bytes = 0;
+  private constructor(private fh: FileHandle, readonly method: VerifyReport['method'], private pool: Pool, private xxh: IHasher, private t: Target, private qd: number, private signal?: AbortSignal) {}
+
+  static async open(t: Target, chunkBytes: number, xxh: IHasher, signal?: AbortSignal): Promise<Verifier> {
+    const { fh, method } = await openUncached(t);
+    const bufs = method === 'o_direct' ? await alignedBuffers(fh, QD, chunkBytes + 2 * ALIGN, 'read') : Array.from({ length: QD }, () => Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN));
+    if (!bufs) { await fh.close(); throw new LabError('io', 'io-error', `target ${t.path}: no buffer alignment works for O_DIRECT`); }
+    return new Verifier(fh, method, new Pool(bufs), xxh, t, QD, signal);
+  }
+
+  push(fps: Fingerprint[]): void { this.queue.push(...fps); this.pump(); }
+
+  private pump(): void {
+    if (this.signal?.aborted && !this.error) this.error = new LabError('timeout', 'cancelled', 'flash cancelled during verify; the target is not known to hold the image', 'lab');
+    while (!this.error && this.inflight < this.qd && this.queue.length) this.start(this.queue.shift()!);
+    if (this.inflight === 0 && (this.queue.length === 0 || this.error)) for (const f of this.idle.splice(0)) f();
+  }
+
+  private start(f: Fingerprint): void {
+    if (this.inflight === 0) this.busySince = performance.now();
+    this.inflight++;
+    void (async () => {
+      const buf = await this.pool.acquire();
+      try {
+        const direct = this.method === 'o_direct';
+        const a = direct ? alignDown(f.offset) : f.offset;
+        const len = direct ? alignUp(f.offset + f.length) - a : f.length;
+        const n = (await readFull(this.fh, buf, len, a)) - (f.offset - a);
+        if (n < f.length) throw new LabError('io', 'verify-mismatch', `verify: target ${this.t.path} ends at ${f.offset + Math.max(0, n)}, before the image's byte ${f.offset + f.length}`, 'lab', { offset: f.offset + Math.max(0, n) });
+        this.xxh.init();
+        this.xxh.update(buf.subarray(f.offset - a, f.offset - a + f.length));
+        if (this.xxh.digest('hex') !== f.fp) throw new LabError('io', 'verify-mismatch', `verify: target ${this.t.path} differs from the image in bytes ${f.offset}-${f.offset + f.length} (read back through ${this.method}): the target is failing or something else wrote to it`, 'lab', { offset: f.offset });
+        this.bytes += f.length;
+      } catch (e) {
+        this.error ??= e instanceof LabError ? e : fromSystemError(e, `verify: reading back ${this.t.path}`);
+      } finally {
+        this.pool.release(buf);
+        this.inflight--;
+        if (this.inflight === 0) this.busyMs += performance.now() - this.busySince;
+        this.pump();
+      }
+    })();
+  }
+
+  /** Waits until everything pushed is checked; throws the first mismatch or read error. */
+  async drain(onProgress?: (p: FlashProgress) => void, total?: number): Promise<VerifyReport> {
+    const prog = new Progress('verify', total ?? null, onProgress);
+    const tick = setInterval(() => prog.tick(this.bytes), 250);
+    try {
+      if (this.inflight > 0 || (this.queue.length > 0 && !this.error)) await new Promise<void>((r) => this.idle.push(r));
+    } finally { clearInterval(tick); }
+    if (this.error) throw this.error;
+    prog.tick(this.bytes, true);
+    const seconds = this.busyMs / 1000;
+    return { method: this.method, bytes: this.bytes, seconds, mbPerS: seconds > 0 ? this.bytes / 1e6 / seconds : 0 };
+  }
+
+  async close(): Promise<void> {
+    if (this.inflight > 0) await new Promise<void>((r) => this.idle.push(r));
+    await this.fh.close().catch(() => {});
   }
 }
 
@@ -315,29 +346,18 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     const journal: JournalEntry = { device: o.device.name, target: t.path, source: o.source, status: 'in-progress', pid: process.pid, pidStart: pidStart(), started };
     writeJournal(o.stateDir, journal);
     const tw = performance.now();
-    let result: { written: number; fps: Fingerprint[]; imageLen: number; direct: boolean; blake3: string };
+    let result: { written: number; fps: Fingerprint[]; imageLen: number; direct: boolean; blake3: string; verify: VerifyReport | null };
     try {
-      result = await writeImage(src, t, ranges, bmap, imageSize, chunkBytes, syncEvery, xxh, b3w, o, seconds);
+      result = await writeImage(src, t, ranges, bmap, imageSize, chunkBytes, syncEvery, xxh, b3w, verify, o, seconds);
     } catch (e) {
       const le = e instanceof LabError ? e : fromSystemError(e, `target ${t.path}`);
       writeJournal(o.stateDir, { ...journal, status: le.code === 'cancelled' ? 'cancelled' : 'failed', ended: new Date().toISOString(), error: le.message });
       throw le;
     }
-    seconds.write = (performance.now() - tw) / 1000 - seconds.sync;
+    seconds.write = (performance.now() - tw) / 1000 - seconds.sync - seconds.verify;
     imageSize ??= result.imageLen;
     const blake3 = result.blake3;
-    let v: VerifyReport | null = null;
-    if (verify) {
-      const tv = performance.now();
-      try {
-        v = await verifyTarget(t, result.fps, chunkBytes, xxh, o.onProgress, o.signal);
-      } catch (e) {
-        const le = e instanceof LabError ? e : fromSystemError(e, `target ${t.path}`);
-        writeJournal(o.stateDir, { ...journal, status: le.code === 'cancelled' ? 'cancelled' : 'failed', ended: new Date().toISOString(), blake3, error: le.message });
-        throw le;
-      }
-      seconds.verify = (performance.now() - tv) / 1000;
-    }
+    const v = result.verify;
     writeJournal(o.stateDir, { ...journal, status: 'ok', ended: new Date().toISOString(), blake3 });
     seconds.total = (performance.now() - tStart) / 1000;
     const mappedBytes = result.fps.reduce((n, f) => n + f.length, 0);
@@ -427,7 +447,7 @@ export class Blake3Worker {
   close(): void { void this.w.terminate(); }
 }
 
-async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: Bmap | null, imageSize: number | null, chunkBytes: number, syncEvery: number, xxh: IHasher, b3w: Blake3Worker, o: FlashOptions, seconds: FlashResult['seconds']) {
+async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: Bmap | null, imageSize: number | null, chunkBytes: number, syncEvery: number, xxh: IHasher, b3w: Blake3Worker, verify: boolean, o: FlashOptions, seconds: FlashResult['seconds']) {
   // A file target starts empty and sparse (holes read as zeros, as with bmaptool); a disk is claimed
   // exclusively (O_EXCL on a block device fails while it is mounted or claimed elsewhere).
   let fresh = false;
@@ -455,6 +475,18 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   const bufs = dbufs ?? Array.from({ length: nbuf }, () => newBuffer(chunkBytes, true));
   const pool = new Pool(bufs);
   b3w.setBuffers(bufs);
+  // Its own handle, opened after the probe above wrote offset 0 (an O_DIRECT alignment probe must meet allocated blocks).
+  let verifier: Verifier | null = null;
+  if (verify) {
+    try { verifier = await Verifier.open(t, chunkBytes, xxh, o.signal); } catch (e) { await bfh.close().catch(() => {}); if (dfh) await dfh.close().catch(() => {}); throw e; }
+  }
+  let handed = 0;
+  /** Hands chunks that a sync made durable to the verifier (the held head waits for the end). */
+  const handOver = (all: boolean) => {
+    if (!verifier) return;
+    verifier.push(all ? fps.filter((f, i) => i >= handed || f.offset < HEAD) : fps.slice(handed).filter((f) => f.offset >= HEAD));
+    handed = fps.length;
+  };
   const zero = Buffer.alloc(chunkBytes);
   const fps: Fingerprint[] = [];
   const held: Array<{ offset: number; data: Buffer }> = [];
@@ -478,6 +510,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
     if (dfh) await dfh.datasync();
     seconds.sync += (performance.now() - ts) / 1000;
     sinceSync = 0;
+    handOver(false);
   };
   try {
     // A disk keeps its old head until the new one is written last: zero it now.
@@ -520,12 +553,28 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
     await sync();
     for (const h of held) { await writeFull(bfh, h.data, h.data.length, h.offset); written += h.data.length; }
     if (t.type === 'file') await bfh.truncate(imageSize ?? imageLen);
-    await sync();
     if (imageSize === null && t.type === 'block' && imageLen > t.size) throw new LabError('io', 'target-full', `target ${t.path} holds ${t.size} bytes, the image ${imageLen}`);
-    const blake3 = await b3w.digest();
-    return { written, fps, imageLen: imageSize ?? imageLen, direct: dfh !== null, blake3 };
+    const sv = performance.now();
+    const blake3P = b3w.digest();
+    // The final sync: then the head, and whatever the verifier has not had yet, is read back.
+    const ts = performance.now();
+    await Promise.all(inflight);
+    await bfh.datasync();
+    if (dfh) await dfh.datasync();
+    seconds.sync += (performance.now() - ts) / 1000;
+    let report: VerifyReport | null = null;
+    if (verifier) {
+      handOver(true);
+      const tv = performance.now();
+      report = await verifier.drain(o.onProgress, fps.reduce((n, f) => n + f.length, 0));
+      seconds.verify = (performance.now() - tv) / 1000;
+    }
+    void sv;
+    const blake3 = await blake3P;
+    return { written, fps, imageLen: imageSize ?? imageLen, direct: dfh !== null, blake3, verify: report };
   } finally {
     await Promise.allSettled(inflight);
+    await verifier?.close();
     await bfh.close().catch(() => {});
     if (dfh) await dfh.close().catch(() => {});
   }
