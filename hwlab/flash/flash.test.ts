@@ -91,6 +91,14 @@ describe('flash to a file target', () => {
     expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('failed');
   });
 
+  it('reads back every chunk when verify runs beside the write (many sync points)', async () => {
+    const s = setup();
+    const r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null, chunkBytes: 256 * 1024, syncEveryBytes: 512 * 1024 });
+    expect(r.verify!.bytes).toBe(12 * MiB);
+    expect(r.mappedBytes).toBe(12 * MiB);
+    expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+  });
+
   it('refuses a bmap that belongs to another image', async () => {
     const s = setup();
     const other = join(s.dir, 'other.img');
