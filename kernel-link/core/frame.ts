@@ -100,6 +100,7 @@ export function encodeFrameParts(type: number, parts: Uint8Array[], codec?: Crc3
 
 const TEXT = 0, HEADER = 1, BODY = 2, SKIP = 3;
 const ONE_FF = new Uint8Array([ESC]);
+const EMPTY = new Uint8Array(0);
 
 export interface DecoderOptions {
   /** Largest payload this receiver accepts; larger frames are skipped (event oversized). */
@@ -120,7 +121,9 @@ export class FrameDecoder {
   private pendingEsc = false;
   private readonly hdr = new Uint8Array(12);
   private hdrLen = 0;
-  private body: Uint8Array = new Uint8Array(0);
+  private body: Uint8Array = EMPTY;
+  /** Unstuffed bytes the body (payload + pcrc) needs; the buffer is allocated on first copy. */
+  private bodyNeed = 0;
   private bodyLen = 0;
   private skipLeft = 0;
 
@@ -133,6 +136,8 @@ export class FrameDecoder {
 
   /** Bytes held for a frame in progress (never more than 12 + maxFrame + 4). */
   get buffered(): number { return this.mode === BODY ? this.body.length + 12 : this.mode === HEADER ? 12 : 0; }
+  /** Frames delivered as views of the input chunk (no copy), for the curious. */
+  zeroCopyFrames = 0;
 
   /** True while inside a frame (a cut here would abandon it). */
   get inFrame(): boolean { return this.mode !== TEXT; }
@@ -157,8 +162,20 @@ export class FrameDecoder {
         if (this.escape(chunk[i]!, sink)) i++;
         continue;
       }
+      // A whole frame body inside this chunk with nothing stuffed: hand out a view, copy nothing
+      // (transports give each chunk to the receiver for good, so the view stays valid).
+      if (this.mode === BODY && this.bodyLen === 0 && n - i >= this.bodyNeed && this.find(chunk.subarray(0, i + this.bodyNeed), ESC, i) < 0) {
+        const len = this.bodyNeed - 4;
+        const payload = chunk.subarray(i, i + len);
+        const good = this.crc(payload) === readU32(chunk, i + len);
+        const type = this.hdr[2]!;
+        i += this.bodyNeed;
+        this.mode = TEXT; this.hdrLen = 0;
+        if (good) { this.zeroCopyFrames++; sink.frame(type, payload); } else sink.drop({ reason: 'bad-crc', type, length: len });
+        continue;
+      }
       // Inside a frame: copy the run up to the next FF or the end of the current field.
-      const need = this.mode === HEADER ? 12 - this.hdrLen : this.mode === BODY ? this.body.length - this.bodyLen : this.skipLeft;
+      const need = this.mode === HEADER ? 12 - this.hdrLen : this.mode === BODY ? this.bodyNeed - this.bodyLen : this.skipLeft;
       const lim = Math.min(n, i + need);
       // Search only up to lim: a search past the field's end would rescan the rest of the chunk per field.
       let j = lim > i ? this.find(lim === n ? chunk : chunk.subarray(0, lim), ESC, i) : -1;
@@ -188,18 +205,18 @@ export class FrameDecoder {
   private abandon(sink: FrameSink, reason: DropReason): void {
     const info: DropInfo = { reason };
     if (this.hdrLen === 12) { info.type = this.hdr[2]!; info.length = readU32(this.hdr, 4); }
-    this.mode = TEXT; this.body = new Uint8Array(0); this.hdrLen = 0;
+    this.mode = TEXT; this.body = EMPTY; this.hdrLen = 0;
     sink.drop(info);
   }
 
   private take(chunk: Uint8Array, from: number, to: number): void {
     if (this.mode === HEADER) { this.hdr.set(chunk.subarray(from, to), this.hdrLen); this.hdrLen += to - from; }
-    else if (this.mode === BODY) { this.body.set(chunk.subarray(from, to), this.bodyLen); this.bodyLen += to - from; }
+    else if (this.mode === BODY) { if (!this.body.length) this.body = new Uint8Array(this.bodyNeed); this.body.set(chunk.subarray(from, to), this.bodyLen); this.bodyLen += to - from; }
     else this.skipLeft -= to - from;
   }
   private takeByte(b: number): void {
     if (this.mode === HEADER) this.hdr[this.hdrLen++] = b;
-    else if (this.mode === BODY) this.body[this.bodyLen++] = b;
+    else if (this.mode === BODY) { if (!this.body.length) this.body = new Uint8Array(this.bodyNeed); this.body[this.bodyLen++] = b; }
     else this.skipLeft--;
   }
 
@@ -222,16 +239,16 @@ export class FrameDecoder {
         sink.drop({ reason: 'oversized', type: this.hdr[2]!, length: len });
         return true;
       }
-      this.mode = BODY; this.body = new Uint8Array(len + 4); this.bodyLen = 0;
+      this.mode = BODY; this.body = EMPTY; this.bodyNeed = len + 4; this.bodyLen = 0;
       return true;
     }
     if (this.mode === BODY) {
-      if (this.bodyLen < this.body.length) return false;
-      const len = this.body.length - 4;
+      if (this.bodyLen < this.bodyNeed) return false;
+      const len = this.bodyNeed - 4;
       const payload = this.body.subarray(0, len);
       const good = this.crc(payload) === readU32(this.body, len);
       const type = this.hdr[2]!;
-      this.mode = TEXT; this.hdrLen = 0; this.body = new Uint8Array(0);
+      this.mode = TEXT; this.hdrLen = 0; this.body = EMPTY;
       if (good) sink.frame(type, payload); else sink.drop({ reason: 'bad-crc', type, length: len });
       return true;
     }
@@ -252,7 +269,7 @@ export class FrameDecoder {
   }
 
   /** Forgets everything (a new connection). */
-  reset(): void { this.mode = TEXT; this.pendingEsc = false; this.hdrLen = 0; this.body = new Uint8Array(0); this.skipLeft = 0; }
+  reset(): void { this.mode = TEXT; this.pendingEsc = false; this.hdrLen = 0; this.body = EMPTY; this.bodyNeed = 0; this.skipLeft = 0; }
 }
 
 /** A sink that records events, merging consecutive text (tests, vectors, tools). */
