@@ -3,6 +3,10 @@
 import { LinkError } from './errors.ts';
 
 export interface TransportHandlers {
+  /**
+   * Received bytes. The chunk is the receiver's from then on: a transport never writes into its
+   * memory again (the decoder hands out views of it instead of copying).
+   */
   data(chunk: Uint8Array): void;
   /** The pipe closed; `error` says why when it was not a plain close. Called once. */
   close(error?: LinkError): void;
