@@ -166,8 +166,9 @@ describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () =>
   });
 
   it('reports the scene hash that a replay of the device log in Node computes', async () => {
-    const log = host.services.logOf(host.device);
-    const s = await until('the page to hold the whole log', snap, (x) => x.seq === log.length - 1);
+    // Entries may still be arriving from the previous step: wait until the page and the host agree.
+    let log = host.services.logOf(host.device);
+    const s = await until('the page to hold the whole log', async () => { log = host.services.logOf(host.device); return snap(); }, (x) => x.seq === log.length - 1);
     const r = replay([sessionReducer], log);
     expect(s.sceneHash).toBe(toHex(sceneHash(r.states[0] as SessionState)));
     expect(s.brokenAt).toBe(-1);

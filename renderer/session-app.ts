@@ -255,7 +255,8 @@ export class SessionApp {
     if (kind === 'connect') {
       this.ui.connecting = arg; this.schedule();
       try {
-        const d = await this.bridge.request('device.connect', { target: arg as 'hosted' | 'qemu' | 'serial', ...(arg === 'serial' && this.ui.capabilities.serialPorts[0] ? { path: this.ui.capabilities.serialPorts[0] } : {}) });
+        const serial = arg.startsWith('serial:') ? arg.slice(7) : null;
+        const d = await this.bridge.request('device.connect', serial ? { target: 'serial', path: serial } : { target: arg as 'hosted' | 'qemu' });
         this.status(d);
         await this.load(d);
         this.ui.notice = '';

@@ -41,8 +41,8 @@ type Listener = <C extends EventChannel>(ch: C, data: Events[C]) => void;
 
 export interface HostServicesOptions {
   /** Makes the link for a target; the host calls it on `device.connect`. */
-  links: Partial<Record<DeviceTarget, (path?: string) => DeviceLink>>;
-  capabilities: () => HostCapabilities;
+  links: Partial<Record<DeviceTarget, (path?: string) => DeviceLink | Promise<DeviceLink>>>;
+  capabilities: () => HostCapabilities | Promise<HostCapabilities>;
   mode: 'web' | 'electron';
   log?: (line: string) => void;
 }
@@ -60,8 +60,8 @@ export class HostServices implements EventSource {
   /** Connects a device and returns its id once the link is up. */
   async connect(target: DeviceTarget, path?: string): Promise<DeviceInfo> {
     const make = this.o.links[target];
-    if (!make) throw new HostError('bad-input', target === 'qemu' ? (this.o.capabilities().qemuWhyNot ?? 'QEMU is not available on this host') : `this host cannot connect to a ${target} device`);
-    const d = new DeviceState(`dev${this.nextDevice++}`, make(path));
+    if (!make) throw new HostError('bad-input', target === 'qemu' ? ((await this.o.capabilities()).qemuWhyNot ?? 'QEMU is not available on this host') : `this host cannot connect to a ${target} device`);
+    const d = new DeviceState(`dev${this.nextDevice++}`, await make(path));
     this.devices.set(d.info.id, d);
     const status = () => this.emit('device.status', { ...d.info });
     await d.link.start({
@@ -134,7 +134,7 @@ export class HostServices implements EventSource {
 
   handlers(): Handlers {
     return {
-      hello: async () => ({ version: 1, mode: this.o.mode, devices: this.list(), capabilities: this.o.capabilities() }),
+      hello: async () => ({ version: 1, mode: this.o.mode, devices: this.list(), capabilities: await this.o.capabilities() }),
       'device.connect': (a) => this.connect(a.target, a.path),
       'device.propose': (a) => this.propose(a.device, a.domain, a.action, a.args),
       'device.log': async (a) => ({ entries: this.get(a.device).log.slice(a.from, a.from + a.count).map(toBase64) }),

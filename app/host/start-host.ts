@@ -7,6 +7,7 @@ import { HostServices } from './services.ts';
 import { InProcessDevice } from './inprocess-device.ts';
 import { startHostedDevice, type HostedDevice } from './hosted.ts';
 import { QemuGuestDevice, qemuAvailability } from './qemu-device.ts';
+import { listSerialPorts, serialDevice } from './serial-device.ts';
 import { startWebHost, type WebHost } from '../web/server.ts';
 import type { Assets } from '../web/bundle.ts';
 import type { DeviceLink } from './device.ts';
@@ -24,7 +25,9 @@ export interface StartHostOptions {
   dataDir?: string;
   /** The hosted OS's fsync policy (tests may use 'never'). */
   fsync?: 'always' | 'never';
-  links?: Partial<Record<DeviceTarget, (path?: string) => DeviceLink>>;
+  links?: Partial<Record<DeviceTarget, (path?: string) => DeviceLink | Promise<DeviceLink>>>;
+  /** Serial ports to offer besides those the system lists (a pty made for a test or a demo). */
+  serialPorts?: string[];
   log?: (line: string) => void;
 }
 
@@ -44,15 +47,18 @@ export const defaultDataDir = () => join(process.env.XDG_DATA_HOME ?? join(homed
 
 export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   const log = o.log ?? ((l: string) => console.warn(l));
-  const capabilities = (): HostCapabilities => {
+  const ports = () => listSerialPorts(o.serialPorts ?? []);
+  const capabilities = async (): Promise<HostCapabilities> => {
     const q = qemuAvailability();
-    return q.ok ? { qemu: true, serialPorts: [] } : { qemu: false, qemuWhyNot: q.why, serialPorts: [] };
+    const serialPorts = await ports();
+    return q.ok ? { qemu: true, serialPorts } : { qemu: false, qemuWhyNot: q.why, serialPorts };
   };
   let hosted: HostedDevice | null = null;
   if ((o.device ?? 'hosted') === 'hosted') hosted = await startHostedDevice(o.dataDir ?? defaultDataDir(), o.fsync ? { fsync: o.fsync } : {});
-  const links: Partial<Record<DeviceTarget, (path?: string) => DeviceLink>> = {
+  const links: Partial<Record<DeviceTarget, (path?: string) => DeviceLink | Promise<DeviceLink>>> = {
     hosted: () => hosted ? hosted.link() : new InProcessDevice({ label: 'in-process device' }),
     ...(qemuAvailability().ok ? { qemu: () => new QemuGuestDevice() } : {}),
+    serial: async (path?: string) => serialDevice(path, await ports()),
     ...o.links,
   };
   const services = new HostServices({ links, capabilities, mode: o.socket ? 'web' : 'electron', log });

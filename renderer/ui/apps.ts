@@ -163,8 +163,9 @@ function devicesContent(r: Layer[], box: { x: number; y: number; w: number; h: n
   };
   btn('hosted', 'Connect hosted OS', true);
   btn('qemu', 'Boot QEMU guest', ui.capabilities.qemu, ui.capabilities.qemu ? undefined : ui.capabilities.qemuWhyNot ?? 'not available');
-  const port = ui.capabilities.serialPorts[0];
-  btn('serial', 'Open serial port', port !== undefined, port ?? 'no serial ports found');
+  const ports = ui.capabilities.serialPorts;
+  if (!ports.length) btn('serial', 'Open serial port', false, 'no serial ports found');
+  for (const p of ports.slice(0, 4)) btn(`serial:${p}`, `Open ${p}`, true);
   return buttons;
 }
 
