@@ -57,6 +57,14 @@ describeWithTools(['qemu-system-x86_64', 'as', 'ld'], 'QEMU launcher', () => {
     expect(exit.code).toBe(0);
     expect(exit.debugExit).toBeUndefined();
 
+    const qtree = async (mm: QemuMachine) => String(await mm.qmp.execute('human-monitor-command', { 'command-line': 'info qtree' }));
+    const mp = await QemuMachine.launch({ kernel: tinyKernel(), virtioPort: 'serialport' });
+    machines.push(mp);
+    expect(await qtree(mp)).toMatch(/virtserialport[\s\S]*org\.orbital\.link/);
+    const mc = await QemuMachine.launch({ kernel: tinyKernel(), virtioPort: 'console' });
+    machines.push(mc);
+    expect(await qtree(mc)).toMatch(/virtconsole/);
+
     const m2 = await QemuMachine.launch({ kernel: tinyKernel(), noReboot: false, virtio: false });
     machines.push(m2);
     const e2 = await m2.powerOff();

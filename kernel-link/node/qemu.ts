@@ -29,8 +29,16 @@ export interface QemuOptions {
   accel?: 'auto' | 'tcg' | 'kvm';
   /** Attach a 16550 serial port (COM1) chardev (default true). */
   serial?: boolean;
-  /** Attach a virtio-console (legacy PCI) chardev (default true). */
+  /** Attach a virtio-serial (legacy PCI) chardev (default true). */
   virtio?: boolean;
+  /**
+   * Which virtio-serial port carries it: 'serialport' (default) = `virtserialport` nr=1 named
+   * org.orbital.link, which QEMU throttles when the host lags (lossless; the guest needs the
+   * MULTIPORT feature, which the Orbital kernel has); 'console' = `virtconsole` nr=0, simpler for a
+   * guest but QEMU drops guest→host bytes under load, even within credit (measured by the guest
+   * kernel's tests: a 32 MiB stream lost a frame).
+   */
+  virtioPort?: 'serialport' | 'console';
   /** isa-debug-exit at 0xf4 (default true): writing v exits QEMU with status (v<<1)|1. */
   debugExit?: boolean;
   /** -no-reboot: a triple fault or reset request exits QEMU (status 0) instead of rebooting (default true). */
@@ -131,7 +139,7 @@ function installExitHook(): void {
 export class QemuMachine {
   /** COM1 as a transport (bytes from the first one the guest wrote; buffered until attached). */
   serial: StreamTransport | null = null;
-  /** virtio-console port 0 as a transport. */
+  /** The virtio-serial port (see QemuOptions.virtioPort) as a transport. */
   virtio: StreamTransport | null = null;
   qmp!: Qmp;
   readonly exited: Promise<QemuExit>;
@@ -173,7 +181,10 @@ export class QemuMachine {
     if (accel === 'kvm') args.push('-cpu', 'host');
     args.push('-chardev', `socket,id=qmp0,path=${join(dir, 'qmp.sock')}`, '-mon', 'chardev=qmp0,mode=control');
     if (o.serial ?? true) args.push('-chardev', `socket,id=ser0,path=${join(dir, 'serial.sock')}`, '-serial', 'chardev:ser0');
-    if (o.virtio ?? true) args.push('-device', 'virtio-serial-pci,id=vser0,disable-modern=on', '-chardev', `socket,id=vc0,path=${join(dir, 'virtio.sock')}`, '-device', 'virtconsole,chardev=vc0,bus=vser0.0,nr=0');
+    if (o.virtio ?? true) {
+      args.push('-device', 'virtio-serial-pci,id=vser0,disable-modern=on', '-chardev', `socket,id=vc0,path=${join(dir, 'virtio.sock')}`);
+      args.push('-device', o.virtioPort === 'console' ? 'virtconsole,chardev=vc0,bus=vser0.0,nr=0' : 'virtserialport,chardev=vc0,bus=vser0.0,nr=1,name=org.orbital.link');
+    }
     if (o.debugExit ?? true) args.push('-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04');
     if (o.noReboot ?? true) args.push('-no-reboot');
     if (o.paused) args.push('-S');
