@@ -262,7 +262,7 @@ export class SessionScene {
     if (n.kind === K_TEXT) {
       const tl = n.textLayout;
       if (tl && tl.glyphs.length > 0) {
-        const p = this.prepare(tl, n.text);
+        const p = this.prepare(tl, n);
         const cx = x + s.borderLeft + pad(n, 0), cy = y + s.borderTop + pad(n, 1);
         if (p.glyphs.length > 0) {
           const t: TextLayer = { kind: 'text', key, x: cx, y: cy, w: p.w, h: p.h, bx: p.bx, by: p.by, color: s.color, font: tl.font, size: p.size, ascent: p.ascent, glyphs: p.glyphs, gx: p.gx, gy: p.gy, gw: p.gw };
@@ -286,9 +286,11 @@ export class SessionScene {
     if (border) out.push(border);
   }
 
-  private prepare(tl: TextLayout, text: string): PreparedText {
+  private prepare(tl: TextLayout, node: SceneNode): PreparedText {
     let p = this.prepared.get(tl);
     if (p) return p;
+    const text = node.text;
+    const exact = shapedAdvances(node, tl);
     const m = this.tree.shaper.metrics(tl.font, tl.fontSize);
     const ascent = m.ascent, size = m.ascent + m.descent;
     const n = tl.glyphs.length;
@@ -298,8 +300,9 @@ export class SessionScene {
     for (let i = 0; i < n; i++) {
       while (line + 1 < tl.lineStarts.length && tl.lineStarts[line + 1]! <= i) line++;
       const lineEnd = line + 1 < tl.lineStarts.length ? tl.lineStarts[line + 1]! : n;
-      // Glyph boxes are as wide as the advance to the next glyph on the line (the last one: 0.6 em).
-      widths[i] = i + 1 < lineEnd ? Math.max(0, tl.x[i + 1]! - tl.x[i]!) : tl.fontSize * 0.6;
+      // Glyph boxes are as wide as the glyph's advance; without the shaper's advances, the distance
+      // to the next glyph on the line (the last one: 0.6 em).
+      widths[i] = exact ? Math.max(0, exact[i]!) : i + 1 < lineEnd ? Math.max(0, tl.x[i + 1]! - tl.x[i]!) : tl.fontSize * 0.6;
       if (!isSpace(text.charCodeAt(tl.clusters[i]!)) && widths[i]! > 0) keep.push(i);
     }
     const k = keep.length;
@@ -318,6 +321,26 @@ export class SessionScene {
     this.prepared.set(tl, p);
     return p;
   }
+}
+
+/**
+ * The shaper's advance of every glyph of a text layout, read from the text engine's per-node cache
+ * (scene/text/lines.ts lays out every shaped glyph, paragraph after paragraph, in order). Checked
+ * glyph by glyph against the layout; anything unexpected gives null and the caller estimates.
+ */
+function shapedAdvances(n: SceneNode, tl: TextLayout): Float64Array | null {
+  const c = n.shaped as { paragraphs?: unknown } | null;
+  if (!c || !Array.isArray(c.paragraphs)) return null;
+  const out = new Float64Array(tl.glyphs.length);
+  let k = 0;
+  for (const p of c.paragraphs as { glyphs?: unknown; advances?: unknown }[]) {
+    if (!(p.glyphs instanceof Uint32Array) || !(p.advances instanceof Float64Array) || p.advances.length !== p.glyphs.length) return null;
+    for (let i = 0; i < p.glyphs.length; i++) {
+      if (k >= out.length || p.glyphs[i] !== tl.glyphs[k]) return null;
+      out[k++] = p.advances[i]!;
+    }
+  }
+  return k === out.length ? out : null;
 }
 
 /** A node's padding on edge e (0 left, 1 top) in points (percent paddings resolve against the parent width). */
