@@ -7,35 +7,105 @@ pub const MARKER: u8 = 0x4C;
 pub const OVERHEAD: usize = 16;
 pub const HARD_MAX: usize = 2_097_152;
 
-const fn crc_table() -> [u32; 256] {
-    let mut t = [0u32; 256];
+const fn crc_tables() -> [[u32; 256]; 8] {
+    let mut t = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 { c = if c & 1 != 0 { 0xEDB88320 ^ (c >> 1) } else { c >> 1 }; k += 1 }
-        t[i] = c;
+        t[0][i] = c;
         i += 1;
+    }
+    let mut s = 1;
+    while s < 8 {
+        let mut i = 0;
+        while i < 256 { t[s][i] = (t[s - 1][i] >> 8) ^ t[0][(t[s - 1][i] & 0xff) as usize]; i += 1 }
+        s += 1;
     }
     t
 }
-static CRC: [u32; 256] = crc_table();
+/// Slicing-by-8 tables: the link CRCs every byte it sends, and under TCG every cycle shows.
+static CRC: [[u32; 256]; 8] = crc_tables();
 
 pub fn crc32_update(mut c: u32, b: &[u8]) -> u32 {
-    for &x in b { c = CRC[((c ^ x as u32) & 0xff) as usize] ^ (c >> 8) }
+    let mut chunks = b.chunks_exact(8);
+    for w in &mut chunks {
+        let lo = c ^ u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        c = CRC[7][(lo & 0xff) as usize] ^ CRC[6][((lo >> 8) & 0xff) as usize] ^ CRC[5][((lo >> 16) & 0xff) as usize] ^ CRC[4][(lo >> 24) as usize]
+            ^ CRC[3][w[4] as usize] ^ CRC[2][w[5] as usize] ^ CRC[1][w[6] as usize] ^ CRC[0][w[7] as usize];
+    }
+    for &x in chunks.remainder() { c = CRC[0][((c ^ x as u32) & 0xff) as usize] ^ (c >> 8) }
     c
 }
+/// CRC update that also says whether `b` holds an 0xFF byte: one pass over the bytes serves both
+/// the frame's CRC and the stuffing decision (TCG makes every extra pass count).
+pub fn crc32_update_ff(mut c: u32, b: &[u8]) -> (u32, bool) {
+    let mut ff = 0u64;
+    let mut chunks = b.chunks_exact(8);
+    for w in &mut chunks {
+        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let n = !x;
+        ff |= n.wrapping_sub(0x0101010101010101) & !n & 0x8080808080808080;
+        let lo = c ^ (x as u32);
+        let hi = (x >> 32) as u32;
+        c = CRC[7][(lo & 0xff) as usize] ^ CRC[6][((lo >> 8) & 0xff) as usize] ^ CRC[5][((lo >> 16) & 0xff) as usize] ^ CRC[4][(lo >> 24) as usize]
+            ^ CRC[3][(hi & 0xff) as usize] ^ CRC[2][((hi >> 8) & 0xff) as usize] ^ CRC[1][((hi >> 16) & 0xff) as usize] ^ CRC[0][(hi >> 24) as usize];
+    }
+    let mut tail_ff = false;
+    for &x in chunks.remainder() { c = CRC[0][((c ^ x as u32) & 0xff) as usize] ^ (c >> 8); tail_ff |= x == ESC }
+    (c, ff != 0 || tail_ff)
+}
+
 /// CRC-32 (IEEE/zlib): crc32(b"123456789") = 0xCBF43926.
 pub fn crc32(b: &[u8]) -> u32 { !crc32_update(!0, b) }
+
+/// Index of the first 0xFF in `b`, eight bytes at a time.
+#[inline]
+fn find_ff(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let w = !u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
+        // a zero byte in w (= !bytes) is an 0xFF byte in the input
+        if (w.wrapping_sub(0x0101010101010101) & !w & 0x8080808080808080) != 0 { break }
+        i += 8;
+    }
+    b[i..].iter().position(|&x| x == ESC).map(|j| i + j)
+}
 
 /// Appends `b` stuffed (each 0xFF as FF 00).
 pub fn put_stuffed(out: &mut Vec<u8>, b: &[u8]) {
     let mut i = 0;
     while i < b.len() {
-        match b[i..].iter().position(|&x| x == ESC) {
+        match find_ff(&b[i..]) {
             None => { out.extend_from_slice(&b[i..]); return }
             Some(j) => { out.extend_from_slice(&b[i..i + j]); out.extend_from_slice(&[ESC, 0]); i += j + 1 }
         }
+    }
+}
+
+/// Writes one frame piece by piece: the header first (the payload length must be known), then
+/// payload pieces (CRC and stuffing in one go, no intermediate payload buffer), then `finish`.
+pub struct FrameWriter { crc: u32, left: usize }
+impl FrameWriter {
+    pub fn start(out: &mut Vec<u8>, ty: u8, len: usize) -> Self {
+        let mut hdr = [ESC, MARKER, ty, 0, 0, 0, 0, 0];
+        hdr[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+        out.reserve(len + len / 64 + 32);
+        out.extend_from_slice(&[ESC, MARKER]);
+        put_stuffed(out, &hdr[2..]);
+        put_stuffed(out, &crc32(&hdr).to_le_bytes());
+        FrameWriter { crc: !0, left: len }
+    }
+    pub fn put(&mut self, out: &mut Vec<u8>, piece: &[u8]) {
+        let (crc, has_ff) = crc32_update_ff(self.crc, piece);
+        self.crc = crc;
+        self.left = self.left.wrapping_sub(piece.len());
+        if has_ff { put_stuffed(out, piece) } else { out.extend_from_slice(piece) }
+    }
+    pub fn finish(self, out: &mut Vec<u8>) {
+        debug_assert_eq!(self.left, 0);
+        put_stuffed(out, &(!self.crc).to_le_bytes());
     }
 }
 
@@ -215,6 +285,30 @@ mod tests {
         handle(&mut d, &mut ev, &mut text);
         flush(&mut text, &mut ev);
         ev
+    }
+
+    #[test]
+    fn stuffing_and_sliced_crc_agree_with_the_simple_forms() {
+        let mut x = 99u64;
+        for len in 0..200 {
+            let b: Vec<u8> = (0..len).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; if x % 5 == 0 { 0xFF } else { x as u8 } }).collect();
+            let mut simple = Vec::new();
+            for &c in &b { simple.push(c); if c == 0xFF { simple.push(0) } }
+            let mut fast = Vec::new();
+            put_stuffed(&mut fast, &b);
+            assert_eq!(fast, simple);
+            let mut c = !0u32;
+            for &y in &b { c = CRC[0][((c ^ y as u32) & 0xff) as usize] ^ (c >> 8) }
+            assert_eq!(crc32(&b), !c);
+            // in pieces
+            let mut w = Vec::new();
+            let mut fw = FrameWriter::start(&mut w, 7, b.len());
+            for piece in b.chunks(1 + len % 13) { fw.put(&mut w, piece) }
+            fw.finish(&mut w);
+            let mut whole = Vec::new();
+            put_frame(&mut whole, 7, &b);
+            assert_eq!(w, whole);
+        }
     }
 
     #[test]

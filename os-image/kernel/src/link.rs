@@ -59,8 +59,12 @@ pub struct Server {
     log_cap: usize,
     dec: Decoder,
     session: Option<Session>,
+    /// Bytes being written (small frames and text gather here) ...
     out: Vec<u8>,
-    out_pos: usize,
+    /// ... and sealed chunks waiting for the wire (a driver may take whole chunks: no copy).
+    queue: VecDeque<Vec<u8>>,
+    front_pos: usize,
+    queued: usize,
     console_backlog: VecDeque<u8>,
     line: Vec<u8>,
     line_overflow: bool,
@@ -81,7 +85,7 @@ impl Server {
     pub fn new(device: [u8; 16], boot: [u8; 16], os: &str, k: u64, max_frame: usize, log_cap: usize) -> Self {
         let mut srv = Server {
             seq: Sequencer::new(device, boot, os, k), log: VecDeque::new(), base: 0, log_bytes: 0, log_cap,
-            dec: Decoder::new(max_frame), session: None, out: Vec::with_capacity(64 * 1024), out_pos: 0,
+            dec: Decoder::new(max_frame), session: None, out: Vec::with_capacity(64 * 1024), queue: VecDeque::new(), front_pos: 0, queued: 0,
             console_backlog: VecDeque::new(), line: Vec::new(), line_overflow: false, console_ids: 0,
             device, boot, os: String::from(os), max_frame, stats: Stats::default(),
         };
@@ -109,15 +113,33 @@ impl Server {
 
     // ---- output -------------------------------------------------------------------------------
 
-    /// Bytes waiting for the wire.
-    pub fn output(&self) -> &[u8] { &self.out[self.out_pos..] }
+    fn seal(&mut self) {
+        if !self.out.is_empty() {
+            self.queued += self.out.len();
+            let cap = self.out.capacity().min(64 * 1024);
+            self.queue.push_back(core::mem::replace(&mut self.out, Vec::with_capacity(cap)));
+        }
+    }
+    /// Bytes waiting for the wire, from the front (call `consume` with what was sent).
+    pub fn output(&mut self) -> &[u8] {
+        if self.queue.is_empty() { self.seal() }
+        match self.queue.front() { Some(f) => &f[self.front_pos..], None => &[] }
+    }
     /// The driver sent `n` bytes of `output()`.
     pub fn consume(&mut self, n: usize) {
-        self.out_pos += n;
-        if self.out_pos == self.out.len() { self.out.clear(); self.out_pos = 0 }
-        else if self.out_pos > 256 * 1024 { self.out.drain(..self.out_pos); self.out_pos = 0 }
+        self.front_pos += n;
+        self.queued -= n;
+        if self.queue.front().map_or(false, |f| self.front_pos >= f.len()) { self.queue.pop_front(); self.front_pos = 0 }
     }
-    pub fn pending(&self) -> usize { self.out.len() - self.out_pos }
+    /// The next whole chunk for the wire (a DMA driver sends it without copying).
+    pub fn take_chunk(&mut self) -> Option<Vec<u8>> {
+        if self.queue.is_empty() { self.seal() }
+        let mut c = self.queue.pop_front()?;
+        self.queued -= c.len() - self.front_pos;
+        if self.front_pos > 0 { c.drain(..self.front_pos); self.front_pos = 0 }
+        Some(c)
+    }
+    pub fn pending(&self) -> usize { self.queued + self.out.len() }
 
     fn send(&mut self, ty: u8, v: &Value) { let p = value::encode(v); put_frame(&mut self.out, ty, &p) }
 
@@ -377,20 +399,30 @@ impl Server {
         st.credit.sent += fsize;
         let (rid, first) = (st.rid, st.next);
         st.next += n as u64;
-        // Written directly (the canonical map, keys entries < seq < stream), no Value tree.
-        let mut p = Vec::with_capacity(size);
-        p.push(8); p.extend_from_slice(&3u32.to_le_bytes());
-        p.extend_from_slice(&7u32.to_le_bytes()); p.extend_from_slice(b"entries");
-        p.push(7); p.extend_from_slice(&(n as u32).to_le_bytes());
+        // Written straight into the output (the canonical map, keys entries < seq < stream): no
+        // Value tree, no payload copy; CRC and stuffing in the same pass.
+        self.seal(); // each ENTRIES frame is a chunk of its own
+        let out = &mut self.out;
+        let mut w = frame::FrameWriter::start(out, T_ENTRIES, size);
+        let mut head = [0u8; 21];
+        head[0] = 8; head[1..5].copy_from_slice(&3u32.to_le_bytes());
+        head[5..9].copy_from_slice(&7u32.to_le_bytes()); head[9..16].copy_from_slice(b"entries");
+        head[16] = 7; head[17..21].copy_from_slice(&(n as u32).to_le_bytes());
+        w.put(out, &head);
         let start = (first - base) as usize;
         for k in 0..n {
             let e = &self.log[start + k].encoded;
-            p.push(5); p.extend_from_slice(&(e.len() as u32).to_le_bytes()); p.extend_from_slice(e);
+            let mut h = [5u8, 0, 0, 0, 0];
+            h[1..].copy_from_slice(&(e.len() as u32).to_le_bytes());
+            w.put(out, &h);
+            w.put(out, e);
         }
-        p.extend_from_slice(&3u32.to_le_bytes()); p.extend_from_slice(b"seq"); p.push(3); p.extend_from_slice(&(first as i64).to_le_bytes());
-        p.extend_from_slice(&6u32.to_le_bytes()); p.extend_from_slice(b"stream"); p.push(3); p.extend_from_slice(&rid.to_le_bytes());
-        debug_assert_eq!(p.len(), size);
-        put_frame(&mut self.out, T_ENTRIES, &p);
+        let mut tail = [0u8; 35];
+        tail[0..4].copy_from_slice(&3u32.to_le_bytes()); tail[4..7].copy_from_slice(b"seq"); tail[7] = 3; tail[8..16].copy_from_slice(&(first as i64).to_le_bytes());
+        tail[16..20].copy_from_slice(&6u32.to_le_bytes()); tail[20..26].copy_from_slice(b"stream"); tail[26] = 3; tail[27..35].copy_from_slice(&rid.to_le_bytes());
+        w.put(out, &tail);
+        w.finish(out);
+        self.seal();
         self.stats.entries_sent += n as u64;
         true
     }
@@ -421,8 +453,9 @@ mod tests {
         fn send(&self, srv: &mut Server, ty: u8, v: Value) { let mut w = Vec::new(); put_frame(&mut w, ty, &value::encode(&v)); srv.feed(&w) }
         fn recv(&mut self, srv: &mut Server) {
             srv.pump(1 << 20);
-            let out = srv.output().to_vec();
-            srv.consume(out.len());
+            let mut out = Vec::new();
+            while let Some(c) = srv.take_chunk() { out.extend_from_slice(&c) }
+            assert_eq!(srv.pending(), 0);
             for b in out {
                 self.dec.push(b);
                 while let Some(e) = self.dec.next() {

@@ -86,6 +86,8 @@ pub struct Console {
     pub port: u32,
     pub console_port: bool,
     pub ports_seen: u32,
+    /// Chunks handed over by `send_owned`, held until the device has used them (DMA from them).
+    tx_hold: [Option<alloc::vec::Vec<u8>>; TX_BUFS],
 }
 
 impl Console {
@@ -123,7 +125,7 @@ impl Console {
             let rx_bufs = alloc_zeroed(Layout::from_size_align(RX_BUFS * RX_BUF, 4096).unwrap());
             let tx_bufs = alloc_zeroed(Layout::from_size_align(TX_BUFS * TX_BUF, 4096).unwrap());
             if rx_bufs.is_null() || tx_bufs.is_null() { return fail("no memory for virtio buffers") }
-            let mut c = Console { io, rx: rx0, tx: tx0, rx_bufs, tx_bufs, tx_next: 0, tx_in_flight: 0, rx_reposted: false, features, ctl, port: 0, console_port: false, ports_seen: 0 };
+            let mut c = Console { io, rx: rx0, tx: tx0, rx_bufs, tx_bufs, tx_next: 0, tx_in_flight: 0, rx_reposted: false, features, ctl, port: 0, console_port: false, ports_seen: 0, tx_hold: Default::default() };
             if let Some((c_rx, _, bufs)) = c.ctl.as_mut() {
                 // 16 receive buffers of 64 bytes for control messages (and port names), 16 to send from.
                 for i in 0..16u16 { c_rx.set_desc(i, bufs.add(64 * i as usize) as u64, 64, DESC_WRITE); c_rx.push_avail(i); }
@@ -222,7 +224,12 @@ impl Console {
 
     /// Reclaims finished transmit buffers; true when one is free.
     pub fn tx_ready(&mut self) -> bool {
-        unsafe { while self.tx.pop_used().is_some() { self.tx_in_flight -= 1 } }
+        unsafe {
+            while let Some((id, _)) = self.tx.pop_used() {
+                self.tx_in_flight -= 1;
+                if let Some(h) = self.tx_hold.get_mut(id as usize) { *h = None }
+            }
+        }
         (self.tx_in_flight as usize) < TX_BUFS.min(self.tx.size as usize)
     }
     pub fn tx_idle(&mut self) -> bool { self.tx_ready(); self.tx_in_flight == 0 }
@@ -242,5 +249,22 @@ impl Console {
             outw(self.io + REG_QUEUE_NOTIFY, self.tx_queue());
         }
         n
+    }
+
+    /// Sends a whole chunk without copying it: the descriptor points at the chunk, which is kept
+    /// until the device returns it. Gives the chunk back when no descriptor is free.
+    pub fn send_owned(&mut self, data: alloc::vec::Vec<u8>) -> Result<(), alloc::vec::Vec<u8>> {
+        if data.is_empty() { return Ok(()) }
+        if !self.tx_ready() { return Err(data) }
+        unsafe {
+            let slot = self.tx_next;
+            self.tx.set_desc(slot, data.as_ptr() as u64, data.len() as u32, 0);
+            self.tx_hold[slot as usize] = Some(data);
+            self.tx.push_avail(slot);
+            self.tx_next = (slot + 1) % TX_BUFS as u16;
+            self.tx_in_flight += 1;
+            outw(self.io + REG_QUEUE_NOTIFY, self.tx_queue());
+        }
+        Ok(())
     }
 }
