@@ -32,6 +32,7 @@ commands:
   log [FILE]       print the log (--from N, --json)
   verify [FILE]    verify the hash chain and every record; exit 1 at the first bad seq
   state [FILE]     replay the log and print the system and os state and their hashes
+  image …          signed OS images and A/B slots (orbital-os image help)
 
 options:
   --data DIR       the device's directory (default .orbital/hosted); FILE defaults to DIR/log.orbtrace
@@ -247,6 +248,11 @@ async function cmdState(o: Opts) {
   process.stdout.write(o.json ? JSON.stringify(j) + '\n' : JSON.stringify(j, null, 2) + '\n');
 }
 
+if (process.argv[2] === 'image') {
+  const { imageMain, IMAGE_HELP } = await import('../image/cli.ts');
+  if (process.argv[3] === 'help' || process.argv.length === 3) { process.stdout.write(IMAGE_HELP + '\n'); process.exit(0); }
+  process.exit(await imageMain(process.argv.slice(3)));
+}
 const { cmd, o } = parse(process.argv.slice(2));
 switch (cmd) {
   case 'help': process.stdout.write(HELP + '\n'); break;
