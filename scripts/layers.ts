@@ -21,7 +21,7 @@ export const layers: Record<string, Layer> = {
   'kernel-link/core/': { imports: ['axiom/'], pure: true, packages: pureHashes },
   'kernel-link/': { imports: ['axiom/', 'kernel-link/core/'] },
   'os-image/image/': { imports: ['axiom/'] },
-  'os-image/': { imports: ['axiom/', 'kernel-link/'] },
+  'os-image/': { imports: ['axiom/', 'kernel-link/', 'os-image/image/'] },
   'hwlab/': { imports: ['axiom/', 'kernel-link/', 'os-image/image/'] },
   'renderer/': { imports: ['axiom/', 'scene/'], browser: true, packages: [...pureHashes, 'three'] },
   'app/': { imports: ['axiom/', 'scene/', 'kernel-link/', 'os-image/', 'hwlab/', 'renderer/'] },
