@@ -11,6 +11,8 @@ import { parseLab, type Lab } from './labfile.ts';
 import { boot } from './boot.ts';
 import { flash } from './flash/flash.ts';
 import { guestArtifacts, GUEST_BOOT } from './testguest.ts';
+import { captureTrace } from './traces/capture.ts';
+import { replayTrace } from './traces/replay.ts';
 
 const dirs: string[] = [];
 const kids: ChildProcess[] = [];
@@ -83,13 +85,13 @@ describeWithTools(['qemu-system-x86_64', 'grub-mkrescue', 'xorriso'], 'flash a q
 });
 
 describeWithTools(['qemu-system-x86_64', 'socat'], 'a serial-board that is QEMU on a pty (through serialport)', () => {
-  it('boots through the serialport library with power switched by monitor commands', async () => {
+  it('boots through the serialport library with power switched by monitor commands, then captures its trace over the same port', async () => {
     const g = guestArtifacts();
     const dir = mkdtempSync(join(tmpdir(), 'orbital-board-'));
     dirs.push(dir);
     const mon = join(dir, 'mon.sock');
     // The "board": paused until its power-on command, console on a pty, link on COM1 after "ready".
-    const q = spawn('qemu-system-x86_64', ['-nographic', '-nodefaults', '-accel', 'tcg', '-m', '128', '-S', '-serial', 'pty', '-monitor', `unix:${mon},server=on,wait=off`, '-kernel', g.elf, '-append', 'link=serial', '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04', '-no-reboot'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const q = spawn('qemu-system-x86_64', ['-nographic', '-nodefaults', '-accel', 'tcg', '-m', '128', '-S', '-serial', 'pty', '-monitor', `unix:${mon},server=on,wait=off`, '-kernel', g.elf, '-append', 'link=serial fill=50000 k=8', '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04', '-no-reboot'], { stdio: ['ignore', 'pipe', 'pipe'] });
     kids.push(q);
     // QEMU names the pty on stdout ("char device redirected to /dev/pts/N").
     const pty = await new Promise<string>((res, rej) => {
@@ -106,6 +108,14 @@ describeWithTools(['qemu-system-x86_64', 'socat'], 'a serial-board that is QEMU 
     expect(r.ok).toBe(true);
     expect(r.milestones.map((m) => m.name)).toEqual(['kernel', 'cpu', 'memory', 'axiom']);
     expect(readFileSync(r.log, 'utf8')).toMatch(/SeaBIOS/);
+    // The same port then carries kernel-link (the guest's link is on COM1): capture its log
+    // through serialport and replay it against its checkpoints.
+    const out = join(dir, 'board.orbtrace');
+    const cap = await captureTrace({ lab, device: lab.devices.get('board')!, out, untilSeq: 20 });
+    expect(cap.stopped).toBe('until-seq');
+    const rep = await replayTrace(out);
+    expect(rep.ok).toBe(true);
+    expect(rep.checkpoints).toBeGreaterThanOrEqual(2);
     q.kill('SIGKILL');
   });
 });
