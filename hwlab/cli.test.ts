@@ -2,7 +2,7 @@
 // full target. The flash's source is a FIFO fed by the test, so the kill lands mid-write for sure.
 import { describe, expect, it, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describeWithTools } from '../scripts/testkit.ts';
 import { makeImage, makeLab, MiB } from './flash/testimg.ts';
@@ -72,6 +72,28 @@ describe('orbital-lab CLI', () => {
     expect(again.code).toBe(0);
     expect(again.last).toMatchObject({ ok: true, status: 'written', previous: { status: 'interrupted' } });
     expect(readFileSync(l.target).equals(whole)).toBe(true);
+  });
+});
+
+describe('orbital-lab power', () => {
+  it('runs a board\'s power commands, reports a failing one as the lab\'s, and refuses what it cannot do', () => {
+    const l = lab();
+    const f = join(l.dir, 'powered');
+    const text = `version: 1\ndevices:\n  b:\n    kind: serial-board\n    console: { port: /dev/null }\n    power: { kind: command, on: "touch ${f}", off: "rm -f ${f}" }\n  broken:\n    kind: serial-board\n    console: { port: /dev/zero }\n    power: { kind: command, on: "echo relay offline >&2; exit 7", off: "true" }\n  manual:\n    kind: serial-board\n    console: { port: /dev/full }\n    power: { kind: manual }\n  vm:\n    kind: qemu\n`;
+    const labFile = join(l.dir, 'power.yaml');
+    writeFileSync(labFile, text);
+    expect(run(['--lab', labFile, 'power', 'b', 'on']).code).toBe(0);
+    expect(existsSync(f)).toBe(true);
+    expect(run(['--lab', labFile, 'power', 'b', 'off']).code).toBe(0);
+    expect(existsSync(f)).toBe(false);
+    const broken = run(['--lab', labFile, '--json', 'power', 'broken', 'on']);
+    expect(broken.code).toBe(3);
+    expect(broken.last).toMatchObject({ ok: false, error: { code: 'power-failed' } });
+    expect(broken.stderr).toMatch(/exited 7.*\n.*relay offline/);
+    // Manual power needs a person at a terminal; the test's stdin is not one.
+    expect(run(['--lab', labFile, 'power', 'manual', 'on']).code).toBe(2);
+    expect(run(['--lab', labFile, 'power', 'vm', 'on']).code).toBe(2);
+    expect(run(['--lab', labFile, 'power', 'b', 'sideways']).code).toBe(2);
   });
 });
 

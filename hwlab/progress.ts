@@ -25,6 +25,7 @@ export function progressSink(opts: { json: boolean; out?: NodeJS.WriteStream; er
       const rate = Number(ev.rate ?? 0);
       const pct = total ? ` ${((100 * bytes) / total).toFixed(0).padStart(3)}%` : '';
       const eta = ev.etaS == null ? '' : `  ETA ${clock(Number(ev.etaS))}`;
+      if (total === null && bytes === 0) { err.write(`\r\x1b[K${ev.phase}...`); drawn = true; return; }
       err.write(`\r\x1b[K${ev.phase.padEnd(7)} ${human(bytes)}${total ? ` / ${human(total)}` : ''}${pct}  ${(rate / MB).toFixed(0)} MB/s${eta}`);
       drawn = true;
     } else {

@@ -120,14 +120,14 @@ class Pool {
 class Progress {
   private t0 = performance.now();
   private last = 0;
-  constructor(private phase: Phase, private total: number | null, private cb?: (p: FlashProgress) => void, private fraction?: () => number | null) {}
+  constructor(private phase: Phase, private total: number | null, private cb?: (p: FlashProgress) => void, private fraction?: () => number | null, private startBytes = 0) {}
   tick(bytes: number, force = false): void {
     if (!this.cb) return;
     const now = performance.now();
     if (!force && now - this.last < 250) return;
     this.last = now;
     const secs = (now - this.t0) / 1000;
-    const rate = secs > 0 ? bytes / secs : 0;
+    const rate = secs > 0 ? (bytes - this.startBytes) / secs : 0;
     let eta: number | null = null;
     const frac = this.fraction?.() ?? (this.total ? bytes / this.total : null);
     if (frac !== null && frac > 0 && secs > 0.2) eta = Math.max(0, secs / frac - secs);
@@ -284,7 +284,8 @@ class Verifier {
 
   /** Waits until everything pushed is checked; throws the first mismatch or read error. */
   async drain(onProgress?: (p: FlashProgress) => void, total?: number): Promise<VerifyReport> {
-    const prog = new Progress('verify', total ?? null, onProgress);
+    // Most chunks were read back beside the write; the rate shown is for what is left.
+    const prog = new Progress('verify', total ?? null, onProgress, undefined, this.bytes);
     const tick = setInterval(() => prog.tick(this.bytes), 250);
     try {
       if (this.inflight > 0 || (this.queue.length > 0 && !this.error)) await new Promise<void>((r) => this.idle.push(r));
