@@ -75,7 +75,8 @@ if (probe) console.warn(`SKIP flash onto a block device: ${probe}`);
 
   it('refuses a disk another process holds open exclusively, and a mounted one', async () => {
     const s = setup();
-    const holder = spawn('python3', ['-c', `import os,time,sys; fd=os.open("${s.disk}", os.O_RDONLY|os.O_EXCL); print("held", flush=True); time.sleep(30)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // O_EXCL without O_CREAT on a block device is Linux's exclusive claim (as a mount holds it).
+    const holder = spawn(process.execPath, ['-e', `const fs = require('fs'); fs.openSync(${JSON.stringify(s.disk)}, fs.constants.O_RDONLY | fs.constants.O_EXCL); console.log('held'); setTimeout(() => {}, 30000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise((r) => holder.stdout!.once('data', r));
     try {
       const e = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img }).then(() => null, (x: LabError) => x);
