@@ -23,10 +23,12 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--target PATH]
                                            write IMAGE (raw/.gz/.xz/.zst, + .bmap) and verify it
   verify DEVICE IMAGE [--bmap F]           read the target back and compare with IMAGE
-  power DEVICE on|off|cycle                switch a device (qemu, configured commands, or ask)
-  boot DEVICE [--image IMG] [--log FILE]   power on with the console attached; report the boot
+  power DEVICE on|off|cycle                switch a board (its power commands, or ask a person)
+  boot DEVICE [--image IMG] [--log FILE] [--timeout 60s] [--append ARGS]
+                                           power on with the console attached; report the boot
   console DEVICE [--watch]                 interactive console (--watch: read-only beside the writer)
-  capture DEVICE -o FILE                   stream the device's Axiom trace into FILE
+  capture DEVICE -o FILE [--until SEQ] [--for 30s]
+                                           stream the device's Axiom log into FILE (resumes FILE)
   replay FILE                              verify a trace, replay it, compare with its checkpoints
   verify-trace FILE                        check a trace file's chain only
   export FILE --format chrome -o OUT       Chrome trace JSON (opens in Perfetto)
@@ -233,8 +235,10 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
   const err = io?.err ?? ((s: string) => process.stderr.write(s + '\n'));
   const rest = argv.filter((a) => a !== '--json');
   let labOpt: string | undefined;
-  const li = rest.indexOf('--lab');
-  if (li >= 0) { labOpt = rest[li + 1]; rest.splice(li, 2); }
+  const li = rest.findIndex((a) => a === '--lab' || a.startsWith('--lab='));
+  if (li >= 0) {
+    if (rest[li]!.startsWith('--lab=')) { labOpt = rest[li]!.slice(6); rest.splice(li, 1); } else { labOpt = rest[li + 1]; rest.splice(li, 2); }
+  }
   const cmd = rest[0];
   const ac = new AbortController();
   let interrupts = 0;
