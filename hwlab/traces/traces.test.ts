@@ -175,5 +175,21 @@ describe('replay divergence', () => {
     const cli = spawnSync(process.execPath, [BIN, 'replay', path], { encoding: 'utf8' });
     expect(cli.status).toBe(1);
     expect(cli.stdout).toMatch(new RegExp(`checkpoint at seq ${badSeq}`));
+
+    // A damaged byte in the middle: the chain check names the entry, replay stops before it.
+    const bytes = readFileSync(path);
+    let off = 64;
+    for (let i = 0; i < 5; i++) off += 4 + bytes.readUInt32LE(off) + 32;
+    const bad = Buffer.from(bytes);
+    bad[off + 4 + 64 + 2] ^= 0x01; // a payload byte of entry 5
+    const damaged = join(dir, 'damaged.orbtrace');
+    writeFileSync(damaged, bad);
+    const rd = await replayTrace(damaged);
+    expect(rd.verify.ok).toBe(false);
+    expect(rd.verify.failure?.seq).toBe(5);
+    expect(rd.replayed).toBe(5);
+    const vt = spawnSync(process.execPath, [BIN, '--json', 'verify-trace', damaged], { encoding: 'utf8' });
+    expect(vt.status).toBe(1);
+    expect(JSON.parse(vt.stdout.trim().split('\n').pop()!)).toMatchObject({ ok: false, failure: { seq: 5 } });
   });
 });
