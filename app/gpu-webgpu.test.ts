@@ -37,6 +37,13 @@ describeWithTools(['chromium'], 'GPU renderer on WebGPU', () => {
     await page.evaluate(() => (window as any).__gpu.drawGolden());
   });
 
+  it('animates a window opening as a function of frame time only, and leaves no trace when done', async () => {
+    const r = await page.evaluate(() => (window as any).__gpu.animateOpen());
+    expect(r).toEqual({ start: true, animatingAtStart: true, mid: true, midUploads: 0, end: true, animatingAfter: false, idle: false });
+    await expectGolden(page, 'opened', 'opened');
+    await page.evaluate(() => (window as any).__gpu.drawGolden());
+  });
+
   it('draws nothing for an unchanged frame', async () => {
     const s = await page.evaluate(() => (window as any).__gpu.drawSame());
     expect(s).toMatchObject({ rendered: false, uploadBytes: 0, rasterPixels: 0 });

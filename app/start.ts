@@ -42,7 +42,8 @@ async function web(reason?: string) {
 async function electron(bin: string) {
   const { buildElectronApp } = await import('./electron/build.ts');
   const main = await buildElectronApp(join(root, 'node_modules', '.cache', 'orbital-electron'));
-  const child = spawn(bin, [main], { stdio: 'inherit', env: { ...process.env, ORBITAL_DATA: flag('--data') ?? defaultDataDir() } });
+  const env = { ...process.env, ORBITAL_DATA: flag('--data') ?? defaultDataDir(), ORBITAL_GUEST_KERNEL: join(root, 'os-image', 'kernel', 'target', 'kernel', 'orbital-kernel.elf') };
+  const child = spawn(bin, [main], { stdio: 'inherit', env });
   child.on('exit', (code) => process.exit(code ?? 0));
 }
 

@@ -222,6 +222,15 @@ export class SessionApp {
     target.addEventListener('pointerup', (e) => { const p = pos(e); this.pointer({ type: 'pointerup', x: p.x, y: p.y, button: e.button }); });
     target.addEventListener('wheel', (e) => { const p = pos(e as WheelEvent); this.pointer({ type: 'wheel', x: p.x, y: p.y, dy: (e as WheelEvent).deltaY }); }, { passive: true });
     window.addEventListener('keydown', (e) => { if (this.key(e)) e.preventDefault(); });
+    // The session's screen follows the browser window (a session action, like everything else).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const fit = () => {
+      const w = Math.max(320, Math.floor(window.innerWidth)), h = Math.max(320, Math.floor(window.innerHeight));
+      const s = this.model.view.state;
+      if (w !== s.screenW || h !== s.screenH) void this.propose(Domain.Session, 'screen.resize', { w, h });
+    };
+    window.addEventListener('resize', () => { clearTimeout(timer); timer = setTimeout(fit, 300); });
+    fit();
     canvas.tabIndex = 0;
     canvas.focus();
   }

@@ -12,7 +12,9 @@ export async function buildElectronApp(outdir: string): Promise<string> {
   await mkdir(outdir, { recursive: true });
   const common = { bundle: true, logLevel: 'warning' as const, legalComments: 'none' as const };
   await Promise.all([
-    build({ ...common, entryPoints: [join(root, 'app/electron/main.ts')], outfile: join(outdir, 'main.mjs'), platform: 'node', format: 'esm', target: 'node20', external: ['electron'],
+    build({ ...common, entryPoints: [join(root, 'app/electron/main.ts')], outfile: join(outdir, 'main.mjs'), platform: 'node', format: 'esm', target: 'node20',
+      // serialport loads a native binding from its own package directory: keep it a real module.
+      external: ['electron', 'serialport'],
       // Some bundled CommonJS deps call require(); give the ESM bundle one.
       banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } }),
     build({ ...common, entryPoints: [join(root, 'app/electron/preload.ts')], outfile: join(outdir, 'preload.cjs'), platform: 'node', format: 'cjs', target: 'node20', external: ['electron'] }),

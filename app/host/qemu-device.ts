@@ -11,7 +11,8 @@ import type { Proposal } from '../../axiom/index.ts';
 import type { ProposeResult } from '../../renderer/bridge.ts';
 import { HostError } from './dispatch.ts';
 
-export const GUEST_KERNEL = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'os-image', 'kernel', 'target', 'kernel', 'orbital-kernel.elf');
+/** The guest kernel ELF (ORBITAL_GUEST_KERNEL overrides: a bundled Electron main is not in the repo). */
+export const GUEST_KERNEL = process.env.ORBITAL_GUEST_KERNEL ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'os-image', 'kernel', 'target', 'kernel', 'orbital-kernel.elf');
 
 /** Whether this host can boot the guest, and if not, what a person should do. */
 export function qemuAvailability(kernel = GUEST_KERNEL): { ok: true } | { ok: false; why: string } {

@@ -3,7 +3,7 @@
 import { expect } from 'vitest';
 import type { Page } from 'playwright-core';
 import { renderFull } from '../../scene/index.ts';
-import { goldenFrame, goldenSession } from '../../renderer/testing/fixtures.ts';
+import { goldenFrame, goldenFrameOpened, goldenSession } from '../../renderer/testing/fixtures.ts';
 import type { Frame } from '../../scene/index.ts';
 import { compareImages, decodePng, encodePng } from './png.ts';
 import { writeFileSync, mkdtempSync } from 'node:fs';
@@ -18,8 +18,8 @@ import { join } from 'node:path';
 export const LEVELS = 2;
 export const MAX_OFF_FRACTION = 0.0005;
 
-export async function expectGolden(page: Page, label: string, which: 'layers' | 'session' = 'layers'): Promise<{ differing: number; maxDelta: number }> {
-  const f: Frame = which === 'session' ? goldenSession() : goldenFrame();
+export async function expectGolden(page: Page, label: string, which: 'layers' | 'session' | 'opened' = 'layers'): Promise<{ differing: number; maxDelta: number }> {
+  const f: Frame = which === 'session' ? goldenSession() : which === 'opened' ? goldenFrameOpened() : goldenFrame();
   const shot = decodePng(await page.screenshot({ clip: { x: 0, y: 0, width: f.width, height: f.height } }));
   const ref = renderFull(f);
   const c = compareImages(shot, ref, LEVELS);

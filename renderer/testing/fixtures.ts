@@ -49,6 +49,12 @@ export function goldenFrame(): Frame {
   };
 }
 
+/** The golden frame with one more window opened on top (for open/close animation checks). */
+export function goldenFrameOpened(): Frame {
+  const f = goldenFrame();
+  return { ...f, groups: [...f.groups, windowGroup(3, 120, 200, 240, 150, 'Opened', ['new window'], true)] };
+}
+
 /**
  * A fixed session, composited by the scene itself: three windows (one maximized then restored,
  * one focused with typed text, one scrolled), icons, panel buttons — everything the compositor emits.

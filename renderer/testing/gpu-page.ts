@@ -2,7 +2,8 @@
 // Playwright drives it through window.__gpu.
 import { FrameRenderer } from '../gpu/frame-renderer.ts';
 import { ReferenceGlyphs } from '../gpu/glyph-source.ts';
-import { goldenFrame, goldenSession } from './fixtures.ts';
+import { goldenFrame, goldenFrameOpened, goldenSession } from './fixtures.ts';
+import { ANIM_MS } from '../gpu/frame-renderer.ts';
 
 const canvas = document.getElementById('screen') as HTMLCanvasElement;
 let fr: FrameRenderer | null = null;
@@ -15,6 +16,21 @@ const api = {
   },
   drawGolden() { return fr!.draw(goldenFrame(), 0); },
   drawSession() { return fr!.draw(goldenSession(), 0); },
+  /** Opens a window with the animation on, at frame times 0, mid-way and past the end. */
+  animateOpen() {
+    const r = fr!;
+    (r as unknown as { o: { animate: boolean } }).o.animate = true;
+    const a = goldenFrame(), b = goldenFrameOpened();
+    r.draw(a, 0);
+    const start = r.draw(b, 1000);
+    const animatingAtStart = r.animating;
+    const mid = r.draw(b, 1000 + ANIM_MS / 2);
+    const end = r.draw(b, 1000 + ANIM_MS + 1);
+    const animatingAfter = r.animating;
+    const idle = r.draw(b, 5000);
+    (r as unknown as { o: { animate: boolean } }).o.animate = false;
+    return { start: start.rendered, animatingAtStart, mid: mid.rendered, midUploads: mid.uploadBytes, end: end.rendered, animatingAfter, idle: idle.rendered };
+  },
   drawSame() { const f = goldenFrame(); fr!.draw(f, 0); return fr!.draw(f, 0); },
   async loseAndRecover() {
     const before = fr!.recoveries;
