@@ -517,7 +517,7 @@ export class LinkClient {
       if (this.proposals.get(pp.rid) !== pp) return;
       this.proposals.delete(pp.rid);
       if (this.state === 'open') this.sendProposal(pp); else { pp.sent = false; this.queue.unshift(pp); }
-    }, this.opts.requestTimeoutMs);
+    }, this.opts.requestTimeoutMs * 2 ** Math.min(pp.attempts - 1, 4)); // back off: a slow line must not fill with retries
   }
 
   private onResult(m: Extract<Message, { t: 'result' }>): void {

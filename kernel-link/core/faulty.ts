@@ -18,6 +18,12 @@ export interface Faults {
   delayMs?: number;
   /** Probability per chunk that the connection is cut right after it (both ends see a close). */
   cutChunk?: number;
+  /**
+   * Probability per byte that the connection is cut after the chunk holding it. Unlike cutChunk
+   * this does not depend on how the transport chunks its bytes (a serial line delivers a few bytes
+   * per chunk, a socket whole frames).
+   */
+  cutByte?: number;
   /** Cut after this many bytes have passed (in either direction). */
   cutAfterBytes?: number;
 }
@@ -63,7 +69,7 @@ export class FaultyTransport extends BaseTransport {
     const d = this.damage(c, f);
     const dup = f.duplicateChunk && this.rng() < f.duplicateChunk;
     if (dup) this.stats.duplicated++;
-    const cut = (f.cutChunk && this.rng() < f.cutChunk) || (f.cutAfterBytes !== undefined && this.stats.bytes >= f.cutAfterBytes);
+    const cut = (f.cutChunk && this.rng() < f.cutChunk) || (f.cutByte && this.rng() < 1 - (1 - f.cutByte) ** c.length) || (f.cutAfterBytes !== undefined && this.stats.bytes >= f.cutAfterBytes);
     const go = () => {
       if (this.isClosed) return;
       to(d); if (dup) to(d);
