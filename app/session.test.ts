@@ -15,7 +15,7 @@ import { decodePng } from './testing/png.ts';
 
 type Snap = {
   backend: string; seq: number; sceneHash: string; focused: number; consoleText: string; brokenAt: number; frames: number; notice: string;
-  windows: { id: number; app: string; x: number; y: number; w: number; h: number; text: string; hits: { title: { x: number; y: number; w: number; h: number } | null; close: { x: number; y: number; w: number; h: number } | null } }[];
+  windows: { id: number; app: string; x: number; y: number; w: number; h: number; text: string; hits: Record<'title' | 'close' | 'resizeE' | 'content', { x: number; y: number; w: number; h: number } | null> }[];
   launcher: { app: string; x: number; y: number; w: number; h: number }[];
   proposals: { sent: number; committed: number; rejected: number; failed: number };
   selected: number; viewAt: number; shown: number[]; recoveries: number;
@@ -127,6 +127,22 @@ describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () =>
     const tl = (await snap()).windows.find((w) => w.app === 'timeline')!;
     await page.mouse.click(tl.x + 100, y);
     await until('the clicked row selected', snap, (s) => s.selected === s1.seq - 1);
+  });
+
+  it('resizes a window from its edge, and a click focuses the window under it', async () => {
+    const s = await snap();
+    const tl = s.windows.find((w) => w.app === 'timeline')!;
+    const e = tl.hits.resizeE!;
+    const from = center(e);
+    await page.mouse.move(from.x, from.y);
+    await page.mouse.down();
+    for (let i = 1; i <= 4; i++) await page.mouse.move(from.x - i * 15, from.y);
+    await page.mouse.up();
+    await until('the narrower window', snap, (x) => x.windows.find((w) => w.id === tl.id)!.w === tl.w - 60);
+    // The System window is behind; clicking its content focuses it.
+    const sys = (await snap()).windows.find((w) => w.app === 'system')!;
+    await page.mouse.click(sys.x + 30, sys.y + sys.h - 20);
+    await until('focus on the clicked window', snap, (x) => x.focused === sys.id);
   });
 
   it('the host rejects what a renderer must not send, and refuses a socket without the token', async () => {

@@ -327,7 +327,7 @@ export class SessionApp {
     const hitsOf = (id: number) => {
       const g = this.frame?.groups.find((x) => x.window === id && x.key !== 'panel');
       const part = (p: string) => { const h = g?.hits.find((x) => x.part === p && x.window === id); return h ? { x: h.x, y: h.y, w: h.w, h: h.h } : null; };
-      return { title: part('title'), close: part('close') };
+      return { title: part('title'), close: part('close'), resizeE: part('resize-e'), content: part('content') };
     };
     const windows = [...s.windows.values()].map((w) => ({ id: w.id, app: w.app, title: w.title, x: w.x, y: w.y, w: w.w, h: w.h, mode: w.mode, text: w.text, hits: hitsOf(w.id) }));
     return {
