@@ -1,13 +1,13 @@
 // Boots of real QEMU guests (the guest kernel): a qemu device booted directly and from its
 // flashed disk image, and a serial-board whose "board" is QEMU with -serial pty, reached through
 // the serialport library with power switched by commands over QEMU's monitor.
-import { describe, expect, it, afterAll } from 'vitest';
+import { expect, it, afterAll, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeWithTools } from '../scripts/testkit.ts';
-import { parseLab, type Lab } from './labfile.ts';
+import { parseLab, type Lab, type Device } from './labfile.ts';
 import { boot } from './boot.ts';
 import { flash } from './flash/flash.ts';
 import { guestArtifacts, GUEST_BOOT } from './testguest.ts';
@@ -29,9 +29,16 @@ function labOf(text: string): { lab: Lab; dir: string } {
 }
 
 describeWithTools(['qemu-system-x86_64'], 'boot a qemu device (guest kernel)', () => {
-  const g = guestArtifacts();
-  const { lab } = labOf(`version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}    timeouts: { boot: 60s }\n`);
-  const vm = lab.devices.get('vm')!;
+  // Built/copied in beforeAll, so a skipped suite (no QEMU) never builds the kernel.
+  let g!: ReturnType<typeof guestArtifacts>;
+  let lab!: Lab;
+  let vm!: Device;
+  beforeAll(() => {
+    g = guestArtifacts();
+    dirs.push(g.dir);
+    lab = labOf(`version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}    timeouts: { boot: 60s }\n`).lab;
+    vm = lab.devices.get('vm')!;
+  });
 
   it('captures the boot log from the very first byte, stamped, with every stage', async () => {
     const r = await boot({ lab, device: vm });
@@ -67,6 +74,7 @@ describeWithTools(['qemu-system-x86_64'], 'boot a qemu device (guest kernel)', (
 describeWithTools(['qemu-system-x86_64', 'grub-mkrescue', 'xorriso'], 'flash a qemu device disk, then boot it', () => {
   it('flashes the guest ISO onto the device disk image and boots from it', async () => {
     const g = guestArtifacts({ iso: true });
+    dirs.push(g.dir);
     const { lab, dir } = labOf(`version: 1\ndevices:\n  vm:\n    kind: qemu\n    flash: { target: disk.img }\n${GUEST_BOOT}    timeouts: { boot: 60s }\n`);
     const vm = lab.devices.get('vm')!;
     const r = await boot({ lab, device: vm, image: g.iso, bmap: null });
@@ -87,6 +95,7 @@ describeWithTools(['qemu-system-x86_64', 'grub-mkrescue', 'xorriso'], 'flash a q
 describeWithTools(['qemu-system-x86_64', 'socat'], 'a serial-board that is QEMU on a pty (through serialport)', () => {
   it('boots through the serialport library with power switched by monitor commands, then captures its trace over the same port', async () => {
     const g = guestArtifacts();
+    dirs.push(g.dir);
     const dir = mkdtempSync(join(tmpdir(), 'orbital-board-'));
     dirs.push(dir);
     const mon = join(dir, 'mon.sock');

@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 const KDIR = resolve(import.meta.dirname, '../os-image/kernel');
 const OUT = join(KDIR, 'target', 'kernel');
 
-export function guestArtifacts(opts: { iso?: boolean } = {}): { elf: string; iso?: string } {
+/** Copies of the kernel (and ISO) in a temp dir the caller removes (`dir`). */
+export function guestArtifacts(opts: { iso?: boolean } = {}): { elf: string; iso?: string; dir: string } {
   const elf = join(OUT, 'orbital-kernel.elf');
   const iso = join(OUT, 'orbital.iso');
   if (!existsSync(elf) || (opts.iso && !existsSync(iso))) {
@@ -19,7 +20,7 @@ export function guestArtifacts(opts: { iso?: boolean } = {}): { elf: string; iso
   const dir = mkdtempSync(join(tmpdir(), 'orbital-guest-copy-'));
   copyFileSync(elf, join(dir, 'kernel.elf'));
   if (opts.iso) copyFileSync(iso, join(dir, 'orbital.iso'));
-  return { elf: join(dir, 'kernel.elf'), iso: opts.iso ? join(dir, 'orbital.iso') : undefined };
+  return { elf: join(dir, 'kernel.elf'), iso: opts.iso ? join(dir, 'orbital.iso') : undefined, dir };
 }
 
 /** Boot patterns for the guest kernel's stage lines. */

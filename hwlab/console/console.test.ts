@@ -29,6 +29,7 @@ function collect(p: ChildProcess, stream: 'stdout' | 'stderr') {
 describeWithTools(['qemu-system-x86_64'], 'orbital-lab console with read-only watchers', () => {
   it('serves watchers the replayed and live console while one writer holds the device', async () => {
     const g = guestArtifacts();
+    dirs.push(g.dir);
     const dir = mkdtempSync(join(tmpdir(), 'orbital-console-'));
     dirs.push(dir);
     const lab = join(dir, 'lab.yaml');

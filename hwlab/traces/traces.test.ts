@@ -43,6 +43,7 @@ function entriesOf(path: string): string[] {
 describeWithTools(['qemu-system-x86_64'], 'capture from the guest kernel in QEMU', () => {
   it('captures over virtio-console and replays with every checkpoint matching; exports Chrome JSON', async () => {
     const g = guestArtifacts();
+    dirs.push(g.dir);
     const dir = tmp('orbital-cap-q-');
     const lab = labOf(dir, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n    boot: { success: "ready: head" }\n`);
     const out = join(dir, 'vm.orbtrace');
