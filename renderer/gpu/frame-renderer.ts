@@ -396,19 +396,20 @@ export class FrameRenderer {
   }
 
   /** Copies a block into staging with an animation transform (scale about its center, alpha). */
-  private put(b: Block, at: number, scale: number, alpha: number): number {
+  private put(b: Block, at: number, scale: number, alpha: number, skip = 0): number {
     const s = this.staging;
-    s.set(b.data.subarray(0, b.n * STRIDE), at * STRIDE);
+    const n = b.n - skip;
+    s.set(b.data.subarray(skip * STRIDE, b.n * STRIDE), at * STRIDE);
     if (scale !== 1 || alpha !== 1) {
       const cx = b.bounds.x + b.bounds.w / 2, cy = b.bounds.y + b.bounds.h / 2;
-      for (let i = 0; i < b.n; i++) {
+      for (let i = 0; i < n; i++) {
         const o = (at + i) * STRIDE;
         s[o] = cx + (s[o]! - cx) * scale; s[o + 1] = cy + (s[o + 1]! - cy) * scale;
         s[o + 2] = s[o + 2]! * scale; s[o + 3] = s[o + 3]! * scale;
         s[o + 11] = s[o + 11]! * alpha;
       }
     }
-    return at + b.n;
+    return at + n;
   }
 
   /**
@@ -428,9 +429,6 @@ export class FrameRenderer {
       this.renderer.setSize(frame.width, frame.height, false);
     }
     this.screen.value.set(frame.width, frame.height, 0, 0);
-    // Raw bytes in, raw bytes out: the working and output spaces are both linear, no conversion.
-    this.clearColor.setRGB((frame.clear >>> 24) / 255, ((frame.clear >>> 16) & 255) / 255, ((frame.clear >>> 8) & 255) / 255, LinearSRGBColorSpace);
-    this.renderer.setClearColor(this.clearColor, 1);
 
     const rasterPixels = frame === this.prev ? 0 : this.updateSurfaces(frame);
 
@@ -447,7 +445,22 @@ export class FrameRenderer {
     if (anim && this.prev) for (const [k, v] of this.prevKeys) if (!keys.has(k) && v.window !== 0) this.closing.set(k, { block: v.block, at: now });
     this.prevKeys = keys;
 
-    let n = 0;
+    // An opaque rect over the whole screen at the very bottom (the desktop) is the clear color
+    // instead: the same pixels, and a full screen less to fill (SwiftShader is fill-bound).
+    let clear = frame.clear, skipFirst = 0;
+    const b0 = blocks[0];
+    if (b0 && b0.n > 0) {
+      const d = b0.data;
+      if (d[12] === MODE_SOLID && d[11] === 1 && d[0]! <= 0 && d[1]! <= 0 && d[0]! + d[2]! >= frame.width && d[1]! + d[3]! >= frame.height && !this.opening.has(frame.groups[0]!.key)) {
+        clear = (Math.round(d[8]! * 255) << 24 | Math.round(d[9]! * 255) << 16 | Math.round(d[10]! * 255) << 8 | 255) >>> 0;
+        skipFirst = 1;
+      }
+    }
+    // Raw bytes in, raw bytes out: the working and output spaces are both linear, no conversion.
+    this.clearColor.setRGB((clear >>> 24) / 255, ((clear >>> 16) & 255) / 255, ((clear >>> 8) & 255) / 255, LinearSRGBColorSpace);
+    this.renderer.setClearColor(this.clearColor, 1);
+
+    let n = -skipFirst;
     for (const b of blocks) n += b.n;
     for (const c of this.closing.values()) n += c.block.n;
     this.ensureStaging(n);
@@ -462,7 +475,7 @@ export class FrameRenderer {
         const e = 1 - (1 - t) * (1 - t);
         scale = 0.94 + 0.06 * e; alpha = e;
       }
-      at = this.put(blocks[i]!, at, scale, alpha);
+      at = this.put(blocks[i]!, at, scale, alpha, i === 0 ? skipFirst : 0);
     }
     for (const [k, c] of this.closing) {
       const t = Math.min(1, Math.max(0, (now - c.at) / ANIM_MS));
