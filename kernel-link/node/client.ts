@@ -6,8 +6,9 @@ import { LinkClient, type ClientOptions } from '../core/client.ts';
 import type { Transport } from '../core/transport.ts';
 import { connectTransport, type Address } from './socket.ts';
 
+/** Milliseconds since the Unix epoch with sub-millisecond resolution (timeOrigin + the monotonic clock), so console line times are wall-clock times too. */
 export const nodeClock: Clock = {
-  now: () => performance.now(),
+  now: () => performance.timeOrigin + performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
