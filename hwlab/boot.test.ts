@@ -88,7 +88,13 @@ describeWithTools(['qemu-system-x86_64', 'grub-mkrescue', 'xorriso'], 'flash a q
     const r2 = await boot({ lab, device: vm, image: g.iso, bmap: null });
     expect(r2.flash?.status).toBe('skipped');
     expect(r2.ok).toBe(true);
-    void dir;
+    // The whole path on the flashed disk: boot it again, stream its log over virtio, replay it.
+    const out = join(dir, 'disk.orbtrace');
+    const cap = await captureTrace({ lab, device: vm, out, untilSeq: 0 });
+    expect(cap.stopped).toBe('until-seq');
+    const rep = await replayTrace(out);
+    expect(rep.ok).toBe(true);
+    expect(rep.verify.count).toBeGreaterThanOrEqual(1);
   });
 });
 
