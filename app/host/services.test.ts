@@ -40,6 +40,20 @@ describe('host services', () => {
     await s.close(); await s2.close();
   });
 
+  it('pages the log: device.log returns at most count entries, from where asked', async () => {
+    await initAxiom();
+    const s = new HostServices({ links: { hosted: () => new InProcessDevice() }, capabilities: caps, mode: 'web' });
+    const info = await s.connect('hosted');
+    for (let i = 0; i < 5; i++) await s.propose(info.id, 1, 'sh', { line: `set k${i} v` });
+    const d = new Dispatcher(s.handlers(), () => {});
+    const all = s.logOf(info.id);
+    const r = await d.dispatch('t', 'device.log', { device: info.id, from: 3, count: 4 });
+    expect(r.ok && (r.value as { entries: string[] }).entries.map((b) => fromBase64(b))).toEqual(all.slice(3, 7));
+    const end = await d.dispatch('t', 'device.log', { device: info.id, from: all.length, count: 10 });
+    expect(end.ok && (end.value as { entries: string[] }).entries).toEqual([]);
+    await s.close();
+  });
+
   it('turns bridge JSON into Axiom values, with bytes as $bytes', () => {
     expect(jsonToValue({ a: 1, b: [true, null, 'x'], c: { $bytes: 'AQI=' } })).toEqual({ a: 1, b: [true, null, 'x'], c: new Uint8Array([1, 2]) });
     expect(() => jsonToValue({ $bytes: '!!' })).toThrow('base64');

@@ -10,6 +10,8 @@ import { HostError, type EventSource, type Handlers } from './dispatch.ts';
 export const SESSION_ACTOR = 1;
 /** Console text kept per device for windows opened later. */
 export const CONSOLE_KEPT = 64 * 1024;
+/** Rough cap on the entry bytes in one device.log reply (the page asks again for the rest). */
+export const LOG_REPLY_BYTES = 4 * 1024 * 1024;
 
 /** JSON from the bridge → an Axiom value. `{"$bytes": base64}` is bytes. */
 export function jsonToValue(j: Json): Value {
@@ -137,7 +139,13 @@ export class HostServices implements EventSource {
       hello: async () => ({ version: 1, mode: this.o.mode, devices: this.list(), capabilities: await this.o.capabilities() }),
       'device.connect': (a) => this.connect(a.target, a.path),
       'device.propose': (a) => this.propose(a.device, a.domain, a.action, a.args),
-      'device.log': async (a) => ({ entries: this.get(a.device).log.slice(a.from, a.from + a.count).map(toBase64) }),
+      'device.log': async (a) => {
+        // At most `count` entries and about LOG_REPLY_BYTES of them (entries can be 1 MiB each); at least one.
+        const log = this.get(a.device).log, out: string[] = [];
+        let bytes = 0;
+        for (let i = a.from; i < log.length && out.length < a.count && (out.length === 0 || bytes < LOG_REPLY_BYTES); i++) { bytes += log[i]!.length; out.push(toBase64(log[i]!)); }
+        return { entries: out };
+      },
       'device.info': async (a) => ({ ...this.get(a.device).info }),
       'device.console': async (a) => ({ text: this.get(a.device).console }),
     };
