@@ -130,10 +130,24 @@ describeWithTools(['xz', 'zstd', 'gzip'], 'flash from compressed sources', () =>
     expect(r.source.bmap).toBe(s.bmap);
     expect(r.bytesWritten).toBe(mapped);
     expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+    // Same compressed image again: compared while it streams, nothing written.
+    const again = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: src });
+    expect(again.status).toBe('skipped');
     rmSync(s.target);
     const r2 = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: src, bmap: null });
     expect(r2.imageSize).toBe(12 * MiB);
     expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+    const again2 = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: src, bmap: null });
+    expect(again2.status).toBe('skipped');
+    expect(again2.mappedBytes).toBe(12 * MiB);
+    // A different compressed image over it: the compare fails part-way, the source is read again and written.
+    const fd = openSync(s.img, 'r+'); writeSync(fd, Buffer.from('different'), 0, 9, 11 * MiB); closeSync(fd);
+    const other = join(s.dir, `other.img.${ext}`);
+    const tool2 = { gz: 'gzip -c', xz: 'xz -c -T1', zst: 'zstd -q -c' }[ext]!;
+    expect(spawnSync('sh', ['-c', `${tool2} "${s.img}" > "${other}"`]).status).toBe(0);
+    const r3 = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: other, bmap: null });
+    expect(r3.status).toBe('written');
+    expect(readFileSync(s.target).subarray(11 * MiB, 11 * MiB + 9).toString()).toBe('different');
   });
 
   it.each(['xz', 'zst', 'gz'])('fails a cut .%s stream instead of writing a short image', async (ext) => {

@@ -311,7 +311,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
   const t = checkTarget(o.device, { requested: o.requestedTarget, sourcePath: o.source, view: o.view });
   const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
   const bmap = bmapPath ? loadBmap(bmapPath) : null;
-  const src = await openSource(o.source);
+  let src = await openSource(o.source);
   const b3w = new Blake3Worker();
   const previous = readJournal(o.stateDir, o.device.name);
   const prevUnfinished = previous && previous.status !== 'ok' ? previous : null;
@@ -328,19 +328,24 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     }
 
     // Compare first: a target that already holds the image is not rewritten (unless forced).
-    const canCompare = !o.force && t.exists && src.seekable && imageSize !== null && (t.type === 'block' ? t.size >= imageSize : t.size === imageSize) && prevUnfinished === null;
+    // (a compressed file is compared while it streams, then read again for the write if it differs;
+    // a pipe cannot be read twice, so it is always written)
+    const canCompare = !o.force && t.exists && src.storedSize !== null && prevUnfinished === null && (imageSize === null || (t.type === 'block' ? t.size >= imageSize : t.size === imageSize));
     if (canCompare) {
       const tc = performance.now();
-      const same = await compareTarget(src, t, ranges!, imageSize!, chunkBytes, b3, o);
+      const same = await compareTarget(src, t, ranges, imageSize, chunkBytes, b3, o);
+      if (same && imageSize === null) imageSize = same.bytes;
       seconds.compare = (performance.now() - tc) / 1000;
       if (same) {
         const blake3 = b3.digest('hex');
         writeJournal(o.stateDir, { device: o.device.name, target: t.path, source: o.source, status: 'ok', pid: process.pid, pidStart: null, started: new Date().toISOString(), ended: new Date().toISOString(), blake3 });
         seconds.total = (performance.now() - tStart) / 1000;
         const v: VerifyReport = same;
-        return { status: 'skipped', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize: imageSize!, mappedBytes: mappedKnown!, bytesWritten: 0, blake3, directIo: v.method === 'o_direct', verify: v, seconds, previous: null };
+        return { status: 'skipped', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize: imageSize!, mappedBytes: mappedKnown ?? v.bytes, bytesWritten: 0, blake3, directIo: v.method === 'o_direct', verify: v, seconds, previous: null };
       }
     }
+
+    if (canCompare && !src.seekable) { await src.close(); src = await openSource(o.source); }
 
     // Write.
     const started = new Date().toISOString();
@@ -374,18 +379,19 @@ function pidStart(): number | null {
 }
 
 /** Byte-compares the image's mapped ranges with the target, read uncached. Returns a report when all match. */
-async function compareTarget(src: Source, t: Target, ranges: Range[], imageSize: number, chunkBytes: number, b3: IHasher, o: FlashOptions): Promise<VerifyReport | null> {
+async function compareTarget(src: Source, t: Target, ranges: Range[] | null, imageSize: number | null, chunkBytes: number, b3: IHasher, o: FlashOptions): Promise<VerifyReport | null> {
   const t0 = performance.now();
   const { fh, method } = await openUncached(t);
   try {
     const tb = method === 'o_direct' ? await alignedBuffers(fh, 1, chunkBytes + 2 * ALIGN, 'read') : [Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN)];
     if (!tb) return null;
     const pool = new Pool(Array.from({ length: 2 }, () => Buffer.allocUnsafeSlow(chunkBytes)));
-    const total = ranges.reduce((n, r) => n + r.end - r.start, 0);
-    const prog = new Progress('compare', total, o.onProgress);
+    const total = ranges ? ranges.reduce((n, r) => n + r.end - r.start, 0) : null;
+    const prog = new Progress('compare', total, o.onProgress, total === null && src.storedSize ? () => src.consumed() / src.storedSize! : undefined);
     let done = 0;
+    let length = -1;
     b3.init();
-    const it = chunksOf(src, ranges, imageSize, pool, chunkBytes, () => {});
+    const it = chunksOf(src, ranges, ranges ? imageSize : null, pool, chunkBytes, (n) => { length = n; });
     try {
       for await (const c of it) {
         const a = method === 'o_direct' ? alignDown(c.offset) : c.offset;
@@ -403,6 +409,8 @@ async function compareTarget(src: Source, t: Target, ranges: Range[], imageSize:
         checkCancel(o.signal);
       }
     } finally { await it.return(undefined); }
+    // A stream of unknown length: the target must be exactly as long (a file) or longer (a disk).
+    if (imageSize === null && (t.type === 'file' ? length !== t.size : length > t.size)) return null;
     prog.tick(done, true);
     const seconds = (performance.now() - t0) / 1000;
     return { method, bytes: done, seconds, mbPerS: seconds > 0 ? done / 1e6 / seconds : 0 };
