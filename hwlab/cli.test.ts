@@ -38,6 +38,13 @@ describe('orbital-lab CLI', () => {
     const ok = run(['--lab', l.labFile, '--json', 'flash', 'dut', img]);
     expect(ok.code).toBe(0);
     expect(ok.last).toMatchObject({ ok: true, status: 'written' });
+    // Without --json and without a terminal: progress as JSON lines on stderr, the result as text.
+    const plain = run(['--lab', l.labFile, 'flash', 'dut', img, '--force']);
+    expect(plain.code).toBe(0);
+    const events = plain.stderr.trim().split('\n').map((x) => JSON.parse(x) as { event: string; phase: string });
+    expect(events.every((e) => e.event === 'progress')).toBe(true);
+    expect(new Set(events.map((e) => e.phase))).toEqual(new Set(['write', 'sync', 'verify']));
+    expect(plain.stdout).toMatch(/dut: wrote .* verified/);
     makeImage(join(l.dir, 'other.img'), 2 * MiB, [[0, 8192]]);
     const mismatch = run(['--lab', l.labFile, '--json', 'verify', 'dut', join(l.dir, 'other.img')]);
     expect(mismatch.code).toBe(3);
