@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { Duplex as DuplexStream } from 'node:stream';
 import type { LinkDevice, ProposeOutcome } from '../../kernel-link/core/device.ts';
 import { serveLink, type LinkServer, type ServeOptions } from '../../kernel-link/core/server.ts';
-import { zlibCrc32 } from '../../kernel-link/node/crc.ts';
+import { nodeCodec } from '../../kernel-link/node/crc.ts';
 import { StreamTransport, listenTransport, type Address, type Listener } from '../../kernel-link/node/socket.ts';
 import type { HostedOs } from './hosted-os.ts';
 
@@ -45,7 +45,7 @@ export async function serveHosted(os: HostedOs, addresses: Address[], opts: Serv
   for (const a of addresses) {
     const l = await listenTransport(a);
     l.onConnection((t) => {
-      const s = serveLink(t, device, { crc32: zlibCrc32, ...opts });
+      const s = serveLink(t, device, { ...nodeCodec, ...opts });
       servers.add(s);
       t.stream.once('close', () => servers.delete(s));
     });
@@ -57,5 +57,5 @@ export async function serveHosted(os: HostedOs, addresses: Address[], opts: Serv
 /** Serves the link over this process's stdin/stdout. */
 export function serveStdio(os: HostedOs, opts: ServeOptions = {}): LinkServer {
   const duplex: Duplex = DuplexStream.from({ readable: process.stdin, writable: process.stdout });
-  return serveLink(new StreamTransport(duplex, 'stdio'), hostedLinkDevice(os), { crc32: zlibCrc32, ...opts });
+  return serveLink(new StreamTransport(duplex, 'stdio'), hostedLinkDevice(os), { ...nodeCodec, ...opts });
 }
