@@ -18,7 +18,7 @@ type Snap = {
   windows: { id: number; app: string; x: number; y: number; w: number; h: number; text: string; hits: Record<'title' | 'close' | 'resizeE' | 'content', { x: number; y: number; w: number; h: number } | null> }[];
   launcher: { app: string; x: number; y: number; w: number; h: number }[];
   proposals: { sent: number; committed: number; rejected: number; failed: number };
-  selected: number; viewAt: number; shown: number[]; recoveries: number;
+  selected: number; viewAt: number; shown: number[]; recoveries: number; shownConsole: string;
 };
 
 describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () => {
@@ -120,6 +120,8 @@ describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () =>
     expect(s0.windows.find((w) => w.app === 'console')).toBeUndefined();
     const past = await until('the screen at the entry', snap, (s) => s.viewAt === openSeq && s.shown.some((id) => !s.windows.some((w) => w.id === id)));
     expect(past.shown.length).toBeGreaterThan(0);
+    // Its Console shows what the log says the device printed by then.
+    expect(past.shownConsole).toContain('$ set a 1\na=1');
     await page.keyboard.press('Escape');
     await until('the live screen again', snap, (s) => s.viewAt === -1 && s.shown.every((id) => s.windows.some((w) => w.id === id)));
     // A click on a row selects it.

@@ -2,10 +2,10 @@
 // as actions. Nothing here changes the scene directly — a drag, a keystroke, a click becomes a
 // proposal; the scene moves when the committed entry comes back (DESIGN.md, "data flow").
 import { initAxiom, Domain, decodeEntry, type ValueMap } from '../axiom/index.ts';
-import { InputMachine, hitTest, frameAt, THEME, type Frame, type Group, type RawEvent } from '../scene/index.ts';
+import { InputMachine, hitTest, frameAt, THEME, type Frame, type Group, type RawEvent, type SessionState } from '../scene/index.ts';
 import { fromBase64, toHex, type DeviceInfo, type HostCapabilities } from './bridge.ts';
 import { BridgeRequestError, type AnyBridge } from './bridge-client.ts';
-import { DeviceModel } from './session/device-model.ts';
+import { DeviceModel, modelAt } from './session/device-model.ts';
 import { FrameRenderer, type FrameStats } from './gpu/frame-renderer.ts';
 import { APP_BOUNDS, APP_TITLES, APPS, appContent, contentKey, decorateGroup, isApp, timelineLayout, contentRect, TL, type AppName, type Button, type UiState } from './ui/apps.ts';
 import { pushText } from './ui/text.ts';
@@ -20,7 +20,7 @@ export class SessionApp {
   private decorated = new Map<number, { src: Group; key: string; out: Group; buttons: Button[] }>();
   private buttons = new Map<number, Button[]>();
   private frame: Frame | null = null;
-  private pastFrame: { seq: number; frame: Frame } | null = null;
+  private pastFrame: { seq: number; frame: Frame; state: SessionState; model: ReturnType<typeof modelAt> } | null = null;
   private scheduled = false;
   lastStats: FrameStats | null = null;
   frames = 0;
@@ -36,8 +36,9 @@ export class SessionApp {
     const app = new SessionApp(bridge, renderer);
     const first = hello.devices[0];
     if (!first) throw new Error('the host has no device connected');
+    app.live = app.modelFor(first);
     app.ui = {
-      model: app.modelFor(first), devices: hello.devices, capabilities: hello.capabilities, activeDevice: first.id,
+      model: app.live, devices: hello.devices, capabilities: hello.capabilities, activeDevice: first.id,
       backend: renderer.backend, recoveries: 0, selected: -1, viewAt: -1, notice: '', devicesVersion: 0, connecting: '',
     };
     bridge.on('device.entries', (d) => { const m = app.models.get(d.device); if (m && m.push(d.entries.map((b) => fromBase64(b)!))) app.changed(d.device); });
@@ -51,7 +52,8 @@ export class SessionApp {
     return app;
   }
 
-  get model(): DeviceModel { return this.ui.model; }
+  get model(): DeviceModel { return this.live; }
+  private live!: DeviceModel;
 
   private modelFor(d: DeviceInfo): DeviceModel {
     let m = this.models.get(d.id);
@@ -143,21 +145,24 @@ export class SessionApp {
 
   /** The frame on screen: the live session (or the screen at a past entry), with the session's own windows filled in. */
   compose(): Frame {
-    const s = this.model.view.state;
-    const base = this.ui.viewAt >= 0 ? this.frameAtSeq(this.ui.viewAt) : this.model.view.frame;
+    const past = this.ui.viewAt >= 0 ? this.frameAtSeq(this.ui.viewAt) : null;
+    const s = past ? past.state : this.model.view.state;
+    const base = past ? past.frame : this.model.view.frame;
+    // At a past entry the windows show what the log says they showed then.
+    const ui = past ? { ...this.ui, model: past.model } : this.ui;
     const groups: Group[] = [];
     const seen = new Set<number>();
     for (const g of base.groups) {
-      const w = g.window ? (this.ui.viewAt >= 0 ? undefined : s.windows.get(g.window)) : undefined;
+      const w = g.window ? s.windows.get(g.window) : undefined;
       if (w && isApp(w.app)) {
         const focused = s.focused === w.id;
-        const key = contentKey(w.app, w, this.ui, focused);
+        const key = `${past ? `past${this.ui.viewAt}|` : ''}${contentKey(w.app, w, ui, focused)}`;
         const prev = this.decorated.get(w.id);
         let out: Group, buttons: Button[];
         if (prev && prev.src === g && prev.key === key) ({ out, buttons } = prev);
         else {
           const surf = g.layers.find((l) => l.kind === 'surface');
-          const c = surf && surf.kind === 'surface' ? appContent(w.app, w, surf, this.ui, focused) : { layers: [], buttons: [] };
+          const c = surf && surf.kind === 'surface' ? appContent(w.app, w, surf, ui, focused) : { layers: [], buttons: [] };
           out = decorateGroup(g, c); buttons = c.buttons;
           this.decorated.set(w.id, { src: g, key, out, buttons });
         }
@@ -172,12 +177,12 @@ export class SessionApp {
     return { ...base, groups };
   }
 
-  private frameAtSeq(seq: number): Frame {
-    if (this.pastFrame?.seq === seq) return this.pastFrame.frame;
+  private frameAtSeq(seq: number): { frame: Frame; state: SessionState; model: ReturnType<typeof modelAt> } {
+    if (this.pastFrame?.seq === seq) return this.pastFrame;
     const entries = this.model.rows.slice(0, seq + 1).map((r) => r.entry);
-    const frame = frameAt(entries, seq).frame;
-    this.pastFrame = { seq, frame };
-    return frame;
+    const { frame, state } = frameAt(entries, seq);
+    this.pastFrame = { seq, frame, state, model: modelAt(this.model, seq) };
+    return this.pastFrame;
   }
 
   private launcherGroup: Group | null = null;
@@ -258,7 +263,7 @@ export class SessionApp {
     if (kind === 'row') { this.ui.selected = Number(arg); this.schedule(); return; }
     if (kind === 'device') {
       const m = this.models.get(arg);
-      if (m) { this.ui.model = m; this.ui.activeDevice = arg; this.ui.selected = -1; this.ui.viewAt = -1; this.input = new InputMachine(); this.schedule(); }
+      if (m) { this.live = m; this.ui.model = m; this.ui.activeDevice = arg; this.ui.selected = -1; this.ui.viewAt = -1; this.input = new InputMachine(); this.schedule(); }
       return;
     }
     if (kind === 'connect') {
@@ -337,6 +342,8 @@ export class SessionApp {
       selected: this.ui.selected, viewAt: this.ui.viewAt, titleH: THEME.titleH,
       /** Windows in the frame on screen (differs from `windows` while showing a past entry). */
       shown: (this.frame?.groups ?? []).filter((g) => g.window !== 0).map((g) => g.window),
+      /** The console text the Console window shows now (at a past entry: as the log tells it). */
+      shownConsole: (this.ui.viewAt >= 0 && this.pastFrame ? this.pastFrame.model : this.model).consoleLines.join('\n'),
       launcher: APPS.map((a, i) => ({ app: a, x: LAUNCHER.x + i * (LAUNCHER.w + LAUNCHER.gap), y: LAUNCHER.y, w: LAUNCHER.w, h: LAUNCHER.h })),
     };
   }

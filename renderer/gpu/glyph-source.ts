@@ -49,7 +49,8 @@ export class CanvasGlyphs implements GlyphSource {
   }
   key(id: number, font: string, size: number, boxW: number): string { return `c${font}|${size}|${Math.ceil(boxW)}|${id}`; }
   draw(id: number, _font: string, size: number, boxW: number): GlyphBitmap {
-    const w = Math.max(1, Math.ceil(boxW)), h = Math.max(1, Math.ceil(size));
+    // A few rows below the box: underscores and descenders of real fonts reach past 0.2 em.
+    const w = Math.max(1, Math.ceil(boxW)), h = Math.max(1, Math.ceil(size) + 3);
     const ctx = this.ctx;
     if (ctx.canvas.width < w || ctx.canvas.height < h) { ctx.canvas.width = Math.max(ctx.canvas.width, w); ctx.canvas.height = Math.max(ctx.canvas.height, h); }
     ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);

@@ -30,12 +30,12 @@ export interface RasterTarget {
 
 /**
  * The pixels a layer may paint. Real glyphs drawn 1:1 may reach a pixel or two past the box the
- * shaper gave them (a low underscore, a wide W): text gets 2 px of slack then.
+ * shaper gave them (a low underscore, a wide W): text gets 2 px of slack then (4 below).
  */
 export function layerPixels(l: Layer, pixelGlyphs: boolean): IRect {
   if (l.kind !== 'text') return pixelRect(l.x, l.y, l.w, l.h);
   const r = pixelRect(l.x + l.bx, l.y + l.by, l.w, l.h);
-  return pixelGlyphs ? { x: r.x - 2, y: r.y - 2, w: r.w + 4, h: r.h + 4 } : r;
+  return pixelGlyphs ? { x: r.x - 2, y: r.y - 2, w: r.w + 4, h: r.h + 6 } : r;
 }
 
 export type GlyphLookup = ((id: number, font: string, size: number, boxW: number) => GlyphBitmap) & { fit?: 'box' | 'pixel' };

@@ -43,7 +43,21 @@ export function summarize(e: Entry, p: Value | undefined): string {
   }
 }
 
-export class DeviceModel {
+/** What the session's windows read from a device: the live model, or the model as of a past entry. */
+export interface ModelView {
+  readonly rows: readonly EntryRow[];
+  readonly brokenAt: number;
+  readonly seq: number;
+  readonly info: DeviceInfo;
+  readonly consoleLines: string[];
+  hashes(): Record<string, string>;
+  hashesAt(seq: number): Record<string, string>;
+  checkpoint(): { seq: number; matches: boolean } | null;
+  kindName(e: Entry): string;
+  domainName(e: Entry): string;
+}
+
+export class DeviceModel implements ModelView {
   readonly rows: EntryRow[] = [];
   readonly view = new SessionView();
   readonly live = new Replayer([systemReducer, osReducer]);
@@ -109,9 +123,9 @@ export class DeviceModel {
     return out;
   }
 
-  /** The newest CHECKPOINT and whether its hashes equal this page's replay at that point. */
-  checkpoint(): { seq: number; matches: boolean } | null {
-    for (let i = this.rows.length - 1; i >= 0; i--) {
+  /** The newest CHECKPOINT (at or before `upto`) and whether its hashes equal this page's replay at that point. */
+  checkpoint(upto = this.rows.length - 1): { seq: number; matches: boolean } | null {
+    for (let i = Math.min(upto, this.rows.length - 1); i >= 0; i--) {
       const r = this.rows[i]!;
       if (r.entry.kind !== Kind.Checkpoint) continue;
       const states = (r.payload as Record<string, Value> | undefined)?.states as Record<string, Value> | undefined;
@@ -125,4 +139,37 @@ export class DeviceModel {
 
   kindName(e: Entry): string { return KIND_NAMES[e.kind] ?? String(e.kind); }
   domainName(e: Entry): string { return DOMAIN_NAMES[e.domain] ?? String(e.domain); }
+}
+
+/**
+ * The model as it was after entry `seq`: entries up to it, the state hashes there, and the console
+ * as the log tells it (each `sh` command and its receipt's output — what the device printed).
+ */
+export function modelAt(m: DeviceModel, seq: number): ModelView {
+  const rows = m.rows.slice(0, seq + 1);
+  const lines: string[] = [];
+  const sh = new Map<number, string>();
+  for (const r of rows) {
+    const p = r.payload as Record<string, Value> | undefined;
+    if (!p) continue;
+    if (r.entry.kind === Kind.Commit && r.entry.domain === 1 && p.action === 'sh') {
+      const args = p.args as Record<string, Value> | undefined;
+      sh.set(r.seq, String(args?.line ?? ''));
+      lines.push(`$ ${String(args?.line ?? '')}`);
+    } else if (r.entry.kind === Kind.Receipt && typeof p.commit === 'number' && sh.has(p.commit)) {
+      const out = p.result instanceof Uint8Array ? new TextDecoder().decode(p.result) : '';
+      if (out) lines.push(...out.split('\n'));
+      if (p.outcome !== 'ok') lines.push(`(${String(p.outcome)})`);
+    }
+  }
+  lines.push('');
+  return {
+    rows, seq, info: m.info, consoleLines: lines,
+    brokenAt: m.brokenAt >= 0 && m.brokenAt <= seq ? m.brokenAt : -1,
+    hashes: () => m.hashesAt(seq),
+    hashesAt: (s) => m.hashesAt(Math.min(s, seq)),
+    checkpoint: () => m.checkpoint(seq),
+    kindName: (e) => m.kindName(e),
+    domainName: (e) => m.domainName(e),
+  };
 }

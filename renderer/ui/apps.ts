@@ -3,7 +3,7 @@
 // in scene state); what a person does in them is proposed as actions like everything else.
 import { THEME, type Frame, type Group, type Layer, type SurfaceLayer, type SessionWindow } from '../../scene/index.ts';
 import { toHex, describeEntry } from '../../axiom/index.ts';
-import type { DeviceModel } from '../session/device-model.ts';
+import type { ModelView } from '../session/device-model.ts';
 import type { DeviceInfo, HostCapabilities } from '../bridge.ts';
 import { charsIn, pushText } from './text.ts';
 
@@ -20,7 +20,7 @@ export const APP_BOUNDS: Record<AppName, { x: number; y: number; w: number; h: n
 export interface Button { id: string; x: number; y: number; w: number; h: number }
 
 export interface UiState {
-  model: DeviceModel;
+  model: ModelView;
   devices: DeviceInfo[];
   capabilities: HostCapabilities;
   activeDevice: string;
