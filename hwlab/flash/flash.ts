@@ -250,6 +250,9 @@ class Verifier {
 
   push(fps: Fingerprint[]): void { this.queue.push(...fps); this.pump(); }
 
+  /** The first mismatch or read error so far (the write stops at once instead of finishing). */
+  get failed(): LabError | null { return this.error && this.error.code !== 'cancelled' ? this.error : null; }
+
   private pump(): void {
     if (this.signal?.aborted && !this.error) this.error = new LabError('timeout', 'cancelled', 'flash cancelled during verify; the target is not known to hold the image', 'lab');
     while (!this.error && this.inflight < this.qd && this.queue.length) this.start(this.queue.shift()!);
@@ -548,6 +551,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
       const q: Promise<void> = p.then(() => pool.release(c.buf), (e) => { failure ??= e; pool.release(c.buf); }).finally(() => inflight.delete(q));
       inflight.add(q);
       if (failure) throw failure;
+      if (verifier?.failed) throw verifier.failed;
       if (inflight.size >= WRITE_QD) await Promise.race(inflight);
       if (sinceSync >= syncEvery) await sync();
       prog.tick(done);
