@@ -17,14 +17,16 @@ export interface Launched { browser: BrowserContext; close(): Promise<void> }
  * Launches Chromium. webgpu: true → the four WebGPU flags (SwiftShader Vulkan); false → none of
  * them (the realistic "no WebGPU" case: three falls back to WebGL2 on ANGLE/SwiftShader).
  */
-export async function launchChromium(opts: { webgpu: boolean; width?: number; height?: number; args?: string[] }): Promise<Launched> {
+export async function launchChromium(opts: { webgpu: boolean | 'adapter-only'; width?: number; height?: number; args?: string[] }): Promise<Launched> {
   const { chromium } = await import('playwright-core');
   const dir = mkdtempSync(join(tmpdir(), 'orbital-chromium-'));
-  const features = opts.webgpu ? ['Vulkan', ...PLAYWRIGHT_FEATURES] : PLAYWRIGHT_FEATURES;
+  // 'adapter-only': just --enable-unsafe-webgpu — an adapter is found but presenting fails (notes).
+  const features = opts.webgpu === true ? ['Vulkan', ...PLAYWRIGHT_FEATURES] : PLAYWRIGHT_FEATURES;
+  const gpuFlags = opts.webgpu === true ? WEBGPU : opts.webgpu === 'adapter-only' ? ['--enable-unsafe-webgpu'] : [];
   const ctx = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [...QUIET, ...(opts.webgpu ? WEBGPU : []), ...(opts.args ?? []), `--enable-features=${features.join(',')}`],
+    args: [...QUIET, ...gpuFlags, ...(opts.args ?? []), `--enable-features=${features.join(',')}`],
     ignoreDefaultArgs: [`--enable-features=${PLAYWRIGHT_FEATURES.join(',')}`],
     viewport: { width: opts.width ?? 1280, height: opts.height ?? 800 },
     deviceScaleFactor: 1,

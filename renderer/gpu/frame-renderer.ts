@@ -124,9 +124,22 @@ export class FrameRenderer {
     this.buildMesh(Math.max(this.capacity, 1024));
   }
 
+  private losses: number[] = [];
+  /** Set when WebGPU kept losing its device and the renderer went over to WebGL2. */
+  fellBack = false;
+
   /** Recreates the renderer (new canvas, new device) and uploads the atlases from their CPU copies. */
   recover(): Promise<void> {
     this.recovering ??= (async () => {
+      // A WebGPU that loses its device again and again (an adapter that cannot present, a broken
+      // driver) is not coming back: the third loss within 10 s switches to three's WebGL2 backend.
+      const t = performance.now();
+      this.losses = [...this.losses.filter((x) => t - x < 10_000), t];
+      if (this.backend === 'webgpu' && this.losses.length >= 3 && !this.o.forceWebGL) {
+        this.o.forceWebGL = true;
+        this.fellBack = true;
+        this.lastLoss += ' — WebGPU keeps losing its device; using WebGL2';
+      }
       this.generation++;
       const old = this.canvas;
       const fresh = old.cloneNode(false) as HTMLCanvasElement;

@@ -15,6 +15,7 @@ const api = {
     return { adapter: adapter !== null, backend: fr.backend, isWebGPUBackend: (fr.renderer.backend as unknown as { isWebGPUBackend?: boolean }).isWebGPUBackend === true };
   },
   drawGolden() { return fr!.draw(goldenFrame(), 0); },
+  state() { return { backend: fr!.backend, recoveries: fr!.recoveries, fellBack: fr!.fellBack, lastLoss: fr!.lastLoss }; },
   drawSession() { return fr!.draw(goldenSession(), 0); },
   /** Opens a window with the animation on, at frame times 0, mid-way and past the end. */
   animateOpen() {
