@@ -46,5 +46,10 @@ describeWithTools(['chromium'], 'session in web mode on the WebGL2 fallback', ()
     await page.keyboard.type('set fallback yes');
     await page.keyboard.press('Enter');
     await until('the result', (s) => s.consoleText.includes('fallback=yes'));
+    // Pasted text is typed into the console's line like keystrokes.
+    await page.evaluate(() => { const dt = new DataTransfer(); dt.setData('text/plain', 'get fallback'); window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true })); });
+    await until('the pasted line', (s) => s.windows.some((w: any) => w.app === 'console' && w.text === 'get fallback'));
+    await page.keyboard.press('Enter');
+    await until('its result', (s) => /\$ get fallback\nyes\n/.test(s.consoleText));
   });
 });

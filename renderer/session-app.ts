@@ -206,6 +206,7 @@ export class SessionApp {
   }
 
   private paint(now: number): void {
+    if (this.ui.backend !== this.renderer.backend) document.title = `Orbital — ${this.renderer.backend}`;
     this.ui.backend = this.renderer.backend;
     this.ui.recoveries = this.renderer.recoveries;
     const frame = this.compose();
@@ -227,6 +228,20 @@ export class SessionApp {
     target.addEventListener('pointerup', (e) => { const p = pos(e); this.pointer({ type: 'pointerup', x: p.x, y: p.y, button: e.button }); });
     target.addEventListener('wheel', (e) => { const p = pos(e as WheelEvent); this.pointer({ type: 'wheel', x: p.x, y: p.y, dy: (e as WheelEvent).deltaY }); }, { passive: true });
     window.addEventListener('keydown', (e) => { if (this.key(e)) e.preventDefault(); });
+    // Paste goes to the focused window's text field, as text.input actions (≤ 4096 bytes each).
+    window.addEventListener('paste', (e) => {
+      const f = this.focusedApp() ?? (() => { const s = this.model.view.state; const w = s.focused ? s.windows.get(s.focused) : undefined; return w ? { id: w.id } : null; })();
+      const text = e.clipboardData?.getData('text/plain') ?? '';
+      if (!f || !text) return;
+      e.preventDefault();
+      const enc = new TextEncoder();
+      let chunk = '';
+      for (const ch of text.replace(/\r\n?/g, '\n')) {
+        if (enc.encode(chunk + ch).length > 4096) { void this.propose(Domain.Session, 'text.input', { id: f.id, text: chunk }); chunk = ''; }
+        chunk += ch;
+      }
+      if (chunk) void this.propose(Domain.Session, 'text.input', { id: f.id, text: chunk });
+    });
     // The session's screen follows the browser window (a session action, like everything else).
     let timer: ReturnType<typeof setTimeout> | undefined;
     const fit = () => {
