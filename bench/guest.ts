@@ -58,20 +58,21 @@ async function raw(virtio: boolean, n: number, reps: number): Promise<{ mbs: num
 }
 
 /** Entries through kernel-link, `reps` streams from seq 0 in one boot (the device filled its log at boot). */
-async function link(virtio: boolean, fill: number, reps: number): Promise<{ mbs: number[]; lost: number; entries: number; bytes: number }> {
+async function link(virtio: boolean, fill: number, reps: number, bigWindow = 0): Promise<{ mbs: number[]; big: number; lost: number; entries: number; bytes: number }> {
   const g = await bootGuest({ virtio, append: `fill=${fill}${virtio ? '' : ' link=serial'}` });
   try {
     const l = new LinkClient(virtio ? g.virtio! : g.serial);
     const w = await l.handshake(0, 120_000);
     const mbs: number[] = [];
-    let lost = 0;
-    for (let r = 0; r < reps; r++) {
+    let lost = 0, big = 0;
+    for (let r = 0; r < reps + (bigWindow ? 1 : 0); r++) {
       l.entries = []; l.entryBytes = 0;
       const drops = l.drops.length;
       const t0 = performance.now();
-      l.subscribe(0, new Uint8Array(32));
+      l.subscribe(0, new Uint8Array(32), r < reps ? 262144 : bigWindow);
       await l.until(() => l.entries.length >= w.head, 300_000, `stream of ${w.head} entries`);
-      mbs.push(l.entryBytes / MiB / ((performance.now() - t0) / 1000));
+      const rate = l.entryBytes / MiB / ((performance.now() - t0) / 1000);
+      if (r < reps) mbs.push(rate); else big = rate;
       // End to end: a complete, unbroken chain of exactly head entries, and no damaged frame.
       let prev: Uint8Array = new Uint8Array(32);
       for (const e of l.entries) {
@@ -80,7 +81,7 @@ async function link(virtio: boolean, fill: number, reps: number): Promise<{ mbs:
       }
       lost += (l.drops.length - drops) * 65536; // a dropped frame: count its (up to) 64 KiB as lost
     }
-    return { mbs, lost, entries: l.entries.length, bytes: l.entryBytes };
+    return { mbs, big, lost, entries: l.entries.length, bytes: l.entryBytes };
   } finally { await g.close(); }
 }
 
@@ -98,7 +99,7 @@ export default async function guest(ctx: BenchContext): Promise<BenchResult> {
   ctx.progress('virtio raw emit, 3 × 16 MiB');
   const vr = await raw(true, 16 * MiB, 3);
   ctx.progress('virtio link, 3 × 16 MiB of entries');
-  const vl = await link(true, 16 * MiB, 3);
+  const vl = await link(true, 16 * MiB, 3, 1 << 20);
   ctx.progress('serial raw emit, 2 × 256 KiB');
   const sr = await raw(false, 256 * 1024, 2);
   ctx.progress('serial link, 2 × 256 KiB of entries');
@@ -110,6 +111,7 @@ export default async function guest(ctx: BenchContext): Promise<BenchResult> {
       boot_to_handshake_serial_ms: round(bootSerial, 1),
       virtio_raw_mb_s: round(best(vr.mbs), 2),
       virtio_link_mb_s: round(best(vl.mbs), 2),
+      virtio_link_1mib_window_mb_s: round(vl.big, 2),
       serial_raw_mb_s: round(best(sr.mbs), 3),
       serial_link_mb_s: round(best(sl.mbs), 3),
       bytes_lost: vl.lost + sl.lost,
@@ -119,13 +121,15 @@ export default async function guest(ctx: BenchContext): Promise<BenchResult> {
       { text: `boot_to_handshake_ms ≤ 500 under TCG (median of 3 virtio boots: ${round(boot, 1)})`, met: boot <= 500 },
       { text: `virtio link ≥ 0.5 × raw (${round(best(vl.mbs) / best(vr.mbs), 2)}×)`, met: best(vl.mbs) >= 0.5 * best(vr.mbs) },
       { text: `serial link ≥ 0.5 × raw (${round(best(sl.mbs) / best(sr.mbs), 2)}×)`, met: best(sl.mbs) >= 0.5 * best(sr.mbs) },
+      { text: `(extra) virtio link with a 1 MiB window ≥ 0.5 × raw (${round(vl.big / best(vr.mbs), 2)}×)`, met: vl.big >= 0.5 * best(vr.mbs) },
       { text: 'bytes_lost = 0 on the link (entries compared end to end: count, chain, decoder drops)', met: vl.lost + sl.lost === 0 },
     ],
     notes: [
       `every rate is the best of its runs (this machine is shared and noisy): virtio raw ${list(vr.mbs)}, virtio link ${list(vl.mbs)}, serial raw ${list(sr.mbs, 3)}, serial link ${list(sl.mbs, 3)} MiB/s.`,
       'virtio = legacy virtio-serial, link on a virtserialport (port 1, QEMU throttles it); COM1 = 16550, 16 bytes per FIFO-empty poll on both raw and link.',
       'MB/s = MiB/s of guest → host bytes; link figures count the encoded Axiom entries delivered (frame, message and stuffing overhead excluded), raw counts the bytes the kernel emits with no protocol (raw=emit), same QEMU, same run.',
-      `virtio link: ${vl.entries} entries, ${vl.bytes} bytes, window 262144 (the protocol default); serial link: ${sl.entries} entries, ${sl.bytes} bytes.`,
+      'virtio_link_mb_s uses the protocol default window (262144): the device may run at most half a window ahead of the last CREDIT, so the host↔guest round trip caps the rate; virtio_link_1mib_window_mb_s is one more stream in the same boot with a 1 MiB window.',
+      `virtio link: ${vl.entries} entries, ${vl.bytes} bytes; serial link: ${sl.entries} entries, ${sl.bytes} bytes.`,
       `boot_to_handshake: QEMU spawn → WELCOME answering our HELLO, virtio link, median of ${boots.map((b) => round(b, 0)).join(', ')} ms.`,
       `raw_bytes_lost counts bytes missing or wrong in the raw (no credit) runs: virtconsole drops guest → host bytes when the host lags (notes/guest-kernel-on-qemu.md); the link's credit is what prevents it.`,
     ],

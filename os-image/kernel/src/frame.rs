@@ -84,6 +84,50 @@ pub fn put_stuffed(out: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
+/// a·b mod P in CRC-32's reflected bit order (zlib's multmodp).
+pub fn multmodp(a: u32, mut b: u32) -> u32 {
+    let mut m = 1u32 << 31;
+    let mut p = 0u32;
+    loop {
+        if a & m != 0 {
+            p ^= b;
+            if a & (m - 1) == 0 { break }
+        }
+        m >>= 1;
+        if m == 0 { break }
+        b = if b & 1 != 0 { (b >> 1) ^ 0xEDB88320 } else { b >> 1 };
+    }
+    p
+}
+/// x^(8·n) mod P: the operator that moves a CRC past n bytes (zlib's crc32_combine_gen).
+pub fn crc32_shift_op(n: usize) -> u32 {
+    let mut p = 1u32 << 31; // x^0
+    let mut x2n = 1u32 << 30; // x^1, squared as k grows: x^(2^k)
+    let mut n = n as u64 * 8;
+    while n != 0 {
+        if n & 1 != 0 { p = multmodp(x2n, p) }
+        x2n = multmodp(x2n, x2n);
+        n >>= 1;
+    }
+    p
+}
+/// crc32(A ‖ B) from crc32(A), crc32(B) and crc32_shift_op(|B|).
+#[inline]
+pub fn crc32_combine(crc_a: u32, crc_b: u32, op_b: u32) -> u32 { multmodp(op_b, crc_a) ^ crc_b }
+
+/// A payload piece prepared once (stuffed, with its CRC and shift operator), so framing it again
+/// and again (every SUBSCRIBE resends the log) is a copy, not a CRC and a scan per byte.
+pub struct Prepared { pub wire: Vec<u8>, pub len: usize, pub crc: u32, pub op: u32 }
+impl Prepared {
+    pub fn new(pieces: &[&[u8]]) -> Self {
+        let len = pieces.iter().map(|p| p.len()).sum();
+        let mut wire = Vec::with_capacity(len + 8);
+        let mut c = !0u32;
+        for p in pieces { c = crc32_update(c, p); put_stuffed(&mut wire, p) }
+        Prepared { wire, len, crc: !c, op: crc32_shift_op(len) }
+    }
+}
+
 /// Writes one frame piece by piece: the header first (the payload length must be known), then
 /// payload pieces (CRC and stuffing in one go, no intermediate payload buffer), then `finish`.
 pub struct FrameWriter { crc: u32, left: usize }
@@ -102,6 +146,12 @@ impl FrameWriter {
         self.crc = crc;
         self.left = self.left.wrapping_sub(piece.len());
         if has_ff { put_stuffed(out, piece) } else { out.extend_from_slice(piece) }
+    }
+    /// A prepared piece: its stuffed bytes copied, its CRC combined in.
+    pub fn put_prepared(&mut self, out: &mut Vec<u8>, p: &Prepared) {
+        self.crc = !crc32_combine(!self.crc, p.crc, p.op);
+        self.left = self.left.wrapping_sub(p.len);
+        out.extend_from_slice(&p.wire);
     }
     pub fn finish(self, out: &mut Vec<u8>) {
         debug_assert_eq!(self.left, 0);
@@ -309,6 +359,24 @@ mod tests {
             put_frame(&mut whole, 7, &b);
             assert_eq!(w, whole);
         }
+    }
+
+    #[test]
+    fn crc_combine_and_prepared_pieces() {
+        let a: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let b: Vec<u8> = (0..4321u32).map(|i| (i * 13 + 5) as u8 | if i % 97 == 0 { 0xFF } else { 0 }).collect();
+        let mut ab = a.clone(); ab.extend_from_slice(&b);
+        assert_eq!(crc32_combine(crc32(&a), crc32(&b), crc32_shift_op(b.len())), crc32(&ab));
+        assert_eq!(crc32_combine(crc32(&a), crc32(&[]), crc32_shift_op(0)), crc32(&a));
+        let pb = Prepared::new(&[&b[..10], &b[10..]]);
+        let mut w = Vec::new();
+        let mut fw = FrameWriter::start(&mut w, 9, ab.len());
+        fw.put(&mut w, &a);
+        fw.put_prepared(&mut w, &pb);
+        fw.finish(&mut w);
+        let mut whole = Vec::new();
+        put_frame(&mut whole, 9, &ab);
+        assert_eq!(w, whole);
     }
 
     #[test]

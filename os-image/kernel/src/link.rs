@@ -36,6 +36,10 @@ const CONSOLE_BACKLOG: usize = 256 * 1024;
 /// Proposal ids for lines typed at the console (actor 0): far above any client's ids.
 const CONSOLE_ID_BASE: i64 = 1 << 52;
 
+/// A log entry as held for streaming: its encoding, and its ENTRIES list element (`05 len`
+/// + encoding) prepared for the wire once.
+struct Held { encoded: Vec<u8>, piece: frame::Prepared }
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Credit { sent: u64, limit: u64, window: u64 }
 impl Credit {
@@ -53,7 +57,7 @@ pub struct Stats { pub frames_in: u64, pub text_in: u64, pub drops: u64, pub bad
 
 pub struct Server {
     pub seq: Sequencer,
-    log: VecDeque<Appended>,
+    log: VecDeque<Held>,
     base: u64,
     log_bytes: usize,
     log_cap: usize,
@@ -101,17 +105,18 @@ impl Server {
 
     fn keep(&mut self, a: Vec<Appended>) {
         for x in a {
-            self.log_bytes += x.encoded.len();
-            self.log.push_back(x);
+            let mut h = [5u8, 0, 0, 0, 0];
+            h[1..].copy_from_slice(&(x.encoded.len() as u32).to_le_bytes());
+            let piece = frame::Prepared::new(&[&h, &x.encoded]);
+            self.log_bytes += x.encoded.len() + piece.wire.len();
+            self.log.push_back(Held { encoded: x.encoded, piece });
         }
         while self.log_bytes > self.log_cap && self.log.len() > 1 {
             let x = self.log.pop_front().unwrap();
-            self.log_bytes -= x.encoded.len();
+            self.log_bytes -= x.encoded.len() + x.piece.wire.len();
             self.base += 1;
         }
     }
-
-    // ---- output -------------------------------------------------------------------------------
 
     fn seal(&mut self) {
         if !self.out.is_empty() {
@@ -126,10 +131,16 @@ impl Server {
         match self.queue.front() { Some(f) => &f[self.front_pos..], None => &[] }
     }
     /// The driver sent `n` bytes of `output()`.
-    pub fn consume(&mut self, n: usize) {
-        self.front_pos += n;
-        self.queued -= n;
-        if self.queue.front().map_or(false, |f| self.front_pos >= f.len()) { self.queue.pop_front(); self.front_pos = 0 }
+    pub fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            if self.queue.is_empty() { self.seal() }
+            let Some(f) = self.queue.front() else { return };
+            let k = n.min(f.len() - self.front_pos);
+            self.front_pos += k;
+            self.queued -= k;
+            n -= k;
+            if self.front_pos == f.len() { self.queue.pop_front(); self.front_pos = 0 }
+        }
     }
     /// The next whole chunk for the wire (a DMA driver sends it without copying).
     pub fn take_chunk(&mut self) -> Option<Vec<u8>> {
@@ -400,7 +411,7 @@ impl Server {
         let (rid, first) = (st.rid, st.next);
         st.next += n as u64;
         // Written straight into the output (the canonical map, keys entries < seq < stream): no
-        // Value tree, no payload copy; CRC and stuffing in the same pass.
+        // Value tree, each entry's stuffed bytes and CRC were prepared once when it was appended.
         self.seal(); // each ENTRIES frame is a chunk of its own
         let out = &mut self.out;
         let mut w = frame::FrameWriter::start(out, T_ENTRIES, size);
@@ -410,13 +421,7 @@ impl Server {
         head[16] = 7; head[17..21].copy_from_slice(&(n as u32).to_le_bytes());
         w.put(out, &head);
         let start = (first - base) as usize;
-        for k in 0..n {
-            let e = &self.log[start + k].encoded;
-            let mut h = [5u8, 0, 0, 0, 0];
-            h[1..].copy_from_slice(&(e.len() as u32).to_le_bytes());
-            w.put(out, &h);
-            w.put(out, e);
-        }
+        for k in 0..n { w.put_prepared(out, &self.log[start + k].piece) }
         let mut tail = [0u8; 35];
         tail[0..4].copy_from_slice(&3u32.to_le_bytes()); tail[4..7].copy_from_slice(b"seq"); tail[7] = 3; tail[8..16].copy_from_slice(&(first as i64).to_le_bytes());
         tail[16..20].copy_from_slice(&6u32.to_le_bytes()); tail[20..26].copy_from_slice(b"stream"); tail[26] = 3; tail[27..35].copy_from_slice(&rid.to_le_bytes());
@@ -542,6 +547,26 @@ mod tests {
         let f = h.take();
         assert_eq!(f[0].0, T_RESULT);
         assert_eq!((f[1].0, f[1].1.get("seq")), (T_ENTRIES, Some(&Value::Int(3))));
+    }
+
+    #[test]
+    fn output_by_pieces_equals_output_by_chunks() {
+        let run = |by_chunks: bool| {
+            let mut srv = server();
+            let h = Host::new();
+            h.send(&mut srv, T_HELLO, hello(65536, 1));
+            for i in 0..40 { h.send(&mut srv, T_PROPOSE, propose(10 + i, 1, i + 1, "sh", value::obj(&[("line", s(&format!("set k{} {}", i, "v\u{ff}".repeat(i as usize))))]))); }
+            h.send(&mut srv, T_SUBSCRIBE, subscribe(2, 0, [0; 32], 1 << 20));
+            srv.pump(1 << 20);
+            let mut out = Vec::new();
+            let mut step = 1;
+            while srv.pending() > 0 {
+                if by_chunks { out.extend_from_slice(&srv.take_chunk().unwrap()) }
+                else { let o = srv.output(); let n = o.len().min(step); out.extend_from_slice(&o[..n]); srv.consume(n); step = step % 97 + 13 }
+            }
+            out
+        };
+        assert_eq!(run(true), run(false));
     }
 
     #[test]
