@@ -35,7 +35,7 @@
  *   sizes and insets against the parent's size on the matching axis.
  */
 import { computeLayout } from './layout/flex.ts';
-import { FixedShaper, layoutText, type TextLayout, type TextShaper } from './text/lines.ts';
+import { FixedShaper, layoutText, measureText, type TextLayout, type TextMeasure, type TextShaper } from './text/lines.ts';
 
 export type { TextLayout, TextShaper } from './text/lines.ts';
 
@@ -174,31 +174,37 @@ const STYLE_KEYS = new Set<string>(Object.keys(DEFAULT_STYLE));
 
 function badInput(msg: string): never { throw new SceneError('bad-input', msg); }
 
-/** Parses a Length into (value, unit); throws bad-input on anything else. */
-function parseLength(key: string, v: unknown, autoOk: boolean): [number, number] {
+let parsedValue = 0;
+/** Parses a Length: returns its unit and leaves its value in parsedValue; throws bad-input otherwise. */
+function parseLength(key: string, v: unknown, autoOk: boolean): number {
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) badInput(`style.${key}: ${v} is not a finite number of points`);
-    return [v, U_PT];
+    parsedValue = v;
+    return U_PT;
   }
-  if (v === 'auto' && autoOk) return [0, U_AUTO];
+  if (v === 'auto' && autoOk) { parsedValue = 0; return U_AUTO; }
   if (typeof v === 'string' && v.length <= 32 && v.endsWith('%')) {
     const n = Number(v.slice(0, -1));
-    if (v.length > 1 && Number.isFinite(n)) return [n, U_PCT];
+    if (v.length > 1 && Number.isFinite(n)) { parsedValue = n; return U_PCT; }
   }
   return badInput(`style.${key}: ${JSON.stringify(typeof v === 'string' ? v.slice(0, 40) : v)} is not a length (a number of points, 'N%'${autoOk ? " or 'auto'" : ''})`);
 }
+const LENGTH_SPEC = new Map(LENGTH_KEYS.map((l) => [l[0] as string, l]));
 
 /**
  * One node. The layout engine reads and writes these fields directly; everyone else should treat
  * a SceneNode as read-only and go through SceneTree's methods (which keep the dirty flags right).
  */
+
 export class SceneNode {
   parent: SceneNode | null = null;
   children: SceneNode[] = [];
   style: Readonly<Style> = DEFAULT_STYLE;
   // compiled style
-  readonly lv = new Float64Array(S_COUNT);
-  readonly lu = new Uint8Array(S_COUNT);
+  // Plain arrays, not typed arrays: a typed array per node costs an ArrayBuffer each, and
+  // allocating and collecting tens of thousands of those dominated building and laying out.
+  readonly lv: number[] = [0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+  readonly lu: number[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
   dir = DIR_COLUMN; wrap = WRAP_NO; justify = J_START; alignItems = A_STRETCH; alignSelf = A_AUTO; alignContent = A_START;
   absolute = false; none = false; clip = false;
   /** 0 visible, 1 hidden, 2 scroll (scroll changes how Yoga sizes content-sized containers). */
@@ -206,6 +212,8 @@ export class SceneNode {
   grow = 0; shrink = 0; aspect = NaN; rowGap = 0; colGap = 0;
   /** A min/max, padding or margin is a percent: its measurement depends on the owner's size. */
   pctDep = false;
+  /** Engine fast paths (see applyStyle): padding+border / margins per axis, NaN if percent. */
+  fxPbRow = 0; fxPbCol = 0; fxMRow = 0; fxMCol = 0; hasMinMax = false;
   /** This node has a percent min/max; kidsMinMaxPct: how many children have one. */
   minMaxPct = false; kidsMinMaxPct = 0;
   // content
@@ -215,7 +223,27 @@ export class SceneNode {
   intrinsicW = 0; intrinsicH = 0; surfaceId = -1; imageKey = '';
   // layout output: border box relative to the parent's border box
   x = 0; y = 0; w = 0; h = 0;
-  textLayout: TextLayout | null = null;
+  /** Text nodes: the content width the last layout gave the text (NaN: not laid out / hidden). */
+  textWidth = NaN;
+  /** Bumped by every text or text-style edit; `textLaid` is the version the last layout saw. */
+  textVersion = 0; textLaid = -1;
+  /** The shaper of the owning tree (text nodes lay their glyphs out lazily through it). */
+  shaperRef: TextShaper | null = null;
+  private tl: TextLayout | null = null;
+  /**
+   * The node's glyphs, positioned relative to its content box, for the width layout gave it;
+   * null for non-text nodes and text not laid out (or hidden). Placed on first access and kept:
+   * layout itself only measures, so a relayout does not pay for glyphs nobody draws.
+   */
+  get textLayout(): TextLayout | null {
+    if (this.kind !== K_TEXT || this.textWidth !== this.textWidth || !this.shaperRef) return null;
+    const tl = this.tl;
+    if (tl && tl.maxWidth === (this.textStyle.wrap && this.textWidth >= 0 ? this.textWidth : Infinity) && this.tlVersion === this.textVersion) return tl;
+    this.tl = layoutText(this.shaperRef, this, this.textWidth);
+    this.tlVersion = this.textVersion;
+    return this.tl;
+  }
+  private tlVersion = -1;
   // engine state (see layout/flex.ts)
   dirty = true;
   changed = false;
@@ -224,18 +252,20 @@ export class SceneNode {
   flexBasis = NaN;
   lineIndex = 0;
   /** Position on each physical edge (left, top, right, bottom) while the parent lays out. */
-  readonly pos = new Float64Array(4);
+  readonly pos: number[] = [0.5, 0, 0, 0];
   /** Layout generation of the last visit; `zeroed`: laid out as display:none (all zeros). */
   gen = -1; zeroed = false;
   // layout cache: last full layout + a small ring of measurements
   cLayout = false;
   cAW = 0; cAH = 0; cWM = 0; cHM = 0; cRW = 0; cRH = 0; cLGen = -1; cOW = 0; cOH = 0;
+  cNatW = NaN; cNatH = NaN; cWrapped = true;
   cN = 0; cNext = 0;
-  /** Measurement cache: 8 entries of 9 floats (see layout/flex.ts SLOT). */
-  readonly cM = new Float64Array(8 * 9);
+  /** Measurement cache: 8 entries of 12 numbers (see layout/flex.ts SLOT); allocated on first use. */
+  cM: number[] = [];
   /** Shaped text cache (layout/text reuse it while text and textStyle are unchanged). */
   shaped: unknown = null;
   constructor(readonly id: NodeId, readonly kind: number) {
+    this.lv[0] = 0; this.pos[0] = 0; // (created as doubles so the arrays stay double-typed)
     this.lu[S_W] = this.lu[S_H] = this.lu[S_BASIS] = U_AUTO;
     for (let e = 0; e < 4; e++) { this.lu[S_MARGIN + e] = U_PT; this.lu[S_PAD + e] = U_PT; this.lu[S_BORDER + e] = U_PT; this.lu[S_INSET + e] = U_AUTO; }
     this.lu[S_MINW] = this.lu[S_MINH] = this.lu[S_MAXW] = this.lu[S_MAXH] = U_AUTO;
@@ -298,6 +328,7 @@ export class SceneTree {
     const k = KINDS.indexOf(kind);
     if (k < 0) badInput(`unknown node kind ${JSON.stringify(kind)}`);
     const n = new SceneNode(this.nextId++, k);
+    if (k === K_TEXT) n.shaperRef = this.shaper;
     if (style) this.applyStyle(n, style);
     this.nodes.push(n);
     return n.id;
@@ -388,6 +419,7 @@ export class SceneTree {
     if (n.text === text) return;
     n.text = text;
     n.shaped = null;
+    n.textVersion++;
     this.markDirty(n);
   }
   setTextStyle(id: NodeId, ts: Partial<TextStyle>): void {
@@ -405,6 +437,7 @@ export class SceneTree {
     if (next.font === n.textStyle.font && next.fontSize === n.textStyle.fontSize && next.lineHeight === n.textStyle.lineHeight && next.wrap === n.textStyle.wrap) return;
     n.textStyle = Object.freeze(next);
     n.shaped = null;
+    n.textVersion++;
     this.markDirty(n);
   }
   setImage(id: NodeId, imageKey: string, intrinsicWidth: number, intrinsicHeight: number): void {
@@ -450,7 +483,7 @@ export class SceneTree {
         if (typeof v !== 'number' || !Number.isFinite(v)) badInput(`style.${k}: ${String(v).slice(0, 40)} is not a finite number`);
         if (NONNEG_KEYS.has(k) && v < 0) badInput(`style.${k}: ${v} must be >= 0`);
       } else {
-        const spec = LENGTH_KEYS.find((l) => l[0] === k)!;
+        const spec = LENGTH_SPEC.get(k)!;
         parseLength(k, v, spec[2]);
       }
       if (next[k] !== v) { next[k] = v; if (PAINT_KEYS.has(k)) paintChanged = true; else layoutChanged = true; }
@@ -460,7 +493,7 @@ export class SceneTree {
     n.style = s;
     if (paintChanged) this.markPaint(n);
     if (!layoutChanged) return;
-    for (const [k, slot, autoOk] of LENGTH_KEYS) { const [v, u] = parseLength(k, s[k], autoOk); n.lv[slot] = v; n.lu[slot] = u; }
+    for (let i = 0; i < LENGTH_KEYS.length; i++) { const l = LENGTH_KEYS[i]!; n.lu[l[1]] = parseLength(l[0], s[l[0]], l[2]); n.lv[l[1]] = parsedValue; }
     n.lv[S_BORDER] = s.borderLeft; n.lv[S_BORDER + 1] = s.borderTop; n.lv[S_BORDER + 2] = s.borderRight; n.lv[S_BORDER + 3] = s.borderBottom;
     n.dir = DIRS[s.flexDirection]!; n.wrap = WRAPS[s.flexWrap]!; n.justify = JUSTIFY[s.justifyContent]!;
     n.alignItems = ALIGN[s.alignItems]!; n.alignSelf = ALIGN[s.alignSelf]!; n.alignContent = ALIGN[s.alignContent]!;
@@ -470,6 +503,18 @@ export class SceneTree {
     n.rowGap = s.rowGap; n.colGap = s.columnGap;
     // Percents the node resolves itself against its owner's size (Yoga leaves the owner out of
     // its cache keys; we add it for these nodes — see layout/flex.ts sameOwner).
+    // Fast paths for the engine: padding+border and margins per axis when no percent is
+    // involved (NaN otherwise), and which min/max exist.
+    const fixed = (a: number, b: number) => (n.lu[a] === U_PT && n.lu[b] === U_PT ? n.lv[a]! + n.lv[b]! : NaN);
+    const fixedMargin = (a: number, b: number) => (n.lu[a] !== U_PCT && n.lu[b] !== U_PCT ? (n.lu[a] === U_PT ? n.lv[a]! : 0) + (n.lu[b] === U_PT ? n.lv[b]! : 0) : NaN);
+    n.fxPbRow = fixed(S_PAD, S_PAD + 2) + n.lv[S_BORDER]! + n.lv[S_BORDER + 2]!;
+    n.fxPbCol = fixed(S_PAD + 1, S_PAD + 3) + n.lv[S_BORDER + 1]! + n.lv[S_BORDER + 3]!;
+    if (n.lv[S_PAD]! < 0 || n.lv[S_PAD + 2]! < 0) n.fxPbRow = NaN;
+    if (n.lv[S_PAD + 1]! < 0 || n.lv[S_PAD + 3]! < 0) n.fxPbCol = NaN;
+    n.fxMRow = fixedMargin(S_MARGIN, S_MARGIN + 2);
+    n.fxMCol = fixedMargin(S_MARGIN + 1, S_MARGIN + 3);
+    n.hasMinMax = n.lu[S_MINW] === U_PT || n.lu[S_MINW] === U_PCT || n.lu[S_MAXW] === U_PT || n.lu[S_MAXW] === U_PCT
+      || n.lu[S_MINH] === U_PT || n.lu[S_MINH] === U_PCT || n.lu[S_MAXH] === U_PT || n.lu[S_MAXH] === U_PCT;
     n.pctDep = false;
     for (let i = S_MINW; i < S_INSET; i++) if (i !== S_BASIS && n.lu[i] === U_PCT) n.pctDep = true;
     if (n.wrap !== WRAP_NO && (n.lu[S_W] === U_PCT || n.lu[S_H] === U_PCT)) n.pctDep = true;
@@ -516,8 +561,11 @@ export class SceneTree {
   }
   /** Engine hook: lays out a text node's glyphs for a width (NaN = unbounded). */
   shapeText(n: SceneNode, maxWidth: number): TextLayout {
-    this.stats.measured++;
     return layoutText(this.shaper, n, maxWidth);
+  }
+  /** Engine hook: a text node's size at a width, without placing glyphs. */
+  measureText(n: SceneNode, maxWidth: number): TextMeasure {
+    return measureText(this.shaper, n, maxWidth);
   }
 
   /** Border box relative to the parent's border box (root: relative to the viewport). */

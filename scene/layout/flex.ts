@@ -26,8 +26,9 @@ const L = 0, T = 1, R = 2, B = 3;
 const START = [T, B, L, R];
 const END = [B, T, R, L];
 const CACHE_SLOTS = 8;
-/** Floats per measurement-cache entry: available w/h, modes w/h, result w/h, generation, owner w/h. */
-export const SLOT = 9;
+/** Floats per measurement-cache entry: available w/h, modes w/h, result w/h, generation, owner
+ * w/h, unclamped content w/h (leaves; NaN = unknown), wrapped (0/1). */
+export const SLOT = 12;
 // Yoga computes in float32, where a size that had margins added and then subtracted comes back
 // as exactly what it was; in doubles it can come back 1e-14 off, which flips "<= 0" and "does
 // the next item still fit" decisions. Those comparisons allow this much slack.
@@ -56,11 +57,12 @@ const minOrDef = (a: number, b: number) => (a === a && b === b ? (a < b ? a : b)
 const sameOwner = (n: SceneNode, ow: number, oh: number, eow: number, eoh: number, _entryGen: number) =>
   (!n.pctDep && n.kidsMinMaxPct === 0) || ((ow === eow || (ow !== ow && eow !== eow)) && (oh === eoh || (oh !== oh && eoh !== eoh)));
 /**
- * Cache keys match exactly (Yoga allows 1e-4): reusing a result computed for a size 1e-5 away
- * makes an incremental layout differ from a fresh one in the last bits, and the scene must be
- * reproducible bit for bit. Costs a recomputation when a size carries float noise.
+ * Cache keys match within 1e-4, as in Yoga: sizes that went through different arithmetic carry
+ * float noise, and exact keys would turn that noise into cache misses that multiply down deep
+ * trees (exponential work, Taffy #243). A reuse across such noise changes results only at the
+ * noise level; layout() quantizes the boxes it reports (see QUANTUM) so that noise never shows.
  */
-const sameSize = (a: number, b: number, _entryGen: number) => a === b || (a !== a && b !== b);
+const sameSize = (a: number, b: number, _entryGen: number) => inexactEq(a, b);
 const inexactEq = (a: number, b: number) => (a === a && b === b ? Math.abs(a - b) < 0.0001 : a !== a && b !== b);
 
 function resolve(n: SceneNode, slot: number, ref: number): number {
@@ -84,9 +86,13 @@ function insetAt(n: SceneNode, e: number, ref: number): number {
 }
 const isAutoMargin = (n: SceneNode, e: number) => n.lu[S_MARGIN + e] === U_AUTO;
 function marginAxis(n: SceneNode, axis: number, w: number): number {
+  const fx = axis >= DIR_ROW ? n.fxMRow : n.fxMCol;
+  if (fx === fx) return fx;
   return isRow(axis) ? margin(n, L, w) + margin(n, R, w) : margin(n, T, w) + margin(n, B, w);
 }
 function padBorderAxis(n: SceneNode, axis: number, w: number): number {
+  const fx = axis >= DIR_ROW ? n.fxPbRow : n.fxPbCol;
+  if (fx === fx) return fx;
   return isRow(axis) ? pad(n, L, w) + pad(n, R, w) + border(n, L) + border(n, R) : pad(n, T, w) + pad(n, B, w) + border(n, T) + border(n, B);
 }
 const measured = (n: SceneNode, axis: number) => (isRow(axis) ? n.measuredW : n.measuredH);
@@ -104,6 +110,7 @@ function hasDefiniteLength(n: SceneNode, rowDim: boolean, ownerSize: number): bo
   return v === v && v >= 0;
 }
 function boundWithin(n: SceneNode, axis: number, value: number, axisSize: number): number {
+  if (!n.hasMinMax) return value;
   const row = isRow(axis);
   const mn = resolve(n, row ? S_MINW : S_MINH, axisSize), mx = resolve(n, row ? S_MAXW : S_MAXH, axisSize);
   // Which bound wins only matters when they conflict (min > max): then a residue decides.
@@ -152,26 +159,40 @@ function zeroOut(n: SceneNode): void {
   n.zeroed = true;
   n.measuredW = NaN; n.measuredH = NaN; n.flexBasis = NaN;
   n.cLayout = false; n.cN = 0; n.gen = -1;
-  n.pos.fill(0);
+  n.pos[0] = 0; n.pos[1] = 0; n.pos[2] = 0; n.pos[3] = 0;
   setBox(n, 0, 0, 0, 0);
-  if (n.textLayout !== null) { n.textLayout = null; tree.noteLayoutChanged(n); }
+  if (n.textWidth === n.textWidth) { n.textWidth = NaN; tree.noteLayoutChanged(n); }
   for (const c of n.children) zeroOut(c);
 }
 
+/**
+ * Reported boxes (and text widths) are rounded to 1/4096 px: the caches reuse results across
+ * float noise (see sameSize), so an incremental layout can come out 1e-14 away from a fresh
+ * one; rounding makes them the same numbers, bit for bit (the scene hashes them).
+ */
+const QUANTUM = 4096;
+const quantize = (v: number) => Math.round(v * QUANTUM) / QUANTUM;
+
 function setBox(n: SceneNode, x: number, y: number, w: number, h: number): void {
+  x = quantize(x); y = quantize(y); w = quantize(w); h = quantize(h);
   if (n.x !== x || n.y !== y || n.w !== w || n.h !== h) { n.x = x; n.y = y; n.w = w; n.h = h; tree.noteLayoutChanged(n); }
 }
 
 // ---- leaves (text, images): Yoga's measure-function path ----
 
-let msW = 0, msH = 0;
+let msW = 0, msH = 0, textW = 0, textH = 0;
+/** What the last layoutImpl measured for a leaf: unclamped content + padding (NaN = not measured). */
+let natW = NaN, natH = NaN, natWrapped = true;
 function measureLeafContent(n: SceneNode, w: number, wm: number, h: number, hm: number): void {
   if (n.kind === K_TEXT) {
-    const tl = tree.shapeText(n, wm === MAX ? Infinity : w);
+    const tl = tree.measureText(n, wm === MAX ? Infinity : w);
     msW = wm === EXACT ? w : wm === FIT ? Math.min(tl.width, w) : tl.width;
     msH = hm === EXACT ? h : hm === FIT ? Math.min(tl.height, h) : tl.height;
+    natWrapped = tl.wrapped;
+    textW = tl.width; textH = tl.height;
     return;
   }
+  natWrapped = true;
   // Images: intrinsic size, keeping the aspect ratio when one side is fixed or too big.
   const iw = n.intrinsicW, ih = n.intrinsicH;
   let rw = iw, rh = ih;
@@ -195,6 +216,7 @@ function measureLeaf(n: SceneNode, aw: number, ah: number, wm: number, hm: numbe
   const pbRow = padBorderAxis(n, DIR_ROW, ownerW), pbCol = padBorderAxis(n, DIR_COLUMN, ownerW);
   const innerW = aw === aw ? maxOrDef(0, aw - pbRow) : aw;
   const innerH = ah === ah ? maxOrDef(0, ah - pbCol) : ah;
+  natW = NaN; natH = NaN; natWrapped = true;
   if (wm === EXACT && hm === EXACT) {
     n.measuredW = boundAxis(n, DIR_ROW, aw, ownerW, ownerW);
     n.measuredH = boundAxis(n, DIR_COLUMN, ah, ownerH, ownerW);
@@ -203,6 +225,12 @@ function measureLeaf(n: SceneNode, aw: number, ah: number, wm: number, hm: numbe
   tree.stats.measured++;
   measureLeafContent(n, innerW, wm, innerH, hm);
   const mw = msW < 0 || msW !== msW ? 0 : msW, mh = msH < 0 || msH !== msH ? 0 : msH;
+  if (n.kind === K_TEXT) {
+    // Unclamped: a result cut down to the available size (an overflowing word) is no
+    // "natural" size and must not be reused for other sizes.
+    if (wm !== EXACT) natW = textW + pbRow;
+    if (hm !== EXACT) natH = textH + pbCol;
+  }
   n.measuredW = boundAxis(n, DIR_ROW, wm === MAX || wm === FIT ? mw + pbRow : aw, ownerW, ownerW);
   n.measuredH = boundAxis(n, DIR_COLUMN, hm === MAX || hm === FIT ? mh + pbCol : ah, ownerH, ownerW);
 }
@@ -640,7 +668,7 @@ function layoutImpl(n: SceneNode, aw: number, ah: number, wMode: number, hMode: 
             if (!hasDefiniteLength(c, !mainRow, availInnerCross)) {
               const cw = mainRow ? c.measuredW + marginAxis(c, main, availInnerW) : leadPerLine + lineHeight;
               const ch = !mainRow ? c.measuredH + marginAxis(c, cross, availInnerW) : leadPerLine + lineHeight; // sic: Yoga adds the cross-axis margins here
-              if (!(sameSize(cw, c.measuredW, 0) && sameSize(ch, c.measuredH, 0))) layoutNode(c, cw, ch, EXACT, EXACT, availInnerW, availInnerH, true);
+              if (!(inexactEq(cw, c.measuredW) && inexactEq(ch, c.measuredH))) layoutNode(c, cw, ch, EXACT, EXACT, availInnerW, availInnerH, true);
             }
             break;
           }
@@ -748,15 +776,26 @@ function positionAbsolute(n: SceneNode, c: SceneNode, axis: number, isMain: bool
   }
 }
 
-// Leaf measurements are reused only for the same modes and sizes (and owner size, when a
-// percent depends on it). Yoga also reuses a measurement for a looser or stricter size when the
-// old result "still fits" (Cache.cpp); those reuses are not always what a recomputation gives
-// (its stricter-size rule compares the old size with margins against the new one without, a
-// max-size clamp breaks the "still fits" argument, and 1e-4 tolerances shift the last bits), and
-// any of them makes the result depend on which measurements happened to be cached: an
-// incremental layout would then differ from a fresh one. Text measurement is cheap enough.
-function axisCompatible(m: number, a: number, lm: number, la: number, _lc: number, _margin: number, _g: number): boolean {
-  return lm === m && sameSize(la, a, 0);
+// Leaf measurement reuse (Yoga's Cache.cpp rules), restricted to the cases where the reused
+// result is exactly what measuring again would give — otherwise the result would depend on which
+// measurements happen to be cached, and incremental layout would differ from fresh. Each entry
+// keeps the unclamped content size it measured (`nat`, NaN when unknown) and whether its text
+// wrapped. For text (greedy line breaking is monotone):
+// - same mode and size;
+// - exact now, at the old (unclamped) result: the lines at that width are the old lines;
+// - at-most now, max-content before, the old result fits;
+// - at-most now, at-most before with a larger size, the old result fits, and (width) either the
+//   new size is really smaller or the old text did not wrap. Yoga compares the old size *with*
+//   margins against the new one without, which lets a looser size reuse a wrapped result.
+// A result clamped by min/max is reused only for the same spec. Images: same spec only.
+function axisCompatible(m: number, a: number, lm: number, la: number, lc: number, margin: number, nat: number, wrapped: boolean, isWidth: boolean): boolean {
+  if (lm === m && inexactEq(la, a)) return true;
+  if (nat !== nat || !(Math.abs(lc - nat) < 1e-9)) return false;
+  const size = a - margin;
+  if (m === EXACT) return inexactEq(size, lc);
+  if (m === FIT && lm === MAX) return size >= lc || inexactEq(size, lc);
+  if (m === FIT && lm === FIT && la === la && size === size && la > size && (lc <= size || inexactEq(size, lc))) return !isWidth || !wrapped || size <= la - margin + 1e-9;
+  return false;
 }
 // What yoga-layout 3.2 would have reused (its Cache.cpp rules, 1e-4 tolerances and all). Not
 // used for layout: only to count the places where Yoga's answer would come from a stale reuse.
@@ -785,9 +824,9 @@ function countYogaReuse(n: SceneNode, wm: number, aw: number, hm: number, ah: nu
   }
 }
 
-function canUseCached(wm: number, aw: number, hm: number, ah: number, lwm: number, law: number, lhm: number, lah: number, lcw: number, lch: number, mRow: number, mCol: number, g: number): boolean {
+function canUseCached(wm: number, aw: number, hm: number, ah: number, lwm: number, law: number, lhm: number, lah: number, lcw: number, lch: number, mRow: number, mCol: number, natW: number, natH: number, wrapped: boolean): boolean {
   if ((lch === lch && lch < 0) || (lcw === lcw && lcw < 0)) return false;
-  return axisCompatible(wm, aw, lwm, law, lcw, mRow, g) && axisCompatible(hm, ah, lhm, lah, lch, mCol, g);
+  return axisCompatible(wm, aw, lwm, law, lcw, mRow, natW, wrapped, true) && axisCompatible(hm, ah, lhm, lah, lch, mCol, natH, wrapped, false);
 }
 
 /** Yoga's calculateLayoutInternal: the cache in front of layoutImpl. */
@@ -798,11 +837,11 @@ function layoutNode(n: SceneNode, aw: number, ah: number, wm: number, hm: number
   const cm = n.cM;
   if (isLeaf(n)) {
     const mRow = marginAxis(n, DIR_ROW, ownerW), mCol = marginAxis(n, DIR_COLUMN, ownerW);
-    if (n.cLayout && sameOwner(n, ownerW, ownerH, n.cOW, n.cOH, n.cLGen) && canUseCached(wm, aw, hm, ah, n.cWM, n.cAW, n.cHM, n.cAH, n.cRW, n.cRH, mRow, mCol, n.cLGen)) hit = -2;
+    if (n.cLayout && sameOwner(n, ownerW, ownerH, n.cOW, n.cOH, n.cLGen) && canUseCached(wm, aw, hm, ah, n.cWM, n.cAW, n.cHM, n.cAH, n.cRW, n.cRH, mRow, mCol, n.cNatW, n.cNatH, n.cWrapped)) hit = -2;
     else {
       for (let i = 0; i < n.cN; i++) {
         const o = i * SLOT;
-        if (sameOwner(n, ownerW, ownerH, cm[o + 7]!, cm[o + 8]!, cm[o + 6]!) && canUseCached(wm, aw, hm, ah, cm[o + 2]!, cm[o]!, cm[o + 3]!, cm[o + 1]!, cm[o + 4]!, cm[o + 5]!, mRow, mCol, cm[o + 6]!)) { hit = i; break; }
+        if (sameOwner(n, ownerW, ownerH, cm[o + 7]!, cm[o + 8]!, cm[o + 6]!) && canUseCached(wm, aw, hm, ah, cm[o + 2]!, cm[o]!, cm[o + 3]!, cm[o + 1]!, cm[o + 4]!, cm[o + 5]!, mRow, mCol, cm[o + 9]!, cm[o + 10]!, cm[o + 11] === 1)) { hit = i; break; }
       }
     }
   } else if (perform) {
@@ -822,10 +861,16 @@ function layoutNode(n: SceneNode, aw: number, ah: number, wm: number, hm: number
     if (hit === -1) {
       if (perform) {
         n.cLayout = true; n.cAW = aw; n.cAH = ah; n.cWM = wm; n.cHM = hm; n.cRW = n.measuredW; n.cRH = n.measuredH; n.cLGen = generation; n.cOW = ownerW; n.cOH = ownerH;
+        n.cNatW = natW; n.cNatH = natH; n.cWrapped = natWrapped;
       } else {
         if (n.cN === CACHE_SLOTS) n.cN = 0;
         const o = n.cN * SLOT;
+        // Grows by one entry at a time: most nodes only ever hold one or two measurements.
+        if (n.cM.length === 0) n.cM = [0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        const cm = n.cM;
+        while (cm.length < o + SLOT) cm.push(0.5);
         cm[o] = aw; cm[o + 1] = ah; cm[o + 2] = wm; cm[o + 3] = hm; cm[o + 4] = n.measuredW; cm[o + 5] = n.measuredH; cm[o + 6] = generation; cm[o + 7] = ownerW; cm[o + 8] = ownerH;
+        cm[o + 9] = natW; cm[o + 10] = natH; cm[o + 11] = natWrapped ? 1 : 0;
         n.cN++;
       }
     }
@@ -835,9 +880,9 @@ function layoutNode(n: SceneNode, aw: number, ah: number, wm: number, hm: number
     n.dirty = false;
     n.zeroed = false;
     if (n.kind === K_TEXT) {
-      const cw = n.measuredW - padBorderAxis(n, DIR_ROW, ownerW);
-      const tl = tree.shapeText(n, cw);
-      if (tl !== n.textLayout) { n.textLayout = tl; tree.noteLayoutChanged(n); }
+      // Glyphs are placed lazily (SceneNode.textLayout); here only note that they changed.
+      const cw = quantize(n.measuredW - padBorderAxis(n, DIR_ROW, ownerW));
+      if (cw !== n.textWidth || n.textLaid !== n.textVersion) { n.textWidth = cw; n.textLaid = n.textVersion; tree.noteLayoutChanged(n); }
     }
   }
   n.gen = generation;
@@ -858,9 +903,10 @@ export function computeLayout(t: SceneTree, root: SceneNode, ownerW: number, own
   if (hasDefiniteLength(root, false, ownerH)) { h = resolvedDim(root, false, ownerH) + marginAxis(root, DIR_COLUMN, ownerW); hm = EXACT; }
   else if (isDef(resolve(root, S_MAXH, ownerH))) { h = resolve(root, S_MAXH, ownerH); hm = FIT; }
   else { h = ownerH; hm = h === h ? EXACT : MAX; }
-  if (layoutNode(root, w, h, wm, hm, ownerW, ownerH, true)) {
-    setPosition(root, ownerW, ownerH);
-    setBox(root, root.pos[L]!, root.pos[T]!, root.w, root.h);
-  }
+  layoutNode(root, w, h, wm, hm, ownerW, ownerH, true);
+  // Always (Yoga only when the root was laid out again): a percent inset or margin on the root
+  // moves it when the viewport changes even if its own layout is cached.
+  setPosition(root, ownerW, ownerH);
+  setBox(root, root.pos[L]!, root.pos[T]!, root.w, root.h);
   t.stats.precisionSensitive = sensitive;
 }

@@ -142,3 +142,60 @@ export function randomTree(seed: number, maxNodes: number, opts: GenOptions = {}
   };
   return build(0, true);
 }
+
+/**
+ * A benchmark tree of about `nodes` nodes in sections of mixed shapes: wide (a wrapping row of
+ * labelled tiles), deep (nested panels 30 levels down), and lists (rows of icon, growing text,
+ * meta text) — roughly a third of the nodes are text.
+ */
+export function benchTree(nodes: number, seed = 1): GenNode {
+  const r = prng(seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+  const words = (lo: number, hi: number) => { const n = lo + Math.floor(r() * (hi - lo + 1)), w: string[] = []; for (let i = 0; i < n; i++) w.push(pick(WORDS)); return w.join(' '); };
+  const text = (style: StyleInput = {}): GenNode => ({ kind: 'text', style, text: words(1, 6), fontSize: pick([12, 13, 14]), children: [] });
+  const box = (style: StyleInput, children: GenNode[] = []): GenNode => ({ kind: 'container', style, children });
+  const root = box({ flexDirection: 'column', padding: 8, gap: 8 });
+  let count = 1, section = 0;
+  while (count < nodes) {
+    const kind = section++ % 3;
+    if (kind === 0) {
+      const wide = box({ flexDirection: 'row', flexWrap: 'wrap', gap: 4, padding: 4, border: 1 });
+      count++;
+      for (let i = 0; i < 150 && count < nodes; i++) {
+        wide.children.push(box({ width: 60 + Math.floor(r() * 60), padding: 4, alignItems: 'center' }, [text({ flexShrink: 1 })]));
+        count += 2;
+      }
+      root.children.push(wide);
+    } else if (kind === 1) {
+      let parent = box({ padding: 2, border: 1 });
+      root.children.push(parent);
+      count++;
+      for (let d = 0; d < 30 && count < nodes; d++) {
+        // Nested panels, each with a small toolbar row (icon + label) beside the next panel.
+        // (Content-sized rows *around* the chain at every few levels make Yoga's algorithm —
+        // and ours — take time exponential in their number: Taffy #243's shape.)
+        const child = box({ flexDirection: 'column', padding: 2, gap: 2 });
+        const bar = box({ flexDirection: 'row', alignItems: 'center', gap: 4 }, [box({ width: 8, height: 8 })]);
+        if (d % 5 === 0) bar.children.push(text({ flexShrink: 1 }));
+        parent.children.push(bar, child);
+        count += d % 5 === 0 ? 4 : 3;
+        parent = child;
+      }
+      parent.children.push(text());
+      count++;
+    } else {
+      const list = box({ flexDirection: 'column', gap: 2 });
+      count++;
+      for (let i = 0; i < 60 && count < nodes; i++) {
+        list.children.push(box({ flexDirection: 'row', alignItems: 'center', gap: 8, padding: 4 }, [
+          box({ width: 16, height: 16 }),
+          text({ flexGrow: 1, flexShrink: 1 }),
+          text({ flexShrink: 0 }),
+        ]));
+        count += 4;
+      }
+      root.children.push(list);
+    }
+  }
+  return root;
+}

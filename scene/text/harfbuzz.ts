@@ -45,7 +45,23 @@ export class HarfBuzzShaper implements TextShaper {
     return f;
   }
 
+  /**
+   * Shaped runs by (font, size, text): UIs repeat their labels, and shaping is the costliest
+   * step of measuring text. Runs are immutable; the memo is dropped when it holds 20k runs.
+   */
+  private memo = new Map<string, ShapedRun>();
+
   shape(text: string, fontKey: string, fontSize: number): ShapedRun {
+    const key = fontKey + '\u0000' + fontSize + '\u0000' + text;
+    let run = this.memo.get(key);
+    if (run) return run;
+    run = this.shapeUncached(text, fontKey, fontSize);
+    if (this.memo.size >= 20_000) this.memo.clear();
+    this.memo.set(key, run);
+    return run;
+  }
+
+  private shapeUncached(text: string, fontKey: string, fontSize: number): ShapedRun {
     const f = this.get(fontKey);
     const scale = fontSize / f.upem;
     const buf = this.buffer;

@@ -32,12 +32,16 @@ export interface TextLayout {
   glyphs: Uint32Array;
   x: Float64Array;
   y: Float64Array;
+  /** Each glyph's advance (for carets, selection and glyph boxes). */
+  advances: Float64Array;
   /** UTF-16 index of each glyph's cluster in the node's text (for carets and hit tests). */
   clusters: Uint32Array;
   /** Index of the first glyph of each line; lineStarts.length = number of lines. */
   lineStarts: Uint32Array;
   /** The width the lines were broken at (Infinity = unbounded). */
   maxWidth: number;
+  /** Some paragraph was broken into several lines at maxWidth. */
+  wrapped: boolean;
 }
 
 /** Every character is one glyph (its code point) 0.6 em wide; ascent 0.8 em, descent 0.2 em. */
@@ -55,8 +59,12 @@ export class FixedShaper implements TextShaper {
   metrics(_font: string, fontSize: number): FontMetrics { return { ascent: fontSize * 0.8, descent: fontSize * 0.2, lineGap: 0 }; }
 }
 
-/** Per-node cache: shaped paragraphs (width-independent) + the last layout (width-dependent). */
-interface TextCache { paragraphs: ShapedRun[]; starts: number[]; metrics: FontMetrics; last: TextLayout | null }
+/** Per-node cache: shaped paragraphs (width-independent), the last layout and a few measurements. */
+interface TextCache {
+  paragraphs: ShapedRun[]; starts: number[]; metrics: FontMetrics; last: TextLayout | null;
+  /** Ring of 4 measurements: maxWidth, width, lines, wrapped (0/1). */
+  meas: number[]; measN: number;
+}
 
 const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x3000 || c === 0x200b;
 
@@ -67,7 +75,7 @@ function shapedOf(shaper: TextShaper, n: SceneNode): TextCache {
   const paragraphs: ShapedRun[] = [], starts: number[] = [];
   let start = 0;
   for (const p of n.text.split('\n')) { paragraphs.push(shaper.shape(p, font, fontSize)); starts.push(start); start += p.length + 1; }
-  c = { paragraphs, starts, metrics: shaper.metrics(font, fontSize), last: null };
+  c = { paragraphs, starts, metrics: shaper.metrics(font, fontSize), last: null, meas: [0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], measN: 0 };
   n.shaped = c;
   return c;
 }
@@ -75,6 +83,56 @@ function shapedOf(shaper: TextShaper, n: SceneNode): TextCache {
 // Slack for widths that went through flex arithmetic (or float32, as in yoga-layout): a line
 // measured at w must still fit when handed back w rounded a few ulps down. 1/1000 px is invisible.
 const FIT_EPS = 1e-3;
+
+/** Width, height and wrapping of the node's text at maxWidth, without placing glyphs. */
+export interface TextMeasure { width: number; height: number; wrapped: boolean }
+const measOut: TextMeasure = { width: 0, height: 0, wrapped: false };
+
+/**
+ * Measures like layoutText would lay out (same greedy breaking), allocating nothing; the last
+ * four widths are cached per node. The returned object is reused: read it before the next call.
+ */
+export function measureText(shaper: TextShaper, n: SceneNode, maxWidth: number): TextMeasure {
+  const cache = shapedOf(shaper, n);
+  const max = !n.textStyle.wrap || !(maxWidth >= 0) ? Infinity : maxWidth;
+  const { ascent, descent, lineGap } = cache.metrics;
+  const lineHeight = n.textStyle.lineHeight > 0 ? n.textStyle.lineHeight : ascent + descent + lineGap;
+  const m = cache.meas;
+  for (let k = 0; k < 4 && k < cache.measN; k++) {
+    if (m[k * 4] === max) { measOut.width = m[k * 4 + 1]!; measOut.height = m[k * 4 + 2]! * lineHeight; measOut.wrapped = m[k * 4 + 3] === 1; return measOut; }
+  }
+  const l = cache.last;
+  if (l && l.maxWidth === max) { measOut.width = l.width; measOut.height = l.height; measOut.wrapped = l.wrapped; return measOut; }
+  const text = n.text;
+  let lines = 0, widest = 0;
+  for (let pi = 0; pi < cache.paragraphs.length; pi++) {
+    const run = cache.paragraphs[pi]!, base = cache.starts[pi]!;
+    const adv = run.advances, cl = run.clusters, len = run.glyphs.length;
+    let i = 0;
+    do {
+      const lineStart = i;
+      let x = 0, inkW = 0, brk = -1, brkW = 0;
+      for (; i < len; i++) {
+        if (i > lineStart && cl[i] !== cl[i - 1]) {
+          const prev = text.charCodeAt(base + cl[i - 1]!), cur = text.charCodeAt(base + cl[i]!);
+          if ((isSpace(prev) || prev === 0x2d) && !isSpace(cur)) { brk = i; brkW = inkW; }
+        }
+        const c = text.charCodeAt(base + cl[i]!);
+        const nx = x + adv[i]!;
+        if (!isSpace(c) && nx > max + FIT_EPS && brk > lineStart) { i = brk; inkW = brkW; break; }
+        x = nx;
+        if (!isSpace(c)) inkW = x;
+      }
+      if (inkW > widest) widest = inkW;
+      lines++;
+    } while (i < len);
+  }
+  const slot = (cache.measN++ % 4) * 4;
+  const wrapped = lines > cache.paragraphs.length;
+  m[slot] = max; m[slot + 1] = widest; m[slot + 2] = lines; m[slot + 3] = wrapped ? 1 : 0;
+  measOut.width = widest; measOut.height = lines * lineHeight; measOut.wrapped = wrapped;
+  return measOut;
+}
 
 /**
  * Breaks the node's text into lines no wider than maxWidth (NaN or Infinity: unbounded) and
@@ -91,7 +149,7 @@ export function layoutText(shaper: TextShaper, n: SceneNode, maxWidth: number): 
   const baseline0 = (lineHeight - (ascent + descent)) / 2 + ascent;
   let total = 0;
   for (const p of cache.paragraphs) total += p.glyphs.length;
-  const glyphs = new Uint32Array(total), xs = new Float64Array(total), ys = new Float64Array(total), clusters = new Uint32Array(total);
+  const glyphs = new Uint32Array(total), xs = new Float64Array(total), ys = new Float64Array(total), clusters = new Uint32Array(total), advs = new Float64Array(total);
   const lineStarts: number[] = [];
   const text = n.text;
   let out = 0, line = 0, widest = 0;
@@ -120,7 +178,7 @@ export function layoutText(shaper: TextShaper, n: SceneNode, maxWidth: number): 
       const by = line * lineHeight + baseline0;
       let px = 0;
       for (let j = lineStart; j < i; j++) {
-        glyphs[out] = g[j]!; xs[out] = px + run.offsetsX[j]!; ys[out] = by - run.offsetsY[j]!; clusters[out] = base + cl[j]!;
+        glyphs[out] = g[j]!; xs[out] = px + run.offsetsX[j]!; ys[out] = by - run.offsetsY[j]!; clusters[out] = base + cl[j]!; advs[out] = adv[j]!;
         px += adv[j]!; out++;
       }
       if (inkW > widest) widest = inkW;
@@ -129,7 +187,8 @@ export function layoutText(shaper: TextShaper, n: SceneNode, maxWidth: number): 
   }
   const result: TextLayout = {
     width: widest, height: line * lineHeight, lineHeight, fontSize: n.textStyle.fontSize, font: n.textStyle.font,
-    glyphs, x: xs, y: ys, clusters, lineStarts: Uint32Array.from(lineStarts), maxWidth: max,
+    glyphs, x: xs, y: ys, advances: advs, clusters, lineStarts: Uint32Array.from(lineStarts), maxWidth: max,
+    wrapped: line > cache.paragraphs.length,
   };
   cache.last = result;
   return result;
