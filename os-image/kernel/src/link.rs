@@ -570,6 +570,38 @@ mod tests {
     }
 
     #[test]
+    fn hello_resets_close_ends_version_mismatch_errs() {
+        let mut srv = server();
+        let mut h = Host::new();
+        h.send(&mut srv, T_HELLO, hello(0, 1));
+        h.send(&mut srv, T_SUBSCRIBE, subscribe(2, 0, [0; 32], 1 << 20));
+        h.recv(&mut srv);
+        assert!(h.take().iter().any(|(t, _)| *t == T_ENTRIES));
+        // A new HELLO ends the stream: a new entry is not streamed to the old subscription.
+        h.send(&mut srv, T_HELLO, hello(0, 3));
+        h.send(&mut srv, T_PROPOSE, propose(4, 1, 1, "echo", value::obj(&[("text", s("x"))])));
+        h.recv(&mut srv);
+        let f = h.take();
+        assert!(f.iter().all(|(t, _)| *t != T_ENTRIES), "{:?}", f);
+        // CLOSE ends the session: requests get no-session; PING still answers.
+        h.send(&mut srv, T_CLOSE, value::obj(&[("detail", s("")), ("reason", s("normal"))]));
+        h.send(&mut srv, T_PROPOSE, propose(5, 1, 2, "echo", value::obj(&[("text", s("x"))])));
+        h.send(&mut srv, T_PING, value::obj(&[("rid", Value::Int(6))]));
+        h.recv(&mut srv);
+        let f = h.take();
+        assert_eq!(f[0].1.get("code"), Some(&s("no-session")));
+        assert_eq!(f[1].0, T_PONG);
+        // No common version.
+        let mut v = hello(0, 7);
+        if let Value::Map(m) = &mut v { for (k, x) in m.iter_mut() { if k == "min" { *x = Value::Int(2) } if k == "max" { *x = Value::Int(3) } } }
+        h.send(&mut srv, T_HELLO, v);
+        h.recv(&mut srv);
+        let f = h.take();
+        assert_eq!((f[0].1.get("code"), f[0].1.get("detail")), (Some(&s("version")), Some(&s("device speaks 1..1"))));
+        assert!(!srv.has_session());
+    }
+
+    #[test]
     fn credit_is_never_exceeded() {
         let mut srv = server();
         let mut h = Host::new();
