@@ -13,8 +13,11 @@
  *   tree.layout(1280, 800);                              // incremental: only dirty paths are redone
  *   tree.box(label)        → { x, y, width, height }    // border box, PARENT-RELATIVE (like Yoga)
  *   tree.absoluteBox(label)                              // the same, in root coordinates (walks up)
- *   tree.textLayout(label) → TextLayout                  // glyph ids + positions, content-box relative
+ *   tree.textLayout(label) → TextLayout                  // glyph ids, x/y (baseline), advances, clusters,
+ *                                                        // lineStarts — content-box relative; placed
+ *                                                        // lazily on first access, then cached
  *   tree.takeChanges()     → { layout, paint, removed }  // node ids changed since the last call
+ *   tree.stats             → { computed, measured, precisionSensitive }  // of the last layout()
  *
  * - Node ids are small integers, stable for the life of a node and never reused by a tree, so
  *   a compositor can key caches and damage by id. Ids are allocated in creation order, so the
@@ -28,11 +31,25 @@
  *   must never throw (the session reducer) catch it and turn it into a typed rejection.
  * - Coordinates: layout writes each node's border box relative to its parent's border box
  *   (x, y = the parent's top-left corner). A moved window therefore changes one box, not its
- *   whole subtree. Values are not rounded to pixels.
- * - Style semantics are Yoga's (defaults included: flexDirection 'column', flexShrink 0,
- *   alignContent 'flex-start', position 'relative'), left-to-right only. Percent margins and
- *   paddings on every edge resolve against the parent's width (as in CSS and Yoga); percent
- *   sizes and insets against the parent's size on the matching axis.
+ *   whole subtree (its descendants' absolute positions move with it: damage the old and new
+ *   absolute box of the subtree root). Values are rounded to 1/4096 px, not to pixels, and an
+ *   incremental layout gives bit-for-bit the boxes a fresh tree in the same state would
+ *   (tested: scene/layout/cache.test.ts), so they can go into a scene hash.
+ * - `takeChanges().layout` lists nodes whose parent-relative box or text layout changed; a node
+ *   inside a cached (skipped) subtree does not move relative to its parent and is not listed.
+ * - Text: measurement is by the tree's shaper (scene/text/harfbuzz.ts with the shipped font in
+ *   the app; FixedShaper by default: 0.6 em per character, for tests). Baseline alignment uses
+ *   Yoga's default baseline (the box's height, or the first child's), not the text's.
+ * - Display none: the node and its subtree get zero boxes and no text layout.
+ * - Style semantics are Yoga 3.2's (defaults included: flexDirection 'column', flexShrink 0,
+ *   alignContent 'flex-start', position 'relative'), left-to-right only; tested against
+ *   yoga-layout (scene/layout/flex.yoga.test.ts). Percent margins and paddings on every edge
+ *   resolve against the parent's width (as in CSS and Yoga); percent sizes and insets against
+ *   the parent's size on the matching axis. Deliberate differences from yoga-layout, each a
+ *   Yoga cache artifact: an explicit flex-basis is always honoured, and a measurement is never
+ *   reused for another owner size or a looser size (see layout/flex.ts).
+ * - Not supported: right-to-left direction, `display: contents`/static position, the `flex`
+ *   shorthand, percent gaps, box-sizing content-box, bidi text and font fallback.
  */
 import { computeLayout } from './layout/flex.ts';
 import { FixedShaper, layoutText, measureText, type TextLayout, type TextMeasure, type TextShaper } from './text/lines.ts';
@@ -259,7 +276,7 @@ export class SceneNode {
   cLayout = false;
   cAW = 0; cAH = 0; cWM = 0; cHM = 0; cRW = 0; cRH = 0; cLGen = -1; cOW = 0; cOH = 0;
   cNatW = NaN; cNatH = NaN; cWrapped = true;
-  cN = 0; cNext = 0;
+  cN = 0;
   /** Measurement cache: 8 entries of 12 numbers (see layout/flex.ts SLOT); allocated on first use. */
   cM: number[] = [];
   /** Shaped text cache (layout/text reuse it while text and textStyle are unchanged). */

@@ -832,7 +832,7 @@ function canUseCached(wm: number, aw: number, hm: number, ah: number, lwm: numbe
 /** Yoga's calculateLayoutInternal: the cache in front of layoutImpl. */
 function layoutNode(n: SceneNode, aw: number, ah: number, wm: number, hm: number, ownerW: number, ownerH: number, perform: boolean): boolean {
   const visit = n.dirty && n.gen !== generation;
-  if (visit) { n.cN = 0; n.cNext = 0; n.cLayout = false; }
+  if (visit) { n.cN = 0; n.cLayout = false; }
   let hit = -1; // -2: the layout entry; >= 0: a measurement entry
   const cm = n.cM;
   if (isLeaf(n)) {
