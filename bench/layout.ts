@@ -2,7 +2,7 @@
 // same run, incremental relayout, one window-drag step of the session, and a longer
 // differential fuzz against yoga-layout than the unit tests run.
 import { readFileSync } from 'node:fs';
-import Yoga from 'yoga-layout';
+import { Direction } from 'yoga-layout';
 import { SceneTree, type NodeId } from '../scene/tree.ts';
 import { HarfBuzzShaper } from '../scene/text/harfbuzz.ts';
 import { benchTree, prng, randomTree, type GenNode } from '../scene/layout/gen.ts';
@@ -46,7 +46,7 @@ const suite: Suite = async (ctx) => {
     for (let i = 0; i < reps; i++) {
       const { root, all } = buildYoga(config, g, shaper);
       const t0 = performance.now();
-      root.calculateLayout(W, H, Yoga.DIRECTION_LTR);
+      root.calculateLayout(W, H, Direction.LTR);
       let s = 0;
       for (const y of all) { const b = y.getComputedLayout(); s += b.left + b.top + b.width + b.height; }
       best = Math.min(best, performance.now() - t0);
