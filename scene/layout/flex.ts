@@ -806,7 +806,7 @@ function yogaAxisCompatible(m: number, a: number, lm: number, la: number, lc: nu
     || (m === FIT && lm === MAX && (size >= lc || inexactEq(size, lc)))
     || (lm === FIT && m === FIT && la === la && size === size && lc === lc && la > size && (lc <= size || inexactEq(size, lc)));
 }
-/** After a leaf was measured anew: would Yoga have reused an entry of this pass with another result? */
+/** Would Yoga (scanning its entries in its order) have reused an entry of this pass with another result than ours? */
 function countYogaReuse(n: SceneNode, wm: number, aw: number, hm: number, ah: number, mRow: number, mCol: number): void {
   const cm = n.cM;
   const differs = (w: number, h: number) => Math.abs(w - n.measuredW) > 1e-3 || Math.abs(h - n.measuredH) > 1e-3;
@@ -855,6 +855,8 @@ function layoutNode(n: SceneNode, aw: number, ah: number, wm: number, hm: number
   if (!visit && hit !== -1) {
     if (hit === -2) { n.measuredW = n.cRW; n.measuredH = n.cRH; }
     else { n.measuredW = cm[hit * SLOT + 4]!; n.measuredH = cm[hit * SLOT + 5]!; }
+    // Yoga scans its entries in order and may have taken another one than ours.
+    if (isLeaf(n)) countYogaReuse(n, wm, aw, hm, ah, marginAxis(n, DIR_ROW, ownerW), marginAxis(n, DIR_COLUMN, ownerW));
   } else {
     layoutImpl(n, aw, ah, wm, hm, ownerW, ownerH, perform);
     if (hit === -1 && isLeaf(n)) countYogaReuse(n, wm, aw, hm, ah, marginAxis(n, DIR_ROW, ownerW), marginAxis(n, DIR_COLUMN, ownerW));
