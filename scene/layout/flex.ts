@@ -438,6 +438,7 @@ function justifyMain(n: SceneNode, mainMode: number, crossMode: number, mainOwne
   if (!(lnRemaining >= 0) && (j === J_BETWEEN || j === J_AROUND || j === J_EVENLY)) j = 0;
   // No items (only absolute or hidden children): Yoga divides by zero here (space-around gives
   // an infinite line); nothing to distribute.
+  if (count === 0 && j === J_AROUND) sensitive++; // yoga-layout: 0/0 here, its result is not comparable
   if (lnAutoMargins === 0 && count > 0) {
     switch (j) {
       case J_CENTER: leading = lnRemaining / 2; break;
