@@ -113,9 +113,11 @@ function boundWithin(n: SceneNode, axis: number, value: number, axisSize: number
   if (!n.hasMinMax) return value;
   const row = isRow(axis);
   const mn = resolve(n, row ? S_MINW : S_MINH, axisSize), mx = resolve(n, row ? S_MAXW : S_MAXH, axisSize);
-  // Which bound wins only matters when they conflict (min > max): then a residue decides.
-  if (mx >= 0) { if (mn > mx) near(value - mx); if (value > mx + EPS) return mx; }
-  if (mn >= 0) { if (mn > mx) near(value - mn); if (value < mn - EPS) return mn; }
+  // Conflicting bounds (min > max): which one wins depends on the order Yoga happens to apply
+  // them along each path; not comparable with yoga-layout (an authoring error anyway).
+  if (mn > mx && mx >= 0) sensitive++;
+  if (mx >= 0 && value > mx + EPS) return mx;
+  if (mn >= 0 && value < mn - EPS) return mn;
   return value;
 }
 function boundAxis(n: SceneNode, axis: number, value: number, axisSize: number, widthSize: number): number {
