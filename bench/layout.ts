@@ -128,7 +128,7 @@ const suite: Suite = async (ctx) => {
     if (m?.degenerate) skipped++;
     else if (m) { mismatched++; if (examples.length < 3) examples.push(`seed ${seed} ${w}x${h}`); }
   }
-  notes.push(`differential fuzz: ${fuzzRuns} random trees, ${mismatched} differ by > 0.01 px${examples.length ? ` (e.g. ${examples.join(', ')}; replay with randomTree(seed, 20, { ownerPercent: false, autoMargins: true }))` : ''}, ${skipped} skipped as float32/Yoga-cache corners`);
+  notes.push(`differential fuzz: ${fuzzRuns} random trees, ${mismatched} differ by > 0.01 px${examples.length ? ` (e.g. ${examples.join(', ')}; replay with randomTree(seed, 20, { ownerPercent: false, autoMargins: true }))` : ''}, ${skipped} skipped as not comparable (float32 residues, Yoga measurement reuse, min > max, Yoga's 0/0; see flex.yoga.test.ts)`);
 
   const full10 = ours10.ms, full100 = ours100.ms;
   return {
