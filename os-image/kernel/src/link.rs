@@ -27,7 +27,8 @@ pub const T_CONSOLE: u8 = 0x30;
 
 pub const VERSION: i64 = 1;
 pub const MAX_REQUESTS: i64 = 8;
-/// Largest ENTRIES/CONSOLE payload we build; smaller than a window so credit pipelines.
+/// Largest ENTRIES payload we build. Frames are also kept to 1/8 of the window: the host grants
+/// after consuming half a window, and small frames keep the pipe full across that round trip.
 const BATCH_MAX: usize = 128 * 1024;
 const CONSOLE_CHUNK: usize = 4096;
 /// Console text kept while the host has no credit for it; beyond this the oldest is dropped and
@@ -390,7 +391,7 @@ impl Server {
         if st.next >= head || st.next < base { return false }
         // payload = map{entries: list, seq: int, stream: int}: 5 + (11 + 5) + (7 + 9) + (10 + 9)
         const FIXED: usize = 56;
-        let cap = (st.credit.window as usize / 4).clamp(4096, BATCH_MAX).min(max_payload);
+        let cap = (st.credit.window as usize / 8).clamp(4096, BATCH_MAX).min(max_payload);
         let mut n = 0usize;
         let mut size = FIXED;
         let mut i = (st.next - base) as usize;
