@@ -62,8 +62,12 @@ export function checkArgs(action: string, args: ValueMap): string | null {
 export const hasCap = (s: OsState, actor: number, cap: string): boolean => s.caps.get(String(actor))?.has(cap) ?? false;
 
 const EMPTY = new Uint8Array(0);
-const okOut = (text = ''): Outcome => ({ outcome: 'ok', result: text ? utf8Bytes(text) : EMPTY });
-const errOut = (text: string): Outcome => ({ outcome: 'error', result: utf8Bytes(text) });
+// Outcomes are built as text and encoded only when a receipt needs the bytes: a replay applies
+// millions of commits whose receipts are already in the log.
+interface Out { outcome: 'ok' | 'error'; text?: string; bytes?: Uint8Array }
+const okOut = (text = ''): Out => ({ outcome: 'ok', text });
+const errOut = (text: string): Out => ({ outcome: 'error', text });
+const toOutcome = (o: Out): Outcome => ({ outcome: o.outcome, result: o.bytes ?? (o.text ? utf8Bytes(o.text) : EMPTY) });
 
 /** job.run: h0 = BLAKE3(name ‖ 0x00 ‖ seed), h(i+1) = BLAKE3(h(i)), result h(rounds). */
 export function jobResult(name: string, rounds: number, seed: Uint8Array): Uint8Array {
@@ -88,7 +92,7 @@ function svcStop(s: OsState, name: string, apply: boolean): boolean {
   return true;
 }
 
-function runSh(s: OsState, line: string, apply: boolean): Outcome {
+function runSh(s: OsState, line: string, apply: boolean): Out {
   if (apply) s.echoes++;
   const words = line.split(' ').filter((w) => w !== '');
   const [cmd = '', ...rest] = words;
@@ -129,6 +133,10 @@ function runSh(s: OsState, line: string, apply: boolean): Outcome {
 
 /** Decides the receipt of a valid action and, when `apply`, applies its change to `s`. */
 export function runOs(s: OsState, action: string, args: ValueMap, apply: boolean): Outcome {
+  return toOutcome(run(s, action, args, apply));
+}
+
+function run(s: OsState, action: string, args: ValueMap, apply: boolean): Out {
   switch (action) {
     case 'echo': if (apply) s.echoes++; return okOut(args.text as string);
     case 'kv.set': if (apply) s.kv.set(args.key as string, args.value as string); return okOut();
@@ -151,7 +159,7 @@ export function runOs(s: OsState, action: string, args: ValueMap, apply: boolean
     case 'job.run': {
       const r = jobResult(args.name as string, args.rounds as number, args.seed as Uint8Array);
       if (apply) s.jobs = { count: s.jobs.count + 1, last: r };
-      return { outcome: 'ok', result: r };
+      return { outcome: 'ok', bytes: r };
     }
     case 'sh': return runSh(s, args.line as string, apply);
     default: return errOut(`unknown action ${action}`);
@@ -179,7 +187,7 @@ export const osReducer: Reducer<OsState> = {
     const action = isMap(payload) ? getStr(payload, 'action') : undefined;
     const args = isMap(payload) ? payload.args : undefined;
     if (action === undefined || !isMap(args) || getInt(payload as ValueMap, 'id') === undefined || checkArgs(action, args) !== null) { s.errors++; return s; }
-    runOs(s, action, args, true);
+    run(s, action, args, true);
     return s;
   },
   needsPayload: (e) => e.kind === Kind.Commit && e.domain === Domain.Os,
