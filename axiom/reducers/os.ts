@@ -40,7 +40,9 @@ export function checkArgs(action: string, args: ValueMap): string | null {
   const spec = ACTIONS[action];
   if (!spec) return `unknown action '${action}'`;
   const want = Object.keys(spec.args);
-  for (const k of Object.keys(args)) if (!want.includes(k)) return `unexpected argument '${k}' (takes ${want.join(', ')})`;
+  // The first unexpected key in canonical (UTF-8 byte) order, not JS property order, so a device
+  // in any language names the same one (docs/os-domain.md).
+  for (const k of Object.keys(args).sort(cmpUtf8)) if (!want.includes(k)) return `unexpected argument '${k}' (takes ${want.join(', ')})`;
   for (const [k, [type, min, max]] of Object.entries(spec.args)) {
     const v = args[k];
     if (v === undefined) return `missing argument '${k}'`;

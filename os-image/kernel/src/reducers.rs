@@ -75,20 +75,13 @@ const ACTIONS: &[Spec] = &[
 
 fn spec(action: &str) -> Option<&'static Spec> { ACTIONS.iter().find(|s| s.name == action) }
 
-/// A JavaScript array index ("0", "17", not "01"): such keys come first, in numeric order, when
-/// the TypeScript reducer walks an object's keys — so "the first unexpected argument" matches.
-fn js_index(k: &str) -> Option<u64> {
-    if k.is_empty() || k.len() > 10 || (k.len() > 1 && k.starts_with('0')) || !k.bytes().all(|b| b.is_ascii_digit()) { return None }
-    let n: u64 = k.parse().ok()?;
-    if n < 4294967295 { Some(n) } else { None }
-}
-
 /// Checks an action's argument map against its spec: the TypeScript `checkArgs` message or None.
 pub fn check_args(action: &str, args: &Value) -> Option<String> {
     let sp = match spec(action) { Some(s) => s, None => return Some(format!("unknown action '{}'", action)) };
-    let mut keys: Vec<&str> = args.entries().iter().map(|(k, _)| k.as_str()).collect();
-    keys.sort_by_key(|k| match js_index(k) { Some(n) => (0, n), None => (1, 0) }); // stable: others keep byte order
-    for k in keys {
+    // A canonical map's keys are already in UTF-8 byte order: the first unexpected one in that
+    // order is named (docs/os-domain.md), as the TypeScript reducer does.
+    for (k, _) in args.entries().iter() {
+        let k = k.as_str();
         if !sp.args.iter().any(|a| a.0 == k) {
             let takes: Vec<&str> = sp.args.iter().map(|a| a.0).collect();
             return Some(format!("unexpected argument '{}' (takes {})", k, takes.join(", ")));
@@ -312,7 +305,7 @@ mod tests {
         let a = value::obj(&[("key", value::s("")), ("value", value::s("v"))]);
         assert_eq!(check_args("kv.set", &a).unwrap(), "'key' must be 1..256 bytes, is 0");
         let a = value::obj(&[("zz", Value::Null), ("2", Value::Null), ("10", Value::Null), ("text", value::s("x"))]);
-        assert_eq!(check_args("echo", &a).unwrap(), "unexpected argument '2' (takes text)");
+        assert_eq!(check_args("echo", &a).unwrap(), "unexpected argument '10' (takes text)");
         let a = value::obj(&[("name", value::s("n")), ("rounds", Value::Float(1.5)), ("seed", Value::Bytes(vec![]))]);
         assert_eq!(check_args("job.run", &a).unwrap(), "'rounds' must be an int");
         let a = value::obj(&[("actor", Value::Int(-1)), ("cap", value::s("kv"))]);
