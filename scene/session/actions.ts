@@ -1,6 +1,7 @@
 // The session action vocabulary (docs/session-domain.md) and its argument checks. A device commits
 // any session proposal whose args is a map, so everything here assumes hostile input: a check
 // returns a typed rejection, never throws, and never copies a big string into the state.
+import { utf8Len } from '../../axiom/value.ts';
 import type { Value, ValueMap } from '../../axiom/types.ts';
 import { BANDS, type Band, type RejectCode } from './state.ts';
 
@@ -60,18 +61,8 @@ const SPECS: Record<ActionName, Record<string, ArgSpec>> = {
 };
 export const SESSION_ACTIONS = Object.keys(SPECS) as ActionName[];
 
-/** UTF-8 length of a string, without encoding it when its code-unit count already decides. */
-export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
-    else n += 3;
-  }
-  return n;
-}
+/** UTF-8 length of a string without encoding it (the one axiom uses for its own limits). */
+export const utf8Length = utf8Len;
 
 /** At most `max` UTF-16 code units of `s`, never splitting a surrogate pair (for rejection records). */
 export function clip(s: string, max: number): string {
