@@ -1,6 +1,7 @@
 // A fault-injecting transport for tests: wraps another transport and damages the bytes going
 // either way - drop, flip, duplicate, delay - and cuts the connection. Pure: randomness and time
 // come in as arguments (a seeded rng makes a failure reproducible).
+import { mulberry32 } from '../../axiom/random.ts';
 import type { Clock } from './clock.ts';
 import { LinkError } from './errors.ts';
 import { BaseTransport, type Transport } from './transport.ts';
@@ -98,14 +99,4 @@ export class FaultyTransport extends BaseTransport {
   protected doClose(): void { this.inner.close(); }
 }
 
-/** A small seeded PRNG (mulberry32) for reproducible fault runs. */
-export function seededRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRng = mulberry32;

@@ -1,19 +1,10 @@
 // Random scene trees of the supported styles, from a seed: shared by the differential test
 // against yoga-layout, the cached-vs-fresh test and the layout benchmark. Pure and
 // deterministic (a seeded PRNG; no Math.random).
+import { mulberry32 } from '../../axiom/random.ts';
 import type { Length, StyleInput } from '../tree.ts';
 
-/** mulberry32: a small, fast, seedable PRNG giving floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = mulberry32;
 
 export interface GenNode {
   kind: 'container' | 'text';

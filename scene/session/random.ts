@@ -1,18 +1,9 @@
 // Random session actions from a seed — for property tests, goldens and benchmarks. Pure: the
 // randomness is a seeded generator passed in, so a seed names a whole scenario everywhere.
+import { mulberry32 } from '../../axiom/random.ts';
 import type { ValueMap } from '../../axiom/types.ts';
 
-/** mulberry32: a tiny deterministic PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 export interface ActionSpec { action: string; args: ValueMap }
 

@@ -1,0 +1,14 @@
+// Seeded randomness for pure code, which never calls Math.random: fault injection, random trees
+// and action sequences take a generator, so a seed names a whole scenario everywhere.
+
+/** mulberry32: a small, fast, seedable PRNG giving floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
