@@ -16,7 +16,7 @@ export { randomActions, randomAction, mulberry32, type ActionSpec } from './sess
 
 // Compositor: frames (layer lists), z-order, damage.
 export { SessionScene, type SessionSceneOptions } from './compositor/compose.ts';
-export { computeDamage, sameLayer } from './compositor/damage.ts';
+export { computeDamage, sameLayer, sameShifted } from './compositor/damage.ts';
 export { paintOrder } from './compositor/zorder.ts';
 export { mergeDamage, intersect, bbox, area, type Rect } from './compositor/rect.ts';
 export { THEME, type Theme } from './compositor/theme.ts';

@@ -23,9 +23,12 @@ function sameArray(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
 }
 
 /** Whether two layers paint the same pixels (structural equality). */
-export function sameLayer(a: Layer, b: Layer): boolean {
-  if (a === b) return true;
-  if (a.kind !== b.kind || a.x !== b.x || a.y !== b.y || a.w !== b.w || a.h !== b.h) return false;
+export const sameLayer = (a: Layer, b: Layer): boolean => sameShifted(a, b, 0, 0);
+
+/** Whether `b` paints what `a` paints, shifted by (dx, dy) (a moved window's contents). */
+export function sameShifted(a: Layer, b: Layer, dx: number, dy: number): boolean {
+  if (a === b) return dx === 0 && dy === 0;
+  if (a.kind !== b.kind || b.x !== a.x + dx || b.y !== a.y + dy || a.w !== b.w || a.h !== b.h) return false;
   switch (a.kind) {
     case 'rect': return a.color === (b as typeof a).color;
     case 'border': return a.color === (b as typeof a).color && a.width === (b as typeof a).width;
@@ -38,7 +41,7 @@ export function sameLayer(a: Layer, b: Layer): boolean {
     case 'clip': {
       const s = b as typeof a;
       if ((a.kind === 'surface' && a.color !== (s as typeof a).color) || a.children.length !== s.children.length) return false;
-      for (let i = 0; i < a.children.length; i++) if (!sameLayer(a.children[i]!, s.children[i]!)) return false;
+      for (let i = 0; i < a.children.length; i++) if (!sameShifted(a.children[i]!, s.children[i]!, dx, dy)) return false;
       return true;
     }
   }
