@@ -88,6 +88,31 @@ const FIT_EPS = 1e-3;
 export interface TextMeasure { width: number; height: number; wrapped: boolean }
 const measOut: TextMeasure = { width: 0, height: 0, wrapped: false };
 
+/** Ink width of the line breakLine found last (its trailing spaces hang, so they do not count). */
+let lineInk = 0;
+
+/**
+ * One line of a paragraph from glyph `start`, greedy: the end of the line (exclusive), with its
+ * ink width in `lineInk`. Breaks after spaces and hyphens; a word longer than the line overflows.
+ * Measuring and placing both use this, so they cannot disagree on where lines break.
+ */
+function breakLine(text: string, base: number, adv: ArrayLike<number>, cl: ArrayLike<number>, start: number, len: number, max: number): number {
+  let i = start, x = 0, inkW = 0, brk = -1, brkW = 0;
+  for (; i < len; i++) {
+    if (i > start && cl[i] !== cl[i - 1]) {
+      const prev = text.charCodeAt(base + cl[i - 1]!), cur = text.charCodeAt(base + cl[i]!);
+      if ((isSpace(prev) || prev === 0x2d) && !isSpace(cur)) { brk = i; brkW = inkW; }
+    }
+    const c = text.charCodeAt(base + cl[i]!);
+    const nx = x + adv[i]!;
+    if (!isSpace(c) && nx > max + FIT_EPS && brk > start) { lineInk = brkW; return brk; }
+    x = nx;
+    if (!isSpace(c)) inkW = x;
+  }
+  lineInk = inkW;
+  return i;
+}
+
 /**
  * Measures like layoutText would lay out (same greedy breaking), allocating nothing; the last
  * four widths are cached per node. The returned object is reused: read it before the next call.
@@ -110,20 +135,8 @@ export function measureText(shaper: TextShaper, n: SceneNode, maxWidth: number):
     const adv = run.advances, cl = run.clusters, len = run.glyphs.length;
     let i = 0;
     do {
-      const lineStart = i;
-      let x = 0, inkW = 0, brk = -1, brkW = 0;
-      for (; i < len; i++) {
-        if (i > lineStart && cl[i] !== cl[i - 1]) {
-          const prev = text.charCodeAt(base + cl[i - 1]!), cur = text.charCodeAt(base + cl[i]!);
-          if ((isSpace(prev) || prev === 0x2d) && !isSpace(cur)) { brk = i; brkW = inkW; }
-        }
-        const c = text.charCodeAt(base + cl[i]!);
-        const nx = x + adv[i]!;
-        if (!isSpace(c) && nx > max + FIT_EPS && brk > lineStart) { i = brk; inkW = brkW; break; }
-        x = nx;
-        if (!isSpace(c)) inkW = x;
-      }
-      if (inkW > widest) widest = inkW;
+      i = breakLine(text, base, adv, cl, i, len, max);
+      if (lineInk > widest) widest = lineInk;
       lines++;
     } while (i < len);
   }
@@ -158,21 +171,9 @@ export function layoutText(shaper: TextShaper, n: SceneNode, maxWidth: number): 
     const g = run.glyphs, adv = run.advances, cl = run.clusters, len = g.length;
     let i = 0;
     do {
-      // One line from glyph i: greedy, remembering the last break opportunity.
       const lineStart = i;
-      let x = 0, inkW = 0, brk = -1, brkW = 0;
-      for (; i < len; i++) {
-        if (i > lineStart && cl[i] !== cl[i - 1]) {
-          const prev = text.charCodeAt(base + cl[i - 1]!), cur = text.charCodeAt(base + cl[i]!);
-          if ((isSpace(prev) || prev === 0x2d) && !isSpace(cur)) { brk = i; brkW = inkW; }
-        }
-        const a = adv[i]!;
-        const c = text.charCodeAt(base + cl[i]!);
-        const nx = x + a;
-        if (!isSpace(c) && nx > max + FIT_EPS && brk > lineStart) { i = brk; inkW = brkW; break; }
-        x = nx;
-        if (!isSpace(c)) inkW = x;
-      }
+      i = breakLine(text, base, adv, cl, i, len, max);
+      const inkW = lineInk;
       // Place glyphs lineStart..i-1.
       lineStarts.push(out);
       const by = line * lineHeight + baseline0;
