@@ -59,13 +59,12 @@ export class Sequencer {
    * Restores from an existing log (already verified): applies each entry to the reducers and
    * rebuilds the idempotency index. Call before boot().
    */
-  restore(encoded: Uint8Array, hash: Uint8Array, entry: Entry): void {
+  restore(hash: Uint8Array, entry: Entry): void {
     if (entry.seq !== this.next || !equalBytes(entry.prev, this.head)) throw new Error(`restore: entry ${entry.seq} does not extend the chain at ${this.next}`);
     const v = decodeValue(entry.payload);
     this.applyToReducers(entry, v.ok ? v.value : undefined);
     this.index(entry, v.ok ? v.value : undefined);
     this.next = entry.seq + 1; this.head = hash; this.time = entry.time;
-    void encoded;
   }
 
   /** Appends BOOT and closes commits left without a receipt (docs/axiom.md section 8). */

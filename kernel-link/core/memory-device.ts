@@ -49,7 +49,7 @@ export class MemoryDevice implements LinkDevice {
       const d = decodeEntry(enc);
       if (!d.ok) throw new Error(`memory device log is corrupt at ${this.log.indexOf(enc)}: ${d.error.message}`);
       hash = entryHash(enc);
-      s.restore(enc, hash, d.value);
+      s.restore(hash, d.value);
     }
     this.seq = s;
     this.append(s.boot().map((a) => a.encoded), s.head);

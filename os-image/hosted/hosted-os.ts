@@ -67,7 +67,7 @@ export class HostedOs {
       for (const r of restored) {
         const d = decodeEntry(r.encoded);
         if (!d.ok) throw new Error(`log entry does not decode after verification: ${d.error.message}`);
-        seq.restore(r.encoded, r.hash, d.value);
+        seq.restore(r.hash, d.value);
         os.entries.push(r.encoded); os.hashes.push(r.hash);
       }
       os.print(`orbital-hosted: device ${toHex(deviceId)} boot ${toHex(bootId)}`);
