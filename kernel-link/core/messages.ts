@@ -55,35 +55,26 @@ export function messageValue(m: Message): { type: number; value: ValueMap } {
 const K_ENTRIES = [0x65, 0x6e, 0x74, 0x72, 0x69, 0x65, 0x73], K_SEQ = [0x73, 0x65, 0x71], K_STREAM = [0x73, 0x74, 0x72, 0x65, 0x61, 0x6d];
 
 /**
- * The frame payload of ENTRIES as parts whose concatenation is encodeValue of its map: small
- * headers around the entries themselves, which are not copied (encodeFrameParts copies them once).
+ * The frame payload of ENTRIES in one buffer, byte-identical to encodeValue of its map
+ * `{entries: [bytes...], seq, stream}` (keys sorted), written straight into one allocation: the
+ * entry stream's hot path copies each entry exactly once here, and once more when stuffing.
  */
-export function entriesPayloadParts(stream: number, seq: number, entries: Uint8Array[]): Uint8Array[] {
-  const parts: Uint8Array[] = [];
-  const head = new Uint8Array(21);
-  const hv = new DataView(head.buffer);
-  head[0] = 0x08; hv.setUint32(1, 3, true); hv.setUint32(5, 7, true); head.set(K_ENTRIES, 9);
-  head[16] = 0x07; hv.setUint32(17, entries.length, true);
-  parts.push(head);
-  for (const e of entries) {
-    const h = new Uint8Array(5);
-    h[0] = 0x05; new DataView(h.buffer).setUint32(1, e.length, true);
-    parts.push(h, e);
-  }
-  const tail = new Uint8Array(35);
-  const tv = new DataView(tail.buffer);
-  tv.setUint32(0, 3, true); tail.set(K_SEQ, 4); tail[7] = 0x03; tv.setBigInt64(8, BigInt(seq), true);
-  tv.setUint32(16, 6, true); tail.set(K_STREAM, 20); tail[26] = 0x03; tv.setBigInt64(27, BigInt(stream), true);
-  parts.push(tail);
-  return parts;
-}
-
-/** The frame payload of ENTRIES in one buffer (identical to encodeValue of its map). */
 export function encodeEntriesPayload(stream: number, seq: number, entries: Uint8Array[]): Uint8Array {
-  const parts = entriesPayloadParts(stream, seq, entries);
-  let n = 0; for (const p of parts) n += p.length;
+  let n = 21 + 35;
+  for (const e of entries) n += 5 + e.length;
   const b = new Uint8Array(n);
-  let at = 0; for (const p of parts) { b.set(p, at); at += p.length; }
+  const v = new DataView(b.buffer);
+  b[0] = 0x08; v.setUint32(1, 3, true); v.setUint32(5, 7, true); b.set(K_ENTRIES, 9);
+  b[16] = 0x07; v.setUint32(17, entries.length, true);
+  let at = 21;
+  for (const e of entries) {
+    const len = e.length;
+    b[at] = 0x05; b[at + 1] = len & 0xff; b[at + 2] = (len >>> 8) & 0xff; b[at + 3] = (len >>> 16) & 0xff; b[at + 4] = len >>> 24;
+    b.set(e, at + 5);
+    at += 5 + len;
+  }
+  v.setUint32(at, 3, true); b.set(K_SEQ, at + 4); b[at + 7] = 0x03; v.setBigInt64(at + 8, BigInt(seq), true);
+  v.setUint32(at + 16, 6, true); b.set(K_STREAM, at + 20); b[at + 26] = 0x03; v.setBigInt64(at + 27, BigInt(stream), true);
   return b;
 }
 

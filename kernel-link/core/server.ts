@@ -5,8 +5,8 @@ import { GENESIS, prevOf } from '../../axiom/entry.ts';
 import { equalBytes } from '../../axiom/hash.ts';
 import type { Crc32 } from './crc32.ts';
 import type { LinkDevice, ProposeOutcome } from './device.ts';
-import { encodeFrame, encodeFrameParts, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, stuffText, type DropInfo, type FindByte } from './frame.ts';
-import { decodeMessage, entriesPayloadParts, encodeMessage, MsgType, PROTOCOL_VERSION, type Message } from './messages.ts';
+import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, stuffText, type DropInfo, type FindByte } from './frame.ts';
+import { decodeMessage, encodeEntriesPayload, encodeMessage, MsgType, PROTOCOL_VERSION, type Message } from './messages.ts';
 import type { Transport } from './transport.ts';
 
 export interface ServeOptions {
@@ -120,14 +120,16 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
             break; // wait for credit
           }
           const batch = ahead.list.slice(0, n);
-          const parts = entriesPayloadParts(s.rid, s.next, batch);
-          let plen = 0; for (const p of parts) plen += p.length;
-          transport.write(encodeFrameParts(MsgType.Entries, parts, codec));
+          const payload = encodeEntriesPayload(s.rid, s.next, batch);
+          const plen = payload.length;
+          transport.write(encodeFrame(MsgType.Entries, payload, codec));
           stats.framesOut++;
           s.sent += FRAME_OVERHEAD + plen;
           stats.entriesOut += n;
           s.next += n;
           ahead = { rid: s.rid, seq: s.next, list: ahead.list.slice(n) };
+          // Let the transport put this frame on the wire before encoding the next one.
+          if (transport.ready) await transport.ready();
         }
       } while (pumpAgain && !done);
     } catch (e) {

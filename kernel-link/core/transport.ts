@@ -21,6 +21,13 @@ export interface Transport {
   attach(h: TransportHandlers): void;
   /** Closes the pipe (idempotent). */
   close(): void;
+  /**
+   * Optional backpressure for long bursts: resolves once the pipe can usefully take more (the
+   * host's event loop has had a turn to hand queued bytes to the OS, and the queue is not long).
+   * A sender that encodes many frames in a row awaits it between frames, so the pipe never sits
+   * empty while the sender encodes. Never rejects; resolves at once when closed.
+   */
+  ready?(): Promise<void>;
 }
 
 /** Shared plumbing: buffers data until attached, calls close once. */

@@ -6,6 +6,9 @@ import type { Duplex } from 'node:stream';
 import { LinkError } from '../core/errors.ts';
 import { BaseTransport } from '../core/transport.ts';
 
+/** Queued bytes above which StreamTransport.ready() waits for the stream to drain. */
+const READY_HIGH = 1 << 20;
+
 /** A Transport over a connected Node Duplex (net.Socket, tty, serial port stream). */
 export class StreamTransport extends BaseTransport {
   constructor(readonly stream: Duplex, readonly name: string) {
@@ -21,7 +24,19 @@ export class StreamTransport extends BaseTransport {
     try { this.stream.write(bytes); return true; } catch { return false; }
   }
   /** Bytes queued in Node but not yet handed to the OS. */
-  get pending(): number { return (this.stream as Socket).writableLength ?? 0; }
+  get pending(): number { return this.stream.writableLength ?? 0; }
+  /**
+   * One turn of the event loop (setImmediate runs after the poll phase, where libuv writes queued
+   * bytes to the socket), or, past `READY_HIGH` queued bytes, until the stream has drained.
+   */
+  ready(): Promise<void> {
+    if (this.isClosed || this.stream.destroyed) return Promise.resolve();
+    if (this.pending <= READY_HIGH) return new Promise((r) => setImmediate(r));
+    return new Promise((r) => {
+      const done = () => { this.stream.off('drain', done); this.stream.off('close', done); r(); };
+      this.stream.on('drain', done); this.stream.on('close', done);
+    });
+  }
   protected doClose(): void { this.stream.destroy(); }
 }
 
