@@ -8,6 +8,10 @@ it('ENTRIES: the direct encoder equals the canonical value encoding, and the fas
     const m: Message = { t: 'entries', stream, seq, entries };
     const direct = encodeEntriesPayload(stream, seq, entries);
     expect([...direct]).toEqual([...encodeValue(messageValue(m).value)]);
+    // Into a dirty scratch buffer (large enough, or too small and so ignored): the same bytes.
+    for (const scratch of [new Uint8Array(direct.length + 7).fill(0xee), new Uint8Array(direct.length - 1).fill(0xee)]) {
+      expect([...encodeEntriesPayload(stream, seq, entries, scratch)]).toEqual([...direct]);
+    }
     const d = decodeMessage(MsgType.Entries, direct);
     expect(d.ok && d.msg).toEqual(m);
   }));

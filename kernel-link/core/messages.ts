@@ -56,14 +56,17 @@ const K_ENTRIES = [0x65, 0x6e, 0x74, 0x72, 0x69, 0x65, 0x73], K_SEQ = [0x73, 0x6
 
 /**
  * The frame payload of ENTRIES in one buffer, byte-identical to encodeValue of its map
- * `{entries: [bytes...], seq, stream}` (keys sorted), written straight into one allocation: the
- * entry stream's hot path copies each entry exactly once here, and once more when stuffing.
+ * `{entries: [bytes...], seq, stream}` (keys sorted), written straight into one buffer (`scratch`
+ * when it is large enough: the result is then a view of it): the entry stream's hot path copies
+ * each entry exactly once here, and once more when stuffing.
  */
-export function encodeEntriesPayload(stream: number, seq: number, entries: Uint8Array[]): Uint8Array {
+export function encodeEntriesPayload(stream: number, seq: number, entries: Uint8Array[], scratch?: Uint8Array): Uint8Array {
   let n = 21 + 35;
   for (const e of entries) n += 5 + e.length;
-  const b = new Uint8Array(n);
-  const v = new DataView(b.buffer);
+  // A caller that copies the payload on at once (the server stuffs it into the frame) lends a
+  // scratch buffer, so a stream does not allocate and zero a fresh payload for every frame.
+  const b = scratch && scratch.length >= n ? scratch.subarray(0, n) : new Uint8Array(n);
+  const v = new DataView(b.buffer, b.byteOffset, n);
   b[0] = 0x08; v.setUint32(1, 3, true); v.setUint32(5, 7, true); b.set(K_ENTRIES, 9);
   b[16] = 0x07; v.setUint32(17, entries.length, true);
   let at = 21;

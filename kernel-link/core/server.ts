@@ -67,6 +67,8 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
   // Entries read ahead of the credit, for the current stream.
   let ahead: { rid: number; seq: number; list: Uint8Array[] } | null = null;
   let pumping = false;
+  // Reused for every ENTRIES payload (encodeFrame copies it into the frame at once).
+  let scratch = new Uint8Array(0);
   let pumpAgain = false;
 
   const sendFrame = (type: number, payload: Uint8Array): number => {
@@ -120,7 +122,8 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
             break; // wait for credit
           }
           const batch = ahead.list.slice(0, n);
-          const payload = encodeEntriesPayload(s.rid, s.next, batch);
+          if (scratch.length < size + 64) scratch = new Uint8Array(Math.min(HARD_MAX_PAYLOAD, Math.max(size + 64, 2 * scratch.length)));
+          const payload = encodeEntriesPayload(s.rid, s.next, batch, scratch);
           const plen = payload.length;
           transport.write(encodeFrame(MsgType.Entries, payload, codec));
           stats.framesOut++;
