@@ -10,7 +10,7 @@ import type { Clock, TimerHandle } from './clock.ts';
 import { LineAssembler, LINE_IDLE_MS, type ConsoleLine } from './console.ts';
 import type { Crc32 } from './crc32.ts';
 import { LinkError } from './errors.ts';
-import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, type DropInfo, type FindByte } from './frame.ts';
+import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, type DropInfo, type FindByte, type Alloc } from './frame.ts';
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type Message, type Welcome } from './messages.ts';
 import type { Transport } from './transport.ts';
 
@@ -42,6 +42,8 @@ export interface ClientOptions {
   maxReconnects?: number;
   crc32?: Crc32;
   findByte?: FindByte;
+  /** Allocation of frame buffers (kernel-link/node injects an unzeroed one). */
+  alloc?: Alloc;
 }
 
 export type ClientEvent =
@@ -114,7 +116,7 @@ function decodeReceipt(seq: number, commit: number, e: Uint8Array): Receipt {
 const MIN_WINDOW = 1024;
 
 export class LinkClient {
-  readonly opts: Required<Omit<ClientOptions, 'resume' | 'crc32' | 'findByte' | 'maxReconnects'>> & Pick<ClientOptions, 'resume' | 'crc32' | 'findByte' | 'maxReconnects'>;
+  readonly opts: Required<Omit<ClientOptions, 'resume' | 'crc32' | 'findByte' | 'alloc' | 'maxReconnects'>> & Pick<ClientOptions, 'resume' | 'crc32' | 'findByte' | 'alloc' | 'maxReconnects'>;
   private transport: Transport | null = null;
   private decoder: FrameDecoder;
   private state: 'idle' | 'connecting' | 'handshaking' | 'open' | 'closed' = 'idle';
@@ -167,7 +169,7 @@ export class LinkClient {
       requestTimeoutMs: 2000, handshakeTimeoutMs: 10_000, helloRetryMs: 500, keepaliveMs: 1000, deadAfterMs: 5000, stallMs: 2000,
       reconnect: true, reconnectDelayMs: 100, ...opts,
     };
-    this.decoder = new FrameDecoder({ maxFrame: HARD_MAX_PAYLOAD, ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}) });
+    this.decoder = new FrameDecoder({ maxFrame: HARD_MAX_PAYLOAD, ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}), ...(opts.alloc ? { alloc: opts.alloc } : {}) });
     this.next = opts.resume ? opts.resume.lastSeq + 1 : 0;
     this.lastHashKnown = opts.resume ? opts.resume.lastHash : GENESIS;
     this.knownBoot = opts.resume?.boot ?? null;
@@ -324,7 +326,7 @@ export class LinkClient {
     const t = this.transport;
     if (!t || t.closed) return;
     const { type, payload } = encodeMessage(m);
-    t.write(encodeFrame(type, payload, { ...(this.opts.crc32 ? { crc32: this.opts.crc32 } : {}), ...(this.opts.findByte ? { findByte: this.opts.findByte } : {}) }));
+    t.write(encodeFrame(type, payload, { ...(this.opts.crc32 ? { crc32: this.opts.crc32 } : {}), ...(this.opts.findByte ? { findByte: this.opts.findByte } : {}), ...(this.opts.alloc ? { alloc: this.opts.alloc } : {}) }));
     this.stats.framesOut++;
     this.lastSent = this.now();
   }

@@ -86,6 +86,16 @@ describe('decoder properties', () => {
     }), { numRuns: 300 });
   });
 
+  it('an unzeroed allocator changes nothing: encoder and decoder write every byte they hand out', () => {
+    const dirty = (n: number) => new Uint8Array(n).fill(0xa5);
+    fc.assert(fc.property(fc.array(piece, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 30 }), fc.array(fc.nat(), { maxLength: 6 }), (pieces, cuts, damage) => {
+      const wire = cat(pieces.map((p) => ('text' in p ? stuffText(p.text) : encodeFrame(p.type, p.payload, { alloc: dirty }))));
+      expect(toHex(wire)).toBe(toHex(cat(pieces.map(wireOf))));
+      for (const d of damage) if (wire.length) wire[d % wire.length] ^= 0x10; // damaged frames too
+      expect(eventsJson(decodeAll(split(wire, cuts), { alloc: dirty }))).toEqual(eventsJson(decodeAll(split(wire, cuts))));
+    }), { numRuns: 300 });
+  });
+
   it('never throws, and text only grows by bytes that were on the wire, on any bytes in any chunks', () => {
     fc.assert(fc.property(fc.array(fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constant(Uint8Array.of(0xff, 0x4c)), fc.constant(Uint8Array.of(0xff))), { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (parts, cuts) => {
       const wire = cat(parts);

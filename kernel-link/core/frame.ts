@@ -18,7 +18,13 @@ export const PRE_HANDSHAKE_MAX_PAYLOAD = 4096;
 export type FindByte = (buf: Uint8Array, byte: number, from: number) => number;
 export const typedFindByte: FindByte = (buf, byte, from) => buf.indexOf(byte, from);
 /** The two hot primitives of the codec; pure defaults, faster native ones injected by kernel-link/node. */
-export interface FrameCodec { crc32: Crc32; findByte: FindByte }
+/**
+ * A fresh buffer of `n` bytes that the caller overwrites completely before anyone reads it, so it
+ * need not be zeroed (Node injects an unzeroed allocation; frames are up to 2 MiB).
+ */
+export type Alloc = (n: number) => Uint8Array;
+export const zeroedAlloc: Alloc = (n) => new Uint8Array(n);
+export interface FrameCodec { crc32: Crc32; findByte: FindByte; alloc?: Alloc }
 export const pureCodec: FrameCodec = { crc32: jsCrc32, findByte: typedFindByte };
 const codecOf = (c?: Crc32 | Partial<FrameCodec>): FrameCodec => (typeof c === 'function' ? { crc32: c, findByte: typedFindByte } : { ...pureCodec, ...c });
 
@@ -77,7 +83,7 @@ export function encodeFrame(type: number, payload: Uint8Array, codec?: Crc32 | P
  * (the entry stream's hot path: entries are copied once, straight into the wire buffer).
  */
 export function encodeFrameParts(type: number, parts: Uint8Array[], codec?: Crc32 | Partial<FrameCodec>): Uint8Array {
-  const { crc32: crc, findByte: find } = codecOf(codec);
+  const { crc32: crc, findByte: find, alloc = zeroedAlloc } = codecOf(codec);
   let len = 0, stuffed = 0;
   for (const p of parts) { len += p.length; stuffed += stuffedLength(p, find); }
   if (len > HARD_MAX_PAYLOAD) throw new RangeError(`frame payload of ${len} bytes exceeds ${HARD_MAX_PAYLOAD}`);
@@ -90,7 +96,7 @@ export function encodeFrameParts(type: number, parts: Uint8Array[], codec?: Crc3
   const tail = new Uint8Array(4);
   u32le(tail, 0, c);
   const hs = head.subarray(2);
-  const out = new Uint8Array(2 + stuffedLength(hs) + stuffed + stuffedLength(tail));
+  const out = alloc(2 + stuffedLength(hs) + stuffed + stuffedLength(tail)); // every byte written below
   out[0] = ESC; out[1] = MARKER;
   let at = putStuffed(out, 2, hs);
   for (const p of parts) at = putStuffed(out, at, p, find);
@@ -109,6 +115,8 @@ export interface DecoderOptions {
   crc32?: Crc32;
   /** Byte search (inject a native one for speed). */
   findByte?: FindByte;
+  /** Allocation of frame bodies (inject an unzeroed one for speed; every byte is written before use). */
+  alloc?: Alloc;
 }
 
 /** Decodes console text and frames from a byte stream, chunk by chunk. */
@@ -116,6 +124,7 @@ export class FrameDecoder {
   maxFrame: number;
   private readonly crc: Crc32;
   private readonly find: FindByte;
+  private readonly alloc: Alloc;
   private mode = TEXT;
   /** The previous chunk ended with an FF whose partner byte has not arrived. */
   private pendingEsc = false;
@@ -131,6 +140,7 @@ export class FrameDecoder {
     this.maxFrame = Math.min(opts.maxFrame ?? HARD_MAX_PAYLOAD, HARD_MAX_PAYLOAD);
     this.crc = opts.crc32 ?? jsCrc32;
     this.find = opts.findByte ?? typedFindByte;
+    this.alloc = opts.alloc ?? zeroedAlloc;
     this.hdr[0] = ESC; this.hdr[1] = MARKER;
   }
 
@@ -211,12 +221,12 @@ export class FrameDecoder {
 
   private take(chunk: Uint8Array, from: number, to: number): void {
     if (this.mode === HEADER) { this.hdr.set(chunk.subarray(from, to), this.hdrLen); this.hdrLen += to - from; }
-    else if (this.mode === BODY) { if (!this.body.length) this.body = new Uint8Array(this.bodyNeed); this.body.set(chunk.subarray(from, to), this.bodyLen); this.bodyLen += to - from; }
+    else if (this.mode === BODY) { if (!this.body.length) this.body = this.alloc(this.bodyNeed); this.body.set(chunk.subarray(from, to), this.bodyLen); this.bodyLen += to - from; }
     else this.skipLeft -= to - from;
   }
   private takeByte(b: number): void {
     if (this.mode === HEADER) this.hdr[this.hdrLen++] = b;
-    else if (this.mode === BODY) { if (!this.body.length) this.body = new Uint8Array(this.bodyNeed); this.body[this.bodyLen++] = b; }
+    else if (this.mode === BODY) { if (!this.body.length) this.body = this.alloc(this.bodyNeed); this.body[this.bodyLen++] = b; }
     else this.skipLeft--;
   }
 

@@ -5,7 +5,7 @@ import { GENESIS, prevOf } from '../../axiom/entry.ts';
 import { equalBytes } from '../../axiom/hash.ts';
 import type { Crc32 } from './crc32.ts';
 import type { LinkDevice, ProposeOutcome } from './device.ts';
-import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, stuffText, type DropInfo, type FindByte } from './frame.ts';
+import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, stuffText, type DropInfo, type FindByte, type Alloc } from './frame.ts';
 import { decodeMessage, encodeEntriesPayload, encodeMessage, MsgType, PROTOCOL_VERSION, type Message } from './messages.ts';
 import type { Transport } from './transport.ts';
 
@@ -29,6 +29,8 @@ export interface ServeOptions {
   crc32?: Crc32;
   /** Byte search for the codec (kernel-link/node/crc.ts nodeCodec has a native one). */
   findByte?: FindByte;
+  /** Allocation of frame buffers (kernel-link/node injects an unzeroed one). */
+  alloc?: Alloc;
   /** Called for every protocol event worth logging (bad frames, errors). */
   onEvent?(e: ServerEvent): void;
 }
@@ -55,8 +57,8 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
   const readBatch = opts.readBatch ?? 256;
   const targetFrame = opts.targetFrame ?? 262144;
   const caps = ['entries', 'propose', ...(opts.consoleFrames ? ['console-frames'] : [])];
-  const decoder = new FrameDecoder({ maxFrame, ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}) });
-  const codec = { ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}) };
+  const decoder = new FrameDecoder({ maxFrame, ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}), ...(opts.alloc ? { alloc: opts.alloc } : {}) });
+  const codec = { ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}), ...(opts.alloc ? { alloc: opts.alloc } : {}) };
   const stats = { framesIn: 0, framesOut: 0, drops: 0, entriesOut: 0 };
   let session = false;
   let hostMaxFrame = PRE_HANDSHAKE_MAX_PAYLOAD;
