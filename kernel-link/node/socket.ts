@@ -9,12 +9,36 @@ import { BaseTransport } from '../core/transport.ts';
 /** Queued bytes above which StreamTransport.ready() waits for the stream to drain. */
 const READY_HIGH = 1 << 20;
 
+/**
+ * Read buffers for sockets we connect: bump-allocated regions of 1 MiB slabs, handed to libuv one
+ * read at a time (up to 256 KiB, so one read can take the whole socket buffer instead of Node's
+ * 64 KiB). A region is never reused, so the transport contract holds (a chunk stays the
+ * receiver's), and the heap sees one allocation per slab instead of one per read.
+ */
+function slabReads(deliver: (chunk: Uint8Array) => void): { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean } {
+  const SLAB = 1 << 20, MAX_READ = 256 << 10, MIN_READ = 64 << 10;
+  let slab = new Uint8Array(Buffer.allocUnsafeSlow(SLAB).buffer, 0, SLAB), at = 0;
+  return {
+    buffer: () => {
+      if (SLAB - at < MIN_READ) { slab = new Uint8Array(Buffer.allocUnsafeSlow(SLAB).buffer, 0, SLAB); at = 0; }
+      return slab.subarray(at, Math.min(SLAB, at + MAX_READ));
+    },
+    callback: (n, buf) => {
+      if (buf.buffer === slab.buffer && buf.byteOffset === at) at += n;
+      deliver(buf.subarray(0, n));
+      return true;
+    },
+  };
+}
+
 /** A Transport over a connected Node Duplex (net.Socket, tty, serial port stream). */
 export class StreamTransport extends BaseTransport {
-  constructor(readonly stream: Duplex, readonly name: string) {
+  /** `slab`: the stream reads through slabReads (set up by connectTransport), so no 'data' listener. */
+  constructor(readonly stream: Duplex, readonly name: string, slab?: { onChunk(fn: (c: Uint8Array) => void): void }) {
     super();
     if ('setNoDelay' in stream && typeof (stream as Socket).setNoDelay === 'function') (stream as Socket).setNoDelay(true);
-    stream.on('data', (b: Buffer) => this.deliver(new Uint8Array(b.buffer, b.byteOffset, b.byteLength)));
+    if (slab) slab.onChunk((c) => this.deliver(c));
+    else stream.on('data', (b: Buffer) => this.deliver(new Uint8Array(b.buffer, b.byteOffset, b.byteLength)));
     stream.on('error', (e: NodeJS.ErrnoException) => this.closedBy(new LinkError('disconnected', 'closed', `${name}: ${e.code ?? ''} ${e.message}`.trim())));
     stream.on('close', () => this.closedBy(new LinkError('disconnected', 'closed', `${name}: the connection closed`)));
     stream.on('end', () => { stream.end(); });
@@ -46,9 +70,14 @@ const describeAddress = (a: Address) => (a.path ? `unix:${a.path}` : `tcp:${a.ho
 /** Connects to a unix socket (`path`) or TCP port. Rejects with LinkError(disconnected, connect). */
 export function connectTransport(a: Address, timeoutMs = 5000): Promise<StreamTransport> {
   return new Promise((resolve, reject) => {
-    const s = a.path ? netConnect({ path: a.path }) : netConnect({ host: a.host ?? '127.0.0.1', port: a.port! });
+    // Bytes read before the transport exists are kept in order and handed over when it does.
+    let sink: ((c: Uint8Array) => void) | null = null;
+    const early: Uint8Array[] = [];
+    const onread = slabReads((c) => { if (sink) sink(c); else early.push(c); });
+    const slab = { onChunk(fn: (c: Uint8Array) => void) { sink = fn; for (const c of early.splice(0)) fn(c); } };
+    const s = a.path ? netConnect({ path: a.path, onread }) : netConnect({ host: a.host ?? '127.0.0.1', port: a.port!, onread });
     const timer = setTimeout(() => { s.destroy(); reject(new LinkError('timeout', 'connect', `${describeAddress(a)}: no connection after ${timeoutMs} ms`)); }, timeoutMs);
-    s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); resolve(new StreamTransport(s, describeAddress(a))); });
+    s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); resolve(new StreamTransport(s, describeAddress(a), slab)); });
     s.once('error', (e: NodeJS.ErrnoException) => { clearTimeout(timer); reject(new LinkError('disconnected', 'connect', `${describeAddress(a)}: ${e.code ?? e.message} - is the device running and listening there?`)); });
   });
 }
