@@ -78,28 +78,51 @@ export function encodeFrame(type: number, payload: Uint8Array, codec?: Crc32 | P
   return encodeFrameParts(type, [payload], codec);
 }
 
+/** Parts up to this size are scanned and checksummed in JS (a native call costs more than the work). */
+const SMALL_PART = 32;
+
 /**
- * A frame whose payload is the concatenation of `parts`, written in one allocation and one pass
- * (the entry stream's hot path: entries are copied once, straight into the wire buffer).
+ * A frame whose payload is the concatenation of `parts`, written in one allocation: each part is
+ * checksummed once and copied once, and scanned for FF once unless it holds one. (Many small parts
+ * cost more in native calls than one contiguous payload: the entry stream builds one payload.)
  */
 export function encodeFrameParts(type: number, parts: Uint8Array[], codec?: Crc32 | Partial<FrameCodec>): Uint8Array {
   const { crc32: crc, findByte: find, alloc = zeroedAlloc } = codecOf(codec);
-  let len = 0, stuffed = 0;
-  for (const p of parts) { len += p.length; stuffed += stuffedLength(p, find); }
+  // Pass 1: length, CRC, and where each part's first FF is (-1: none, the common case).
+  let len = 0, ffs = 0, c = 0;
+  const firstFF = new Int32Array(parts.length);
+  for (let k = 0; k < parts.length; k++) {
+    const p = parts[k]!;
+    len += p.length;
+    let j: number;
+    if (p.length <= SMALL_PART) {
+      c = jsCrc32(p, c);
+      j = p.indexOf(ESC);
+      for (let i = j; i >= 0 && i < p.length; i++) if (p[i] === ESC) ffs++;
+    } else {
+      c = crc(p, c);
+      j = find(p, ESC, 0);
+      for (let i = j; i >= 0; i = find(p, ESC, i + 1)) ffs++;
+    }
+    firstFF[k] = j;
+  }
   if (len > HARD_MAX_PAYLOAD) throw new RangeError(`frame payload of ${len} bytes exceeds ${HARD_MAX_PAYLOAD}`);
   const head = new Uint8Array(12);
   head[0] = ESC; head[1] = MARKER; head[2] = type & 0xff; head[3] = 0;
   u32le(head, 4, len);
   u32le(head, 8, jsCrc32(head.subarray(0, 8)));
-  let c = 0;
-  for (const p of parts) c = crc(p, c);
   const tail = new Uint8Array(4);
   u32le(tail, 0, c);
   const hs = head.subarray(2);
-  const out = alloc(2 + stuffedLength(hs) + stuffed + stuffedLength(tail)); // every byte written below
+  const out = alloc(2 + stuffedLength(hs) + len + ffs + stuffedLength(tail)); // every byte written below
   out[0] = ESC; out[1] = MARKER;
+  // Pass 2: copy, stuffing only the parts that hold an FF.
   let at = putStuffed(out, 2, hs);
-  for (const p of parts) at = putStuffed(out, at, p, find);
+  for (let k = 0; k < parts.length; k++) {
+    const p = parts[k]!;
+    if (firstFF[k]! < 0) { if (p.length <= SMALL_PART) { for (let i = 0; i < p.length; i++) out[at + i] = p[i]!; } else out.set(p, at); at += p.length; }
+    else at = putStuffed(out, at, p, find);
+  }
   putStuffed(out, at, tail);
   return out;
 }
