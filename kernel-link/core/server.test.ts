@@ -31,7 +31,7 @@ function rig(opts: Parameters<typeof serveLink>[2] = {}) {
   const send = (m: Message) => { const { type, payload } = encodeMessage(m); host.write(encodeFrame(type, payload)); };
   const tick = async (n = 20) => { for (let i = 0; i < n; i++) await Promise.resolve(); };
   const hello = (rid = 1, extra: Partial<Extract<Message, { t: 'hello' }>> = {}) => send({ t: 'hello', rid, min: 1, max: 1, client: 'test', maxFrame: 2_097_152, consoleWindow: 0, caps: [], ...extra });
-  return { dev, host, server, got, text, drops, send, tick, hello };
+  return { dev, host, server, got, text, drops, send, tick, hello, sideTransport: side };
 }
 
 describe('serveLink', () => {
@@ -69,6 +69,24 @@ describe('serveLink', () => {
     await r.tick();
     const ents = r.got.filter((m) => m.t === 'entries').flatMap((m) => (m.t === 'entries' ? m.entries : []));
     expect(ents.map((e) => { const d = decodeEntry(e); return d.ok ? d.value.seq : -1; })).toEqual([0, 1, 2]);
+  });
+
+  it('waits for the transport to be ready between ENTRIES frames, and finishes the stream once it is', async () => {
+    const r = rig({ announce: false, targetFrame: 600 }); // ~2 entries per frame
+    r.hello();
+    for (let i = 0; i < 20; i++) r.dev.propose({ actor: 1, id: i, domain: 1, action: 'echo', args: { text: 'x'.repeat(200) }, time: 0 });
+    await r.tick();
+    const frames = () => r.got.filter((m) => m.t === 'entries').length;
+    const entries = () => r.got.filter((m) => m.t === 'entries').reduce((n, m) => n + (m.t === 'entries' ? m.entries.length : 0), 0);
+    // Hold the device side's ready() until released, one frame at a time.
+    const gate: Array<() => void> = [];
+    r.sideTransport.ready = () => new Promise<void>((res) => gate.push(res));
+    r.send({ t: 'subscribe', rid: 4, from: 0, prev: GENESIS, window: 1 << 20 });
+    await r.tick(50);
+    expect(frames()).toBe(1); // one frame, then the server waits
+    for (let k = 0; k < 200 && entries() < r.dev.log.length; k++) { gate.shift()?.(); await r.tick(); }
+    expect(entries()).toBe(r.dev.log.length);
+    expect(frames()).toBeGreaterThan(5);
   });
 
   it('never sends beyond the credit, and resumes when CREDIT grows', async () => {
