@@ -5,7 +5,15 @@
 // the first byte is captured. A board: the serial port is opened and its stale input dropped
 // before the power-on edge. Either way the log holds every line from power-on, and bytes from
 // before the mark (an earlier boot) never count.
-import { mkdirSync } from 'node:fs';
+//
+// A qemu device that `power on` started (vm.ts) is attached to, never started twice: `boot`
+// pauses it, sets the mark, resets it and lets it run, so its log starts with the reset's first
+// byte; `console` and `capture` join it as it runs (running: 'join'). Leaving detaches only.
+//
+// The virtio link of a QEMU the session starts itself is a socket QEMU serves (not one the
+// launcher accepted once), so a capture whose link connection drops connects again.
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { QemuMachine, type QemuExit } from '../kernel-link/node/qemu.ts';
@@ -17,6 +25,8 @@ import { openSerial } from './console/serial.ts';
 import { findConsolePort } from './devices.ts';
 import { power } from './power.ts';
 import { flash, type FlashProgress, type FlashResult } from './flash/flash.ts';
+import { attachChardev, clearVm, openQmp, pidAlive, readVm, servedVirtioArgs, type VmRecord } from './vm.ts';
+import type { StreamTransport } from '../kernel-link/node/socket.ts';
 
 export interface BootOptions {
   lab: Lab;
@@ -36,6 +46,11 @@ export interface BootOptions {
   keep?: boolean;
   /** A board: attach to the console without switching power (the mark is set at attach). */
   noPower?: boolean;
+  /**
+   * A qemu device already powered on (`power on`): 'reset' it after attaching, so the log starts
+   * with the new boot's first byte (default; boot), or 'join' it as it runs (console, capture).
+   */
+  running?: 'reset' | 'join';
 }
 
 export interface BootResult extends BootOutcome {
@@ -45,6 +60,8 @@ export interface BootResult extends BootOutcome {
   powerOnAt: string;
   flash?: FlashResult;
   qemuExit?: QemuExit;
+  /** The boot reset a QEMU that `power on` started (it keeps running). */
+  attached?: Session['attached'];
 }
 
 /** A powered device with its console attached. */
@@ -56,6 +73,12 @@ export interface Session {
   /** Raw console bytes, for an interactive console (already logged and published to watchers). */
   onBytes(fn: (b: Uint8Array) => void): void;
   machine?: QemuMachine;
+  /** The QEMU's virtio link socket (QEMU serves it: connect again after a drop). */
+  linkPath?: string;
+  /** The console transport (a capture whose link shares the virtio console uses it). */
+  console?: StreamTransport;
+  /** Set when the session attached to a QEMU that `power on` started (it keeps running after stop). */
+  attached?: { pid: number; since: string; consoleLog: string; reset: boolean };
   hub: ConsoleHub;
   stop(): Promise<void>;
 }
@@ -80,16 +103,30 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
   if (dev.kind === 'qemu') {
     const q = dev.qemu!;
     const useVirtio = dev.console.chardev === 'virtio';
+    const st = readVm(o.lab.stateDir, dev.name);
+    if (st.state === 'stale') clearVm(o.lab.stateDir, dev.name, st.rec); // its QEMU is gone: the device is off
+    if (st.state === 'on') {
+      try { return await attachRunning(o, st.rec, { bootId, watch, hub, onBytes, byteFns }); } catch (e) { hub.close(); watch.close(); throw e; }
+    }
     const drive = q.kernel ? undefined : dev.flashTarget;
     if (!q.kernel && !drive) { hub.close(); throw new LabError('bad-input', 'bad-usage', `${dev.name}: a qemu device needs qemu.kernel or a flash target to boot from`); }
+    const dir = mkdtempSync(join(tmpdir(), 'orbq-'));
+    const linkPath = useVirtio || dev.link.on === 'virtio' ? join(dir, 'virtio.sock') : undefined;
     let m: QemuMachine;
+    let cons: StreamTransport;
     try {
-      m = await QemuMachine.launch({ paused: true, kernel: q.kernel, append: o.append, drive, memoryMib: q.memory, serial: true, virtio: useVirtio || dev.link.on === 'virtio', extraArgs: q.args, qemuBinary: q.binary });
+      m = await QemuMachine.launch({ paused: true, kernel: q.kernel, append: o.append, drive, memoryMib: q.memory, serial: true, virtio: false, dir, extraArgs: [...(linkPath ? servedVirtioArgs(linkPath) : []), ...q.args], qemuBinary: q.binary });
     } catch (e) {
-      hub.close(); watch.close();
+      hub.close(); watch.close(); rmSync(dir, { recursive: true, force: true });
       throw new LabError('io', 'power-failed', `${dev.name}: QEMU did not start: ${(e as Error).message}`, 'lab');
     }
-    const cons = useVirtio ? m.virtio! : m.serial!;
+    void m.exited.then(() => rmSync(dir, { recursive: true, force: true }));
+    try {
+      cons = useVirtio ? await attachChardev(m.qmp, linkPath!, 'vc0') : m.serial!;
+    } catch (e) {
+      await m.kill(); hub.close(); watch.close();
+      throw new LabError('io', 'power-failed', `${dev.name}: ${(e as Error).message}`, 'lab');
+    }
     cons.attach({
       data: onBytes,
       close: () => { /* QEMU's exit is reported below, with its status */ },
@@ -105,7 +142,7 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
     watch.powerOn();
     try { await m.cont(); } catch (e) { watch.fail({ blame: 'lab', code: 'power-failed', message: `QEMU cont failed: ${(e as Error).message}` }); }
     return {
-      device: dev, bootId, watch, machine: m, hub,
+      device: dev, bootId, watch, machine: m, hub, linkPath, console: cons,
       write: (b) => { cons.write(b); },
       onBytes: (fn) => { byteFns.push(fn); },
       stop: async () => { await m.powerOff().catch(() => m.kill()); watch.close(); hub.close(); },
@@ -140,6 +177,63 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
   };
 }
 
+/** Attaches a session to a QEMU that `power on` started; resets it first unless running: 'join'. */
+async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string; watch: BootWatch; hub: ConsoleHub; onBytes: (b: Uint8Array) => void; byteFns: Array<(b: Uint8Array) => void> }): Promise<Session> {
+  const dev = o.device;
+  const { watch } = s;
+  const reset = (o.running ?? 'reset') === 'reset';
+  if (o.append) throw new LabError('bad-input', 'bad-usage', `${dev.name} is powered on (QEMU pid ${rec.pid}, since ${rec.since}) with its own kernel command line; --append needs a fresh start: orbital-lab power ${dev.name} off first`);
+  const gone = () => (pidAlive(rec.pid) ? null : `${dev.name}'s QEMU (pid ${rec.pid}) is gone`);
+  let qmp;
+  try { qmp = await openQmp(rec.qmp, 5000, gone); } catch (e) {
+    throw new LabError('io', 'power-failed', `${dev.name} is powered on (QEMU pid ${rec.pid}) but its QMP socket does not answer: ${(e as Error).message}; try orbital-lab power ${dev.name} off`, 'lab');
+  }
+  const useVirtio = dev.console.chardev === 'virtio';
+  let cons: StreamTransport;
+  try {
+    if (useVirtio && !rec.virtio) throw new LabError('bad-input', 'bad-usage', `${dev.name} was powered on without a virtio port; power it off and on again`);
+    cons = await attachChardev(qmp, useVirtio ? rec.virtio! : rec.serial, useVirtio ? 'vc0' : 'ser0');
+  } catch (e) { qmp.close(); throw e instanceof LabError ? e : new LabError('io', 'power-failed', `${dev.name}: ${(e as Error).message}`, 'lab'); }
+  let stopping = false;
+  let guestShutdown = false;
+  qmp.onEvent((e) => { if (e.event === 'SHUTDOWN' && (e.data as { guest?: boolean } | undefined)?.guest) guestShutdown = true; });
+  cons.attach({
+    data: s.onBytes,
+    // QEMU closes the console when it exits: a guest that shut itself down (or crashed out through
+    // isa-debug-exit, seen as a fatal line first) is the OS's; a QEMU killed under us is the lab's.
+    close: () => {
+      if (stopping) return;
+      setTimeout(() => {
+        const os = guestShutdown;
+        watch.fail({ blame: os ? 'os' : 'lab', code: os ? 'device-exit' : 'console-gone', message: `${dev.name}: its QEMU (pid ${rec.pid}, powered on ${rec.since}) ${os ? 'was shut down by the guest' : 'went away'}` });
+      }, 300);
+    },
+  });
+  const what = `attached to the running QEMU (pid ${rec.pid}, powered on ${rec.since}; its whole console is in ${rec.consoleLog})`;
+  try {
+    if (reset) {
+      // Pause, let the bytes already on their way land (they are the old boot's and are dropped),
+      // mark, reset, and run: the log starts with the reset's first byte.
+      await qmp.execute('stop');
+      await new Promise((r) => setTimeout(r, 50));
+      const resetSeen = new Promise<void>((res) => { const off = qmp.onEvent((e) => { if (e.event === 'RESET') { off(); res(); } }); setTimeout(res, 5000); });
+      watch.powerOn(performance.now(), `reset (${what})`, { stamps: false });
+      await qmp.execute('system_reset');
+      await resetSeen;
+      await qmp.execute('cont');
+    } else watch.powerOn(performance.now(), what, { stamps: false });
+  } catch (e) {
+    watch.fail({ blame: 'lab', code: 'power-failed', message: `${dev.name}: QMP ${reset ? 'reset' : 'attach'} failed: ${(e as Error).message}` });
+  }
+  return {
+    device: dev, bootId: s.bootId, watch, hub: s.hub, linkPath: rec.virtio ?? undefined, console: cons,
+    attached: { pid: rec.pid, since: rec.since, consoleLog: rec.consoleLog, reset },
+    write: (b) => { cons.write(b); },
+    onBytes: (fn) => { s.byteFns.push(fn); },
+    stop: async () => { stopping = true; cons.close(); qmp.close(); watch.close(); s.hub.close(); },
+  };
+}
+
 /** Boots a device (optionally flashing it first) and reports how far it got. */
 export async function boot(o: BootOptions): Promise<BootResult> {
   const dev = o.device;
@@ -163,5 +257,5 @@ export async function boot(o: BootOptions): Promise<BootResult> {
     await s.stop();
     if (s.machine) qemuExit = await s.machine.exited;
   }
-  return { ...outcome, device: dev.name, bootId: s.bootId, log: s.watch.logPath!, powerOnAt: s.watch.powerOnIso ?? '', flash: flashed, qemuExit };
+  return { ...outcome, device: dev.name, bootId: s.bootId, log: s.watch.logPath!, powerOnAt: s.watch.powerOnIso ?? '', flash: flashed, qemuExit, ...(s.attached ? { attached: s.attached } : {}) };
 }

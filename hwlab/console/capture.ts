@@ -97,6 +97,7 @@ export class BootWatch {
   private fatalTimer: NodeJS.Timeout | null = null;
   private pendingFatal: BootOutcome['failure'] | null = null;
   private listeners = new Set<(l: LogLine) => void>();
+  private stampsFromMark = true;
 
   constructor(private spec: BootSpec, private opts: { logPath?: string; timeoutMs: number; fatalGraceMs?: number; bootId: string; device: string}) {
     this.done = new Promise((r) => { this.resolve = r; });
@@ -110,12 +111,18 @@ export class BootWatch {
 
   onLine(fn: (l: LogLine) => void): () => void { this.listeners.add(fn); return () => this.listeners.delete(fn); }
 
-  /** Marks power-on: from here lines count for this boot; anything before is dropped. */
-  powerOn(at = performance.now()): void {
+  /**
+   * Marks power-on: from here lines count for this boot; anything before is dropped. `what` names
+   * the mark in the log when it is not a power-on (a reset of a running device, an attach).
+   * `stamps: false`: device timestamps do not count from this mark (a reset does not restart a
+   * QEMU guest's TSC; an attach joins a boot long under way), so they are not used to spot stale lines.
+   */
+  powerOn(at = performance.now(), what = 'power on', o: { stamps?: boolean } = {}): void {
     this.split.discard();
+    this.stampsFromMark = o.stamps ?? true;
     this.powerOnAt = at;
     this.powerOnIso = new Date().toISOString();
-    this.note(`--- power on: device ${this.opts.device}, boot ${this.opts.bootId}, ${new Date().toISOString()} ---`);
+    this.note(`--- ${what}: device ${this.opts.device}, boot ${this.opts.bootId}, ${new Date().toISOString()} ---`);
     this.timer = setTimeout(() => this.fail({ blame: 'lab', code: 'boot-timeout', message: `no success pattern within ${this.opts.timeoutMs} ms of power-on (stage reached: ${this.stage() ?? 'none'}${this.n === 0 ? '; the console printed nothing - check the cable, baud rate and power' : ''})` }), this.opts.timeoutMs);
   }
 
@@ -152,7 +159,7 @@ export class BootWatch {
     if (this.settled) return;
     // A device timestamp ([  123.456 ms] or [   12.345678]) beyond the time since power-on (plus
     // slack for clock skew) cannot be from this boot.
-    const stamp = /^\[\s*(\d+(?:\.\d+)?)\s*(ms)?\]/.exec(text);
+    const stamp = this.stampsFromMark ? /^\[\s*(\d+(?:\.\d+)?)\s*(ms)?\]/.exec(text) : null;
     if (stamp) {
       const devMs = Number(stamp[1]) * (stamp[2] ? 1 : 1000);
       if (devMs > l.t + 2000) { this.stale++; return; }

@@ -4,6 +4,11 @@
 // The kernel-link client (helper-3's) repairs gaps and resumes across reconnects and reboots; this
 // file checks continuity once more before anything is written, and makes entries durable in
 // batches (fdatasync per batch, not per entry).
+//
+// On a qemu device the link is the virtio port's socket, which QEMU serves: when the connection
+// drops, the client connects to it again and resumes after the last entry it holds (the guest
+// takes a new HELLO as a new session), so the file goes on without a gap or a duplicate. A device
+// that `power on` started is joined as it runs, not reset.
 import { existsSync } from 'node:fs';
 import { initAxiom, decodeEntry, decodeValue, getBytes, getInt, isMap, toHex, equalBytes, type TraceHeader } from '../../axiom/index.ts';
 import { TraceWriter, scanTraceSync } from '../../axiom/node/trace-file.ts';
@@ -29,6 +34,8 @@ export interface CaptureOptions {
   onConsole?: (text: string) => void;
   /** Extra kernel command line for a qemu device. */
   append?: string;
+  /** Called with every link transport as it is opened (tests cut it to prove the capture resumes). */
+  onLink?: (t: Transport) => void;
 }
 
 export interface CaptureResult {
@@ -96,17 +103,25 @@ export async function captureTrace(o: CaptureOptions): Promise<CaptureResult> {
     };
   } else {
     if (dev.kind !== 'qemu') throw new LabError('bad-input', 'bad-usage', `${dev.name}: link virtio needs a qemu device`);
-    session = await powerOnSession({ lab: o.lab, device: dev, timeoutMs: 7 * 24 * 3600_000, keep: true, append: o.append, signal: o.signal });
-    let given = false;
-    const m = session.machine!;
-    factory = async () => {
-      if (given || !m.virtio || m.virtio.closed) throw new LabError('disconnected', 'link-failed', `${dev.name}: QEMU's virtio link is gone`, 'lab');
-      given = true;
-      return m.virtio;
-    };
+    session = await powerOnSession({ lab: o.lab, device: dev, timeoutMs: 7 * 24 * 3600_000, keep: true, append: o.append, signal: o.signal, running: 'join' });
+    const s = session;
+    if (dev.console.chardev === 'virtio') {
+      // The console and the link share the virtio port: the one connection the session holds.
+      let given = false;
+      factory = async () => {
+        if (given || !s.console || s.console.closed) throw new LabError('disconnected', 'link-failed', `${dev.name}: QEMU's virtio link is gone (it also carries the console, so it cannot be reopened)`, 'lab');
+        given = true;
+        return s.console;
+      };
+    } else {
+      const path = s.linkPath!;
+      factory = () => connectTransport({ path }, 5000);
+    }
   }
+  const open = factory;
+  factory = async () => { const t = await open(); o.onLink?.(t); return t; };
 
-  const client = createClient(factory, { resume, subscribe: true, actor: 2, client: 'orbital-lab capture', reconnect: true, maxReconnects: dev.link.on === 'virtio' ? 0 : 50, reconnectDelayMs: 200 });
+  const client = createClient(factory, { resume, subscribe: true, actor: 2, client: 'orbital-lab capture', reconnect: true, maxReconnects: dev.link.on === 'virtio' && dev.console.chardev === 'virtio' ? 0 : 50, reconnectDelayMs: 200 });
   let writer: TraceWriter | null = null;
   let next = resume ? resume.lastSeq + 1 : 0;
   let lastHash: Uint8Array | null = resume?.lastHash ?? null;
