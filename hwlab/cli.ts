@@ -9,7 +9,7 @@ import { inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
 import { flash, verifyOnly } from './flash/flash.ts';
 import { progressSink, human } from './progress.ts';
-import { power, type PowerAction } from './power.ts';
+import { power, type PowerAction, type PowerResult } from './power.ts';
 import { boot, powerOnSession } from './boot.ts';
 import { watchConsole } from './console/hub.ts';
 import type { LogLine } from './console/capture.ts';
@@ -23,7 +23,9 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--target PATH]
                                            write IMAGE (raw/.gz/.xz/.zst, + .bmap) and verify it
   verify DEVICE IMAGE [--bmap F]           read the target back and compare with IMAGE
-  power DEVICE on|off|cycle                switch a board (its power commands, or ask a person)
+  power DEVICE on|off|cycle [--append ARGS]
+                                           switch a board (its power commands, or ask a person);
+                                           a qemu device over QMP: on starts its QEMU in the background
   boot DEVICE [--image IMG] [--log FILE] [--timeout 60s] [--append ARGS]
                                            power on with the console attached; report the boot
   console DEVICE [--watch]                 interactive console (--watch: read-only beside the writer)
@@ -59,7 +61,8 @@ const commands: Record<string, Handler> = {
       const who = d.state === 'in-use' ? `in use by ${d.holder!.owner} (pid ${d.holder!.pid}, since ${d.holder!.since}, "${d.holder!.command}")` : d.state === 'stale-lock' ? `free (stale lock: ${d.staleWhy})` : 'free';
       const cons = d.console.found ? d.console.found === 'qemu' ? d.console.spec : `${d.console.spec} -> ${d.console.found}` : `${d.console.spec} (NOT FOUND)`;
       const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}` : 'never flashed';
-      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
+      const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why})` : '; power off';
+      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
     });
     return { result: { ok: true, lab: l.path, devices: list }, text: rows.join('\n') || '(no devices)' };
   },
@@ -101,15 +104,15 @@ const commands: Record<string, Handler> = {
 
 Object.assign(commands, {
   async power(args, { lab, signal }) {
-    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { append: { type: 'string' } }, allowPositionals: true });
     const l = lab();
     const dev = getDevice(l, need(positionals[0], 'DEVICE'));
     const action = need(positionals[1], 'on|off|cycle') as PowerAction;
     if (!['on', 'off', 'cycle'].includes(action)) throw new LabError('bad-input', 'bad-usage', `power action must be on, off or cycle (got "${action}")`);
     const lock = acquireLock(l.stateDir, dev.name, `power ${action}`);
     try {
-      const r = await power(dev, action, { signal });
-      return { result: { ok: true, ...r }, text: `${dev.name}: power ${action} done (${r.how}, ${Math.round(r.ms)} ms)${r.output ? `\n${r.output}` : ''}` };
+      const r = await power(dev, action, { signal, lab: l, append: values.append });
+      return { result: { ok: true, ...r }, text: r.qemu ? qemuPowerText(dev.name, r.qemu) : `${dev.name}: power ${action} done (${r.how}, ${Math.round(r.ms)} ms)${r.output ? `\n${r.output}` : ''}` };
     } finally { lock.release(); }
   },
 
@@ -127,7 +130,7 @@ Object.assign(commands, {
       sink.end();
       const ms = r.milestones.map((m) => `${m.name} +${(m.t / 1000).toFixed(3)}s`).join(', ');
       const text = r.ok
-        ? `${dev.name}: booted in ${(r.bootMs! / 1000).toFixed(3)} s (stages: ${ms || 'none configured'}); log ${r.log}`
+        ? `${dev.name}: booted${r.attached ? ` (reset of the running QEMU pid ${r.attached.pid}, which keeps running)` : ''} in ${(r.bootMs! / 1000).toFixed(3)} s (stages: ${ms || 'none configured'}); log ${r.log}`
         : `${dev.name}: boot FAILED - ${r.failure!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${r.failure!.code}): ${r.failure!.message}\nstage reached: ${r.stage ?? 'none'}; log ${r.log}`;
       return { result: r, text, exit: r.ok ? EXIT.ok : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
     } finally { sink.end(); lock.release(); }
@@ -147,8 +150,9 @@ Object.assign(commands, {
     }
     const lock = acquireLock(l.stateDir, dev.name, 'console');
     try {
-      const s = await powerOnSession({ lab: l, device: dev, logPath: values.log ? resolve(values.log) : undefined, timeoutMs: 7 * 24 * 3600_000, keep: true, noPower: dev.kind !== 'qemu' && !values['power-on'], append: values.append, signal });
-      process.stderr.write(`[${dev.name} console; boot ${s.bootId}; log ${s.watch.logPath}; ${tty ? 'Ctrl-] to quit' : 'ends with stdin'}; watchers: orbital-lab console ${dev.name} --watch]\r\n`);
+      const s = await powerOnSession({ lab: l, device: dev, logPath: values.log ? resolve(values.log) : undefined, timeoutMs: 7 * 24 * 3600_000, keep: true, noPower: dev.kind !== 'qemu' && !values['power-on'], append: values.append, signal, running: 'join' });
+      const how = s.attached ? `attached to the running QEMU pid ${s.attached.pid} (earlier output: ${s.attached.consoleLog})` : `boot ${s.bootId}`;
+      process.stderr.write(`[${dev.name} console; ${how}; log ${s.watch.logPath}; ${tty ? 'Ctrl-] to quit' : 'ends with stdin'}; watchers: orbital-lab console ${dev.name} --watch]\r\n`);
       s.onBytes((b) => process.stdout.write(b));
       let ended!: () => void;
       const done = new Promise<void>((r) => { ended = r; });
@@ -165,7 +169,7 @@ Object.assign(commands, {
       if (tty) process.stdin.setRawMode(false);
       process.stdin.pause();
       await s.stop();
-      return { result: { ok: true, device: dev.name, bootId: s.bootId, log: s.watch.logPath }, text: `\r\n[${dev.name} console closed; log ${s.watch.logPath}]` };
+      return { result: { ok: true, device: dev.name, bootId: s.bootId, log: s.watch.logPath, ...(s.attached ? { attached: s.attached } : {}) }, text: `\r\n[${dev.name} console closed${s.attached ? `; QEMU pid ${s.attached.pid} keeps running` : ''}; log ${s.watch.logPath}]` };
     } finally { lock.release(); }
   },
   async capture(args, { lab, signal, json }) {
@@ -225,6 +229,20 @@ Object.assign(commands, {
     return { result: { ok: true, ...r }, text: `${out}: ${r.events} events (${r.actions} actions) from ${r.entries} entries${r.verified ? '' : ' - the trace fails verification after that; the rest is left out'}; open it in https://ui.perfetto.dev` };
   },
 } satisfies Record<string, Handler>);
+
+function qemuPowerText(name: string, q: NonNullable<PowerResult['qemu']>): string {
+  const stale = q.staleRecord ? ` (an old power record was stale: ${q.staleRecord})` : '';
+  switch (q.done) {
+    case 'started': return `${name}: power on - QEMU pid ${q.pid} runs in the background${stale}; console log ${q.consoleLog}\nattach: orbital-lab console|boot|capture ${name}; stop: orbital-lab power ${name} off`;
+    case 'already-on': return `${name}: already on (QEMU pid ${q.pid}, since ${q.since}); console log ${q.consoleLog}`;
+    case 'reset': return `${name}: power cycle - QEMU pid ${q.pid} reset (QMP system_reset); console log ${q.consoleLog}`;
+    case 'acpi': return `${name}: power off - the guest shut down on the ACPI power button (QEMU pid ${q.pid})`;
+    case 'quit': return `${name}: power off - QEMU pid ${q.pid} quit over QMP (the guest ignored the ACPI power button)`;
+    case 'kill': return `${name}: power off - QEMU pid ${q.pid} did not answer QMP and was killed (SIGKILL)`;
+    case 'already-off': return `${name}: already off`;
+    case 'stale-record': return `${name}: already off - its power record was stale (${q.staleRecord}); removed`;
+  }
+}
 
 /** Registers another command (power/boot/console/trace modules add theirs). */
 export function addCommand(name: string, h: Handler): void { commands[name] = h; }

@@ -6,6 +6,7 @@ import type { Device, Lab } from './labfile.ts';
 import { readLock, type LockInfo } from './lock.ts';
 import { readJournal, type JournalEntry } from './flash/journal.ts';
 import { LabError } from './errors.ts';
+import { readVm } from './vm.ts';
 
 export interface DeviceStatus {
   name: string;
@@ -17,6 +18,8 @@ export interface DeviceStatus {
   console: { spec: string; found: string | null; why?: string };
   flashTarget: { path: string; exists: boolean } | null;
   lastFlash: JournalEntry | null;
+  /** A qemu device with QMP power: whether `power on` left its QEMU running (stale: the record's QEMU died, or its pid was reused). */
+  power?: { state: 'on' | 'off' | 'stale'; pid?: number; since?: string; owner?: string; consoleLog?: string; why?: string };
 }
 
 export function consoleSpecText(d: Device): string {
@@ -65,6 +68,12 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
   else {
     try { found = findConsolePort(d); } catch (e) { why = (e as Error).message; }
   }
+  let power: DeviceStatus['power'];
+  if (d.kind === 'qemu' && d.power.kind === 'qemu') {
+    const v = readVm(lab.stateDir, d.name);
+    power = v.state === 'on' ? { state: 'on', pid: v.rec.pid, since: v.rec.since, owner: v.rec.owner, consoleLog: v.rec.consoleLog }
+      : v.state === 'stale' ? { state: 'stale', pid: v.rec?.pid, since: v.rec?.since, why: v.why } : { state: 'off' };
+  }
   return {
     name: d.name,
     kind: d.kind,
@@ -75,6 +84,7 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
     console: { spec: consoleSpecText(d), found, why },
     flashTarget: d.flashTarget ? { path: d.flashTarget, exists: existsSync(d.flashTarget) } : null,
     lastFlash: readJournal(lab.stateDir, d.name),
+    ...(power ? { power } : {}),
   };
 }
 

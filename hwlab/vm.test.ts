@@ -1,0 +1,218 @@
+// QMP power for a qemu device through the real `orbital-lab` command (child processes): `power on`
+// leaves a lab-owned QEMU running after the command exits; console, boot and capture attach to it
+// instead of starting a second one; `power off` ends it; a dead or reused pid makes the record
+// stale. And a QEMU that a console command started itself dies with that command, even by SIGKILL.
+import { expect, it, afterAll, beforeAll } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describeWithTools } from '../scripts/testkit.ts';
+import { guestArtifacts, GUEST_BOOT } from './testguest.ts';
+import { pidAlive, readVm, recordPath } from './vm.ts';
+import { readLock } from './lock.ts';
+import { parseLab } from './labfile.ts';
+import { captureTrace } from './traces/capture.ts';
+import { verifyTraceFile } from '../axiom/node/trace-file.ts';
+
+const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
+const dirs: string[] = [];
+const pids: number[] = [];
+afterAll(() => {
+  for (const p of pids) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function run(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const lines = r.stdout.trim().split('\n');
+  let last: any = null;
+  try { last = JSON.parse(lines[lines.length - 1]!); } catch { /* not json */ }
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, last };
+}
+
+/** Live (not zombie) QEMU processes whose command line mentions `marker`. */
+function qemusWith(marker: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let cmd = '';
+    try { cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8'); } catch { continue; }
+    if (cmd.includes('qemu-system') && cmd.includes(marker) && pidAlive(Number(d))) out.push(Number(d));
+  }
+  return out;
+}
+
+async function until<T>(what: string, fn: () => T | undefined | null | false): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() - t0 > 60_000) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describeWithTools(['qemu-system-x86_64'], 'orbital-lab power for a qemu device (QMP)', () => {
+  let g!: ReturnType<typeof guestArtifacts>;
+  let dir!: string;
+  let labFile!: string;
+  let stateDir!: string;
+  beforeAll(() => {
+    g = guestArtifacts();
+    dirs.push(g.dir);
+    dir = mkdtempSync(join(tmpdir(), 'orbital-vm-'));
+    dirs.push(dir);
+    labFile = join(dir, 'lab.yaml');
+    stateDir = join(dir, '.orbital/lab');
+    // timeouts.power: how long power off waits for the guest after the ACPI button (this kernel has no ACPI).
+    writeFileSync(labFile, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}    timeouts: { boot: 60s, power: 1s }\n`);
+  });
+
+  it('power on outlives the command; devices, console, boot and capture attach to it; power off ends it', async () => {
+    const on = run(['--lab', labFile, '--json', 'power', 'vm', 'on', '--append', 'fill=600000 k=8']);
+    expect(on.code).toBe(0);
+    expect(on.last).toMatchObject({ ok: true, how: 'qmp', qemu: { done: 'started' } });
+    const pid: number = on.last.qemu.pid;
+    pids.push(pid);
+    // The command has exited; its QEMU runs on, unlocked, and says so in devices.
+    expect(pidAlive(pid)).toBe(true);
+    expect(qemusWith(g.dir)).toEqual([pid]);
+    expect(readLock(stateDir, 'vm').state).toBe('free');
+    const dev = run(['--lab', labFile, '--json', 'devices']);
+    expect(dev.code).toBe(0);
+    expect(dev.last.devices[0]).toMatchObject({ name: 'vm', state: 'free', power: { state: 'on', pid } });
+    expect(run(['--lab', labFile, 'devices']).stdout).toMatch(new RegExp(`power on \\(QEMU pid ${pid} `));
+    // QEMU wrote the console from its first byte while nobody was attached.
+    const consoleLog: string = on.last.qemu.consoleLog;
+    await until('the guest to boot', () => /ready: head/.test(readFileSync(consoleLog, 'utf8')));
+    expect(readFileSync(consoleLog, 'latin1').startsWith('\x1bc')).toBe(true);
+    // Powering on again is a no-op that names the running QEMU.
+    expect(run(['--lab', labFile, '--json', 'power', 'vm', 'on']).last).toMatchObject({ ok: true, qemu: { done: 'already-on', pid } });
+
+    // console joins the running guest (no reset, no second QEMU) and leaves it running.
+    const con = spawn(process.execPath, [BIN, '--lab', labFile, '--json', 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let conErr = '';
+    let conOut = '';
+    con.stderr!.on('data', (d: Buffer) => { conErr += d; });
+    con.stdout!.on('data', (d: Buffer) => { conOut += d; });
+    await until('the console banner', () => /attached to the running QEMU pid/.test(conErr));
+    expect(readLock(stateDir, 'vm').state).toBe('held');
+    expect(qemusWith(g.dir)).toEqual([pid]);
+    con.stdin!.end();
+    const conCode = await new Promise<number | null>((r) => con.once('close', (c) => r(c)));
+    expect(conCode).toBe(0);
+    expect(JSON.parse(conOut.trim().split('\n').pop()!)).toMatchObject({ ok: true, attached: { pid, reset: false } });
+    expect(pidAlive(pid)).toBe(true);
+
+    // boot resets the running QEMU after attaching: its log starts with the reset's first byte.
+    const b = run(['--lab', labFile, '--json', 'boot', 'vm']);
+    expect(b.code).toBe(0);
+    expect(b.last).toMatchObject({ ok: true, stage: 'axiom', attached: { pid, reset: true } });
+    const log = readFileSync(b.last.log, 'utf8').split('\n');
+    expect(log[0]).toMatch(/--- reset \(attached to the running QEMU \(pid \d+/);
+    expect(log[1]).toMatch(/^\S+\s+\+\d+\.\d{3}s \\ec/);
+    expect(log.filter((l) => /ready: head/.test(l)).length).toBe(1);
+    // --append cannot change a running QEMU's command line: bad usage, nothing touched.
+    const appendRunning = run(['--lab', labFile, '--json', 'boot', 'vm', '--append', 'k=4']);
+    expect(appendRunning.code).toBe(2);
+    expect(appendRunning.last.error.message).toMatch(/power vm off/);
+    expect(qemusWith(g.dir)).toEqual([pid]);
+
+    // capture joins it over the virtio link (served by that QEMU) and the trace replays.
+    const out = join(dir, 'vm.orbtrace');
+    const cap = run(['--lab', labFile, '--json', 'capture', 'vm', '-o', out, '--until', '30']);
+    expect(cap.code).toBe(0);
+    expect(cap.last).toMatchObject({ ok: true, stopped: 'until-seq' });
+    expect(run(['--lab', labFile, '--json', 'replay', out]).last).toMatchObject({ ok: true });
+    expect(qemusWith(g.dir)).toEqual([pid]);
+    // Resume that file in-process, cutting the link connection mid-stream: the capture connects
+    // to the running QEMU's virtio socket again and the file goes on with no gap or duplicate.
+    const parsed = parseLab(readFileSync(labFile, 'utf8'), labFile);
+    if (!parsed.ok) throw new Error('lab file');
+    const links: Array<{ close(): void }> = [];
+    let cut = false;
+    const had = verifyTraceFile(out).count;
+    const more = await captureTrace({ lab: parsed.lab, device: parsed.lab.devices.get('vm')!, out, untilSeq: had + 40, onLink: (t) => { links.push(t); }, onProgress: (p) => { if (!cut && p.seq >= had + 5) { cut = true; links[0]!.close(); } } });
+    expect(cut).toBe(true);
+    expect(links.length).toBeGreaterThanOrEqual(2);
+    expect(more).toMatchObject({ resumedFrom: had, stopped: 'until-seq' });
+    expect(more.reconnects).toBeGreaterThanOrEqual(1);
+    expect(verifyTraceFile(out)).toMatchObject({ ok: true, count: more.lastSeq + 1 });
+    expect(pidAlive(pid)).toBe(true);
+
+    // power cycle: a QMP reset of the same QEMU.
+    expect(run(['--lab', labFile, '--json', 'power', 'vm', 'cycle']).last).toMatchObject({ ok: true, qemu: { done: 'reset', pid } });
+
+    // power off: the guest ignores the ACPI button (no ACPI), so QMP quit ends QEMU.
+    const off = run(['--lab', labFile, '--json', 'power', 'vm', 'off']);
+    expect(off.code).toBe(0);
+    expect(off.last).toMatchObject({ ok: true, qemu: { done: 'quit', pid } });
+    expect(pidAlive(pid)).toBe(false);
+    expect(qemusWith(g.dir)).toEqual([]);
+    expect(readVm(stateDir, 'vm').state).toBe('off');
+    expect(run(['--lab', labFile, '--json', 'devices']).last.devices[0].power).toEqual({ state: 'off' });
+    expect(run(['--lab', labFile, '--json', 'power', 'vm', 'off']).last).toMatchObject({ ok: true, qemu: { done: 'already-off' } });
+  });
+
+  it('detects a stale record: QEMU killed, or its pid now another process', async () => {
+    const on = run(['--lab', labFile, '--json', 'power', 'vm', 'on']);
+    expect(on.code).toBe(0);
+    const pid: number = on.last.qemu.pid;
+    pids.push(pid);
+    // A pid reused by another process: same pid, different start time.
+    const rp = recordPath(stateDir, 'vm');
+    const rec = JSON.parse(readFileSync(rp, 'utf8'));
+    writeFileSync(rp, JSON.stringify({ ...rec, pidStart: rec.pidStart + 1 }));
+    expect(run(['--lab', labFile, '--json', 'devices']).last.devices[0].power).toMatchObject({ state: 'stale', why: `pid ${pid} now belongs to another process` });
+    writeFileSync(rp, JSON.stringify(rec));
+    expect(readVm(stateDir, 'vm').state).toBe('on');
+    // The QEMU dies under the lab.
+    process.kill(pid, 'SIGKILL');
+    await until('QEMU to die', () => !pidAlive(pid));
+    const dev = run(['--lab', labFile, '--json', 'devices']);
+    expect(dev.last.devices[0].power).toMatchObject({ state: 'stale', pid, why: `QEMU (pid ${pid}) is gone` });
+    expect(run(['--lab', labFile, 'devices']).stdout).toMatch(/power off \(stale record: QEMU \(pid \d+\) is gone\)/);
+    // The next power on takes over the stale record and says so; power off then ends it.
+    const again = run(['--lab', labFile, '--json', 'power', 'vm', 'on']);
+    expect(again.last).toMatchObject({ ok: true, qemu: { done: 'started', staleRecord: `QEMU (pid ${pid}) is gone` } });
+    pids.push(again.last.qemu.pid);
+    process.kill(again.last.qemu.pid, 'SIGKILL');
+    await until('QEMU to die', () => !pidAlive(again.last.qemu.pid));
+    expect(run(['--lab', labFile, '--json', 'power', 'vm', 'off']).last).toMatchObject({ ok: true, qemu: { done: 'stale-record' } });
+    expect(readVm(stateDir, 'vm').state).toBe('off');
+  });
+
+  it('a QEMU that console started itself dies with the console command, even by SIGKILL', async () => {
+    expect(readVm(stateDir, 'vm').state).toBe('off');
+    const con = spawn(process.execPath, [BIN, '--lab', labFile, 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let err = '';
+    con.stderr!.on('data', (d: Buffer) => { err += d; });
+    await until('the console banner', () => /\[vm console; boot [0-9a-f]+/.test(err));
+    const [q] = await until('its QEMU', () => { const l = qemusWith(g.dir); return l.length === 1 && l; });
+    pids.push(q!);
+    con.kill('SIGKILL');
+    await new Promise((r) => con.once('close', r));
+    await until('the orphan guards to kill QEMU', () => !pidAlive(q!));
+    expect(qemusWith(g.dir)).toEqual([]);
+    // It was never a powered-on device, and the killed command's lock is stale, not held.
+    expect(readVm(stateDir, 'vm').state).toBe('off');
+    expect(readLock(stateDir, 'vm').state).toBe('stale');
+  });
+
+  it('bad usage: typed errors with exit 2', () => {
+    const bad = run(['--lab', labFile, '--json', 'power', 'vm', 'off', '--append', 'k=4']);
+    expect(bad.code).toBe(2);
+    expect(bad.last).toMatchObject({ ok: false, error: { kind: 'bad-input', code: 'bad-usage' } });
+    expect(run(['--lab', labFile, '--json', 'power', 'vm', 'sideways']).code).toBe(2);
+    // A QEMU binary that is not installed: the person's setup, named, and no record left behind.
+    const noQemu = join(dir, 'noqemu.yaml');
+    writeFileSync(noQemu, `version: 1\nstate: noqemu-state\ndevices:\n  vm:\n    kind: qemu\n    qemu: { binary: qemu-system-nonesuch, kernel: ${g.elf} }\n`);
+    const missing = run(['--lab', noQemu, '--json', 'power', 'vm', 'on']);
+    expect(missing.code).toBe(2);
+    expect(missing.last).toMatchObject({ ok: false, error: { code: 'missing-tool' } });
+    expect(missing.last.error.message).toMatch(/qemu-system-nonesuch.*install/);
+    expect(readVm(join(dir, 'noqemu-state'), 'vm').state).toBe('off');
+  });
+});
