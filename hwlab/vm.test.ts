@@ -13,6 +13,7 @@ import { pidAlive, readVm, recordPath } from './vm.ts';
 import { readLock } from './lock.ts';
 import { parseLab } from './labfile.ts';
 import { captureTrace } from './traces/capture.ts';
+import { powerOnSession } from './boot.ts';
 import { verifyTraceFile } from '../axiom/node/trace-file.ts';
 
 const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
@@ -177,10 +178,34 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab power for a qemu device (
     // The next power on takes over the stale record and says so; power off then ends it.
     const again = run(['--lab', labFile, '--json', 'power', 'vm', 'on']);
     expect(again.last).toMatchObject({ ok: true, qemu: { done: 'started', staleRecord: `QEMU (pid ${pid}) is gone` } });
-    pids.push(again.last.qemu.pid);
-    process.kill(again.last.qemu.pid, 'SIGKILL');
-    await until('QEMU to die', () => !pidAlive(again.last.qemu.pid));
-    expect(run(['--lab', labFile, '--json', 'power', 'vm', 'off']).last).toMatchObject({ ok: true, qemu: { done: 'stale-record' } });
+    const pid2: number = again.last.qemu.pid;
+    pids.push(pid2);
+    // A console attached to it sees its QEMU killed: the lab's failure (console-gone), not the OS's.
+    const parsed = parseLab(readFileSync(labFile, 'utf8'), labFile);
+    if (!parsed.ok) throw new Error('lab file');
+    const s = await powerOnSession({ lab: parsed.lab, device: parsed.lab.devices.get('vm')!, keep: true, timeoutMs: 600_000, running: 'join' });
+    expect(s.attached?.pid).toBe(pid2);
+    process.kill(pid2, 'SIGKILL');
+    const outcome = await s.watch.done;
+    await s.stop();
+    expect(outcome.failure).toMatchObject({ blame: 'lab', code: 'console-gone' });
+    expect(outcome.failure!.message).toMatch(new RegExp(`QEMU \\(pid ${pid2}.*went away`));
+    await until('QEMU to die', () => !pidAlive(pid2));
+    // boot on a device whose record is stale: the device is off, so boot starts (and ends) its own QEMU.
+    const b = run(['--lab', labFile, '--json', 'boot', 'vm']);
+    expect(b.code).toBe(0);
+    expect(b.last.ok).toBe(true);
+    expect(b.last.attached).toBeUndefined();
+    expect(readVm(stateDir, 'vm').state).toBe('off');
+    expect(qemusWith(g.dir)).toEqual([]);
+    // power off on a stale record removes it and says so.
+    const third = run(['--lab', labFile, '--json', 'power', 'vm', 'on']);
+    expect(third.last.qemu.done).toBe('started');
+    const pid3: number = third.last.qemu.pid;
+    pids.push(pid3);
+    process.kill(pid3, 'SIGKILL');
+    await until('QEMU to die', () => !pidAlive(pid3));
+    expect(run(['--lab', labFile, '--json', 'power', 'vm', 'off']).last).toMatchObject({ ok: true, qemu: { done: 'stale-record', pid: pid3 } });
     expect(readVm(stateDir, 'vm').state).toBe('off');
   });
 

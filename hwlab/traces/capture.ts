@@ -114,7 +114,8 @@ export async function captureTrace(o: CaptureOptions): Promise<CaptureResult> {
         return s.console;
       };
     } else {
-      const path = s.linkPath!;
+      const path = s.linkPath;
+      if (!path) { await s.stop(); throw new LabError('bad-input', 'bad-usage', `${dev.name} was powered on without a virtio link port (the lab file changed since?); orbital-lab power ${dev.name} off, then capture again`); }
       factory = () => connectTransport({ path }, 5000);
     }
   }
