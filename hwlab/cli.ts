@@ -14,6 +14,7 @@ import { boot, powerOnSession } from './boot.ts';
 import { watchConsole } from './console/hub.ts';
 import type { LogLine } from './console/capture.ts';
 import { captureTrace } from './traces/capture.ts';
+import { readVm } from './vm.ts';
 import { replayTrace, verifyTrace } from './traces/replay.ts';
 import { exportChrome } from './traces/export.ts';
 
@@ -142,7 +143,12 @@ Object.assign(commands, {
     const dev = getDevice(l, need(positionals[0], 'DEVICE'));
     const tty = process.stdin.isTTY;
     if (values.watch) {
-      const sock = await watchConsole(l.stateDir, dev.name);
+      const sock = await watchConsole(l.stateDir, dev.name).catch((e: unknown) => {
+        // Nobody attached, but a powered-on QEMU keeps its whole console in a file.
+        const v = dev.kind === 'qemu' ? readVm(l.stateDir, dev.name) : null;
+        if (v?.state === 'on' && e instanceof LabError) throw new LabError(e.kind, e.code, `${e.message}; its QEMU (pid ${v.rec.pid}) is on and writes its console to ${v.rec.consoleLog} (tail -f it)`, e.blame);
+        throw e;
+      });
       process.stderr.write(`[watching ${dev.name} read-only; Ctrl-C to leave]\n`);
       sock.pipe(process.stdout);
       await new Promise<void>((res) => { sock.once('close', () => res()); signal.addEventListener('abort', () => { sock.destroy(); res(); }, { once: true }); });

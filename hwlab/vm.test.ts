@@ -89,6 +89,10 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab power for a qemu device (
     const consoleLog: string = on.last.qemu.consoleLog;
     await until('the guest to boot', () => /ready: head/.test(readFileSync(consoleLog, 'utf8')));
     expect(readFileSync(consoleLog, 'latin1').startsWith('\x1bc')).toBe(true);
+    // Nobody is attached to watch; the refusal names the file QEMU writes the console to.
+    const watch = run(['--lab', labFile, '--json', 'console', 'vm', '--watch']);
+    expect(watch.code).toBe(3);
+    expect(watch.last.error.message).toContain(consoleLog);
     // Powering on again is a no-op that names the running QEMU.
     expect(run(['--lab', labFile, '--json', 'power', 'vm', 'on']).last).toMatchObject({ ok: true, qemu: { done: 'already-on', pid } });
 
