@@ -10,30 +10,29 @@ export const O_DIRECT = constants.O_DIRECT ?? 0;
 
 /**
  * Allocates `count` buffers of `size` usable bytes aligned for O_DIRECT on `fh`; null if none aligns.
- * The probe must touch allocated blocks: a filesystem does not check alignment when reading a hole.
- * `write` probes by writing 4 KiB of zeros at offset 0 (only for a target about to be overwritten,
- * whose head is rewritten last anyway); `read` reads 4 KiB at offset 0, which every flash writes.
+ * They are cut from one allocation, so one probe finds the alignment for all of them (they lie at
+ * multiples of 4 KiB from the first). The probe must touch allocated blocks: a filesystem does not
+ * check alignment when reading a hole. `write` probes by writing 4 KiB of zeros at offset 0 (only
+ * for a target about to be overwritten, whose head is rewritten last anyway); `read` reads 4 KiB at
+ * offset 0, which every flash writes.
  */
 export async function alignedBuffers(fh: FileHandle, count: number, size: number, probe: 'read' | 'write', shared = false): Promise<Buffer[] | null> {
-  const out: Buffer[] = [];
-  for (let i = 0; i < count; i++) {
-    const raw = newBuffer(size + ALIGN, shared);
-    if (probe === 'write') raw.fill(0, 0, 2 * ALIGN);
-    let found = -1;
-    for (let off = 0; off < ALIGN; off += 16) {
-      try {
-        if (probe === 'write') await fh.write(raw, off, ALIGN, 0);
-        else await fh.read(raw, off, ALIGN, 0);
-        found = off;
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-      }
+  const stride = alignUp(size);
+  const raw = newBuffer(count * stride + ALIGN, shared);
+  if (probe === 'write') raw.fill(0, 0, 2 * ALIGN);
+  let found = -1;
+  for (let off = 0; off < ALIGN; off += 16) {
+    try {
+      if (probe === 'write') await fh.write(raw, off, ALIGN, 0);
+      else await fh.read(raw, off, ALIGN, 0);
+      found = off;
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
     }
-    if (found < 0) return null;
-    out.push(raw.subarray(found, found + size));
   }
-  return out;
+  if (found < 0) return null;
+  return Array.from({ length: count }, (_, i) => raw.subarray(found + i * stride, found + i * stride + size));
 }
 
 export const alignDown = (x: number) => Math.floor(x / ALIGN) * ALIGN;

@@ -3,7 +3,10 @@ import { readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync, sy
 import { spawnSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describeWithTools } from '../../scripts/testkit.ts';
-import { flash, verifyOnly } from './flash.ts';
+import { flash, verifyOnly, imageIdOfTable } from './flash.ts';
+import { blake3 } from '@noble/hashes/blake3.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { createHash } from 'node:crypto';
 import { checkBlock, type SystemView } from './target.ts';
 import { readJournal } from './journal.ts';
 import { LabError } from '../errors.ts';
@@ -81,13 +84,14 @@ describe('flash to a file target', () => {
       device: s.dev, stateDir: s.lab.stateDir, source: s.img,
       onProgress: (ev) => {
         // Between write and verify, something else scribbles on the target.
-        if (ev.phase === 'sync' && !tampered) { tampered = true; const fd = openSync(s.target, 'r+'); writeSync(fd, Buffer.alloc(4096, 0x55), 0, 4096, 5 * MiB); closeSync(fd); }
+        if (ev.phase === 'sync' && !tampered) { tampered = true; const fd = openSync(s.target, 'r+'); writeSync(fd, Buffer.from([0x55 ^ s.whole[5 * MiB + 1234]!]), 0, 1, 5 * MiB + 1234); closeSync(fd); }
       },
     });
     const err = await p.then(() => null, (e: LabError) => e);
     expect(tampered).toBe(true);
     expect(err?.code).toBe('verify-mismatch');
-    expect(err?.detail.offset).toBe(4 * MiB);
+    // The read-back is compared byte for byte with what was written: the very byte is named.
+    expect(err?.detail.offset).toBe(5 * MiB + 1234);
     expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('failed');
   });
 
@@ -97,6 +101,44 @@ describe('flash to a file target', () => {
     expect(r.verify!.bytes).toBe(12 * MiB);
     expect(r.mappedBytes).toBe(12 * MiB);
     expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+  });
+
+  it('names the image by BLAKE3 of its bytes without a bmap, and of its checked SHA-256 range table with one', async () => {
+    const s = setup();
+    const raw = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null });
+    expect(raw.blake3Of).toBe('bytes');
+    expect(raw.blake3).toBe(bytesToHex(blake3(s.whole)));
+    const withMap = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, force: true });
+    expect(withMap.blake3Of).toBe('bmap-sha256');
+    const lines = [...EXTENTS].sort((a, b) => a[0] - b[0]).map(([off, len]) => `${off}-${off + len} ${createHash('sha256').update(s.whole.subarray(off, off + len)).digest('hex')}\n`);
+    expect(withMap.blake3).toBe(imageIdOfTable(12 * MiB, lines));
+    expect(readJournal(s.lab.stateDir, 'dut')).toMatchObject({ status: 'ok', blake3: withMap.blake3, blake3Of: 'bmap-sha256' });
+    // The compare (skip) and the verify command name it the same way.
+    const again = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img });
+    expect(again.status).toBe('skipped');
+    expect(again.blake3).toBe(withMap.blake3);
+    const v = await verifyOnly({ device: s.dev, stateDir: s.lab.stateDir, source: s.img });
+    expect(v).toMatchObject({ same: true, blake3: withMap.blake3, blake3Of: 'bmap-sha256' });
+  });
+
+  it('does not skip a target that matches a source corrupted the same way: the range checksum fails the compare', async () => {
+    const s = setup();
+    await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img });
+    for (const f of [s.img, s.target]) { const fd = openSync(f, 'r+'); writeSync(fd, Buffer.from([0xff ^ s.whole[4 * MiB + 7]!]), 0, 1, 4 * MiB + 7); closeSync(fd); }
+    expect(await code(flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img }))).toBe('checksum-mismatch');
+  });
+
+  it('syncs by chunk count when many small ranges would fill the pool, and reads every one back', async () => {
+    const l = makeLab();
+    dirs.push(l.dir);
+    const img = join(l.dir, 'many.img');
+    // 96 ranges of 4 KiB, one every 64 KiB: each is its own small chunk, far below the sync size.
+    const many: Array<[number, number]> = Array.from({ length: 96 }, (_, i) => [MiB + i * 64 * 1024, 4096]);
+    const whole = makeImage(img, 8 * MiB, many);
+    makeBmap(join(l.dir, 'many.bmap'), whole, many);
+    const r = await flash({ device: l.dev, stateDir: l.lab.stateDir, source: img, chunkBytes: MiB, syncEveryBytes: 8 * MiB });
+    expect(r.verify!.bytes).toBe(96 * 4096);
+    expect(readFileSync(l.target).equals(whole)).toBe(true);
   });
 
   it('refuses a bmap that belongs to another image', async () => {

@@ -1,5 +1,5 @@
 // The flash pipeline: compare -> write -> sync -> verify. Success is reported only after the target
-// was read back through a fresh, uncached handle and every chunk matched what was written.
+// was read back through a fresh, uncached handle and every byte matched what was written.
 //
 // - Only the bmap's mapped ranges are read, written and verified; each range's checksum is checked
 //   as it streams by (a mismatch stops the flash before the head is written).
@@ -8,17 +8,20 @@
 //   the next run knows it was interrupted and starts clean.
 // - Writes go through O_DIRECT in bounded chunks with a few in flight, and the target is synced
 //   every 32 MiB: there is never much dirty cache, so a cancel returns in well under a second.
-// - BLAKE3 of the written bytes identifies the image (on a worker thread); each chunk also gets an
-//   XXH3-128 fingerprint, which the verifier recomputes on the read-back bytes (6+ GB/s in WASM,
-//   so verify runs at the speed of the disk, not of the hash) and which names the first bad
-//   offset. The verifier reads chunks back through its own O_DIRECT handle as soon as a sync has
-//   made them durable, beside the write; the head and the last stretch after the final sync.
+// - The image is hashed once, on a worker thread, as it is written: the bmap's per-range SHA-256
+//   (native, checked against the bmap) and the image's BLAKE3 id taken over that checked range
+//   table; without SHA-256 range checksums, BLAKE3 over the bytes (WebAssembly, ~1 GB/s).
+// - Verify compares byte for byte: a written chunk's buffer - the very bytes that were checksummed
+//   and written - stays in memory until the verifier, on its own O_DIRECT handle, has read the
+//   target's copy back and compared the two (memcmp, tens of GB/s: verify runs at the disk's speed
+//   and names the first bad byte). Chunks are read back as soon as a sync has made them durable,
+//   beside the write, so only one sync interval of chunks is ever held; the head after the final sync.
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
-import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { createBLAKE3, createXXHash128, type IHasher } from 'hash-wasm';
+import { blake3 } from '@noble/hashes/blake3.js';
+import { bytesToHex as toHex } from '@noble/hashes/utils.js';
 import { LabError, fromSystemError } from '../errors.ts';
 import type { Device } from '../labfile.ts';
 import { parseBmap, byteRanges, type Bmap } from './bmap.ts';
@@ -69,7 +72,9 @@ export interface FlashResult {
   /** Bytes of the image that carry data (the bmap's mapped ranges, else all). */
   mappedBytes: number;
   bytesWritten: number;
+  /** Names the image: BLAKE3 of its mapped bytes, or of its range table with each range's checked SHA-256 (`blake3Of`). */
   blake3: string;
+  blake3Of: Blake3Of;
   directIo: boolean;
   verify: VerifyReport | null;
   seconds: { compare: number; write: number; sync: number; verify: number; total: number };
@@ -84,7 +89,6 @@ const QD = 3;
 const WRITE_QD = 4;
 
 interface Chunk { offset: number; length: number; buf: Buffer }
-interface Fingerprint { offset: number; length: number; fp: string }
 interface Range { start: number; end: number; checksum?: string }
 
 /** Finds IMAGE.bmap (or the name without .gz/.xz/.zst) beside the image. */
@@ -188,24 +192,69 @@ async function* chunksOf(src: Source, ranges: Range[] | null, imageSize: number 
   onLength(pos);
 }
 
-/** Checks each bmap range's checksum as its bytes stream by. */
-class RangeChecker {
+/**
+ * Hashes the image's mapped bytes once, on the worker, as they stream by, and names the image:
+ * - with a bmap that has a SHA-256 for every range (bmaptool's default), each range's SHA-256 is
+ *   checked against the bmap, and the image's BLAKE3 id is taken over its range table (image size,
+ *   each range's bytes and SHA-256): one hash pass, the one bmaptool makes too;
+ * - otherwise BLAKE3 runs over the mapped bytes (the whole image without a bmap: what `b3sum IMAGE`
+ *   prints), and whatever range checksums the bmap has (SHA-1 in bmap 1.x) are checked beside it.
+ * `feed` resolves `hashed` once the worker is done with the chunk's buffer; at a range's last chunk
+ * `verdict` settles with the range's check (it rejects on a mismatch).
+ */
+class ImageHasher {
+  readonly of: Blake3Of;
+  private b3: number | null = null;
   private i = 0;
-  private h: Hash | null = null;
-  constructor(private ranges: Range[], private type: 'sha1' | 'sha256' | null, private path: string) {}
-  feed(c: Chunk): void {
-    if (!this.type) return;
-    while (this.i < this.ranges.length && this.ranges[this.i]!.end <= c.offset) this.i++;
-    const r = this.ranges[this.i];
-    if (!r?.checksum) return;
-    if (c.offset === r.start) this.h = createHash(this.type);
-    this.h?.update(c.buf.subarray(0, c.length));
-    if (c.offset + c.length === r.end) {
-      const got = this.h?.digest('hex');
-      this.h = null;
-      if (got !== r.checksum) throw new LabError('bad-input', 'checksum-mismatch', `image ${this.path}: bytes ${r.start}-${r.end} do not match the bmap's ${this.type} (want ${r.checksum}, got ${got}): the image is corrupt or the bmap belongs to another image`, 'lab', { offset: r.start });
-    }
+  private stream: number | null = null;
+  private table: Promise<string>[] = [];
+  constructor(private w: HashWorker, private ranges: Range[], private type: 'sha1' | 'sha256' | null, private imageSize: number | null, private path: string) {
+    this.of = imageIdOf(ranges, type);
+    if (this.of === 'bytes') this.b3 = w.open('blake3');
   }
+
+  feed(c: Chunk): { hashed: Promise<void>; verdict: Promise<void> | null } {
+    const streams = this.b3 === null ? [] : [this.b3];
+    let r: Range | undefined;
+    if (this.type) {
+      while (this.i < this.ranges.length && this.ranges[this.i]!.end <= c.offset) this.i++;
+      r = this.ranges[this.i];
+      if (r?.checksum && r.start <= c.offset) {
+        if (c.offset === r.start) this.stream = this.w.open(this.type);
+        if (this.stream !== null) streams.push(this.stream);
+      } else r = undefined;
+    }
+    const hashed = this.w.update(streams, c.buf, c.length);
+    if (!r || this.stream === null || c.offset + c.length !== r.end) return { hashed, verdict: null };
+    const range = r;
+    const type = this.type!;
+    const got = this.w.digest(this.stream).then((hex) => {
+      if (hex !== range.checksum) throw new LabError('bad-input', 'checksum-mismatch', `image ${this.path}: bytes ${range.start}-${range.end} do not match the bmap's ${type} (want ${range.checksum}, got ${hex}): the image is corrupt or the bmap belongs to another image`, 'lab', { offset: range.start });
+      return `${range.start}-${range.end} ${hex}\n`;
+    });
+    this.stream = null;
+    this.table.push(got);
+    return { hashed, verdict: got.then(() => {}) };
+  }
+
+  /** The image's BLAKE3 id (every range must have been fed; throws a range's mismatch). */
+  async id(): Promise<string> {
+    if (this.b3 !== null) return this.w.digest(this.b3);
+    const lines = await Promise.all(this.table);
+    return imageIdOfTable(this.imageSize!, lines);
+  }
+}
+
+/** How a flash names its image (see ImageHasher). */
+export type Blake3Of = 'bytes' | 'bmap-sha256';
+
+function imageIdOf(ranges: Range[], type: 'sha1' | 'sha256' | null): Blake3Of {
+  return type === 'sha256' && ranges.length > 0 && ranges.every((r) => r.checksum) ? 'bmap-sha256' : 'bytes';
+}
+
+/** BLAKE3 of an image's range table: "orbital-image 1 SIZE\n", then "START-END SHA256\n" per range (byte offsets, end exclusive). */
+export function imageIdOfTable(imageSize: number, lines: string[]): string {
+  return toHex(blake3(new TextEncoder().encode(`orbital-image 1 ${imageSize}\n${lines.join('')}`)));
 }
 
 /** Opens a target for reading around the page cache; says how. */
@@ -216,9 +265,14 @@ async function openUncached(t: Target): Promise<{ fh: FileHandle; method: Verify
     }
   }
   // No O_DIRECT here (tmpfs, some FUSE): drop the file's cached pages (dd iflag=nocache = posix_fadvise DONTNEED), then read.
-  const cmd = t.type === 'block' ? spawnSync('blockdev', ['--flushbufs', t.real]) : spawnSync('dd', [`if=${t.real}`, 'iflag=nocache', 'count=0'], { stdio: 'ignore' });
   const tmpfs = t.type === 'file' && isTmpfs(t.real);
-  return { fh: await open(t.real, 'r'), method: cmd.status === 0 && !tmpfs ? 'dropped-cache' : 'cached' };
+  return { fh: await open(t.real, 'r'), method: dropCached(t) && !tmpfs ? 'dropped-cache' : 'cached' };
+}
+
+/** Drops a target's clean cached pages (synced ones): the next read comes from the disk. */
+function dropCached(t: Target): boolean {
+  const cmd = t.type === 'block' ? spawnSync('blockdev', ['--flushbufs', t.real]) : spawnSync('dd', [`if=${t.real}`, 'iflag=nocache', 'count=0'], { stdio: 'ignore' });
+  return cmd.status === 0;
 }
 
 function isTmpfs(path: string): boolean {
@@ -226,58 +280,89 @@ function isTmpfs(path: string): boolean {
 }
 
 /**
- * Reads the target back through its own uncached handle and checks every chunk's fingerprint. It
- * runs beside the write: chunks are handed over only once a sync has made them durable (the head
- * after the final sync), so the disk's read bandwidth is used while the CPU hashes the next
- * chunks. Success still needs every chunk read back and matched after its sync.
+ * A written chunk waiting for its read-back: the very bytes that were checksummed, hashed and
+ * written stay in memory (`data`; null for a chunk of zeros) until the target's copy has been read
+ * back and compared with them byte for byte; `done` then gives the buffer back.
+ */
+interface Written { offset: number; length: number; data: Buffer | null; done: () => void }
+
+/** The first offset at which `a` and `b` differ (they are known to differ). */
+function firstDifference(a: Buffer, b: Buffer): number {
+  let lo = 0;
+  // Narrow down in 4 KiB steps with memcmp, then byte by byte.
+  while (lo + 4096 <= a.length && a.subarray(lo, lo + 4096).equals(b.subarray(lo, lo + 4096))) lo += 4096;
+  while (lo < a.length && a[lo] === b[lo]) lo++;
+  return lo;
+}
+
+/**
+ * Reads the target back through its own uncached handle and compares every chunk, byte for byte,
+ * with the bytes that were written. It runs beside the write: chunks are handed over only once a
+ * sync has made them durable (the head after the final sync), so the disk's read bandwidth is used
+ * while the write goes on. Success still needs every chunk read back and matched after its sync.
  */
 class Verifier {
-  private queue: Fingerprint[] = [];
+  private queue: Written[] = [];
   private inflight = 0;
   private error: LabError | null = null;
   private idle: Array<() => void> = [];
   private busySince = 0;
   private busyMs = 0;
+  private zeros: Buffer;
   bytes = 0;
-  private constructor(private fh: FileHandle, readonly method: VerifyReport['method'], private pool: Pool, private xxh: IHasher, private t: Target, private qd: number, private signal?: AbortSignal) {}
+  private constructor(private fh: FileHandle, readonly method: VerifyReport['method'], private pool: Pool, private t: Target, private qd: number, chunkBytes: number, private signal?: AbortSignal) {
+    this.zeros = Buffer.alloc(chunkBytes);
+  }
 
-  static async open(t: Target, chunkBytes: number, xxh: IHasher, signal?: AbortSignal): Promise<Verifier> {
+  static async open(t: Target, chunkBytes: number, signal?: AbortSignal): Promise<Verifier> {
     const { fh, method } = await openUncached(t);
     const bufs = method === 'o_direct' ? await alignedBuffers(fh, QD, chunkBytes + 2 * ALIGN, 'read') : Array.from({ length: QD }, () => Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN));
     if (!bufs) { await fh.close(); throw new LabError('io', 'io-error', `target ${t.path}: no buffer alignment works for O_DIRECT`); }
-    return new Verifier(fh, method, new Pool(bufs), xxh, t, QD, signal);
+    return new Verifier(fh, method, new Pool(bufs), t, QD, chunkBytes, signal);
   }
 
-  push(fps: Fingerprint[]): void { this.queue.push(...fps); this.pump(); }
+  push(ws: Written[]): void {
+    if (ws.length === 0) return;
+    // Without O_DIRECT the synced pages are still cached: drop them so they are read from the disk.
+    if (this.method === 'dropped-cache') dropCached(this.t);
+    this.queue.push(...ws);
+    this.pump();
+  }
 
   /** The first mismatch or read error so far (the write stops at once instead of finishing). */
   get failed(): LabError | null { return this.error && this.error.code !== 'cancelled' ? this.error : null; }
 
   private pump(): void {
     if (this.signal?.aborted && !this.error) this.error = new LabError('timeout', 'cancelled', 'flash cancelled during verify; the target is not known to hold the image', 'lab');
+    // After a failure nothing more is read; queued chunks give their buffers back so a writer waiting for one wakes up and sees the failure.
+    if (this.error) for (const w of this.queue.splice(0)) w.done();
     while (!this.error && this.inflight < this.qd && this.queue.length) this.start(this.queue.shift()!);
-    if (this.inflight === 0 && (this.queue.length === 0 || this.error)) for (const f of this.idle.splice(0)) f();
+    if (this.inflight === 0 && this.queue.length === 0) for (const f of this.idle.splice(0)) f();
   }
 
-  private start(f: Fingerprint): void {
+  private start(w: Written): void {
     if (this.inflight === 0) this.busySince = performance.now();
     this.inflight++;
     void (async () => {
       const buf = await this.pool.acquire();
       try {
         const direct = this.method === 'o_direct';
-        const a = direct ? alignDown(f.offset) : f.offset;
-        const len = direct ? alignUp(f.offset + f.length) - a : f.length;
-        const n = (await readFull(this.fh, buf, len, a)) - (f.offset - a);
-        if (n < f.length) throw new LabError('io', 'verify-mismatch', `verify: target ${this.t.path} ends at ${f.offset + Math.max(0, n)}, before the image's byte ${f.offset + f.length}`, 'lab', { offset: f.offset + Math.max(0, n) });
-        this.xxh.init();
-        this.xxh.update(buf.subarray(f.offset - a, f.offset - a + f.length));
-        if (this.xxh.digest('hex') !== f.fp) throw new LabError('io', 'verify-mismatch', `verify: target ${this.t.path} differs from the image in bytes ${f.offset}-${f.offset + f.length} (read back through ${this.method}): the target is failing or something else wrote to it`, 'lab', { offset: f.offset });
-        this.bytes += f.length;
+        const a = direct ? alignDown(w.offset) : w.offset;
+        const len = direct ? alignUp(w.offset + w.length) - a : w.length;
+        const n = (await readFull(this.fh, buf, len, a)) - (w.offset - a);
+        if (n < w.length) throw new LabError('io', 'verify-mismatch', `verify: target ${this.t.path} ends at ${w.offset + Math.max(0, n)}, before the image's byte ${w.offset + w.length}`, 'lab', { offset: w.offset + Math.max(0, n) });
+        const got = buf.subarray(w.offset - a, w.offset - a + w.length);
+        const want = w.data ?? this.zeros.subarray(0, w.length);
+        if (!got.equals(want)) {
+          const at = w.offset + firstDifference(got, want);
+          throw new LabError('io', 'verify-mismatch', `verify: target ${this.t.path} differs from the image at byte ${at} (in bytes ${w.offset}-${w.offset + w.length}, read back through ${this.method}): the target is failing or something else wrote to it`, 'lab', { offset: at });
+        }
+        this.bytes += w.length;
       } catch (e) {
         this.error ??= e instanceof LabError ? e : fromSystemError(e, `verify: reading back ${this.t.path}`);
       } finally {
         this.pool.release(buf);
+        w.done();
         this.inflight--;
         if (this.inflight === 0) this.busyMs += performance.now() - this.busySince;
         this.pump();
@@ -291,7 +376,7 @@ class Verifier {
     const prog = new Progress('verify', total ?? null, onProgress, undefined, this.bytes);
     const tick = setInterval(() => prog.tick(this.bytes), 250);
     try {
-      if (this.inflight > 0 || (this.queue.length > 0 && !this.error)) await new Promise<void>((r) => this.idle.push(r));
+      if (this.inflight > 0 || this.queue.length > 0) await new Promise<void>((r) => this.idle.push(r));
     } finally { clearInterval(tick); }
     if (this.error) throw this.error;
     prog.tick(this.bytes, true);
@@ -299,7 +384,10 @@ class Verifier {
     return { method: this.method, bytes: this.bytes, seconds, mbPerS: seconds > 0 ? this.bytes / 1e6 / seconds : 0 };
   }
 
+  /** Stops reading (a failed or cancelled flash), gives every buffer back and closes the handle. */
   async close(): Promise<void> {
+    this.error ??= new LabError('timeout', 'cancelled', 'verify stopped', 'lab');
+    this.pump();
     if (this.inflight > 0) await new Promise<void>((r) => this.idle.push(r));
     await this.fh.close().catch(() => {});
   }
@@ -315,20 +403,23 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
   const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
   const bmap = bmapPath ? loadBmap(bmapPath) : null;
   let src = await openSource(o.source);
-  const b3w = new Blake3Worker();
+  const checksumType = bmap?.checksumType ?? null;
+  const bmapRanges: Range[] = bmap ? byteRanges(bmap) : [];
+  // Started now so its start-up overlaps the checks below; BLAKE3's WebAssembly is loaded only if the bytes are hashed with it.
+  const hw = new HashWorker(imageIdOf(bmapRanges, checksumType) === 'bytes' ? ['blake3'] : []);
   const previous = readJournal(o.stateDir, o.device.name);
   const prevUnfinished = previous && previous.status !== 'ok' ? previous : null;
-  const [b3, xxh] = await Promise.all([createBLAKE3(), createXXHash128()]);
   const seconds = { compare: 0, write: 0, sync: 0, verify: 0, total: 0 };
   try {
     let imageSize: number | null = bmap?.imageSize ?? (src.seekable ? src.storedSize : null);
     if (bmap && src.seekable && src.storedSize !== bmap.imageSize) throw new LabError('bad-input', 'bmap-mismatch', `image ${o.source} is ${src.storedSize} bytes but bmap ${bmapPath} describes ${bmap.imageSize}: the bmap belongs to another image`);
-    const ranges: Range[] | null = bmap ? byteRanges(bmap) : imageSize !== null ? [{ start: 0, end: imageSize }] : null;
+    const ranges: Range[] | null = bmap ? bmapRanges : imageSize !== null ? [{ start: 0, end: imageSize }] : null;
     const mappedKnown = ranges ? ranges.reduce((n, r) => n + r.end - r.start, 0) : null;
     if (t.type === 'block' && imageSize !== null && t.size < imageSize) throw new LabError('refused', 'target-too-small', `${o.device.name}: target ${t.path} holds ${t.size} bytes, the image needs ${imageSize}`, 'lab');
     if (t.type === 'file' && mappedKnown !== null) {
       try { const fsst = statfsSync(t.exists ? t.real : t.real.replace(/\/[^/]*$/, '') || '/'); const free = fsst.bavail * fsst.bsize + (t.exists ? t.size : 0); if (free < mappedKnown) throw new LabError('io', 'target-full', `${o.device.name}: ${free} bytes free where ${t.path} lives, the image needs ${mappedKnown}`, 'lab'); } catch (e) { if (e instanceof LabError) throw e; }
     }
+    const hasher = () => new ImageHasher(hw, bmapRanges, checksumType, bmap?.imageSize ?? null, o.source);
 
     // Compare first: a target that already holds the image is not rewritten (unless forced).
     // (a compressed file is compared while it streams, then read again for the write if it differs;
@@ -336,15 +427,16 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     const canCompare = !o.force && t.exists && src.storedSize !== null && prevUnfinished === null && (imageSize === null || (t.type === 'block' ? t.size >= imageSize : t.size === imageSize));
     if (canCompare) {
       const tc = performance.now();
-      const same = await compareTarget(src, t, ranges, imageSize, chunkBytes, b3, o);
+      const h = hasher();
+      const same = await compareTarget(src, t, ranges, imageSize, chunkBytes, h, hw, o);
       if (same && imageSize === null) imageSize = same.bytes;
       seconds.compare = (performance.now() - tc) / 1000;
       if (same) {
-        const blake3 = b3.digest('hex');
-        writeJournal(o.stateDir, { device: o.device.name, target: t.path, source: o.source, status: 'ok', pid: process.pid, pidStart: null, started: new Date().toISOString(), ended: new Date().toISOString(), blake3 });
+        const blake3 = await h.id();
+        writeJournal(o.stateDir, { device: o.device.name, target: t.path, source: o.source, status: 'ok', pid: process.pid, pidStart: null, started: new Date().toISOString(), ended: new Date().toISOString(), blake3, blake3Of: h.of });
         seconds.total = (performance.now() - tStart) / 1000;
         const v: VerifyReport = same;
-        return { status: 'skipped', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize: imageSize!, mappedBytes: mappedKnown ?? v.bytes, bytesWritten: 0, blake3, directIo: v.method === 'o_direct', verify: v, seconds, previous: null };
+        return { status: 'skipped', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize: imageSize!, mappedBytes: mappedKnown ?? v.bytes, bytesWritten: 0, blake3, blake3Of: h.of, directIo: v.method === 'o_direct', verify: v, seconds, previous: null };
       }
     }
 
@@ -355,9 +447,9 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     const journal: JournalEntry = { device: o.device.name, target: t.path, source: o.source, status: 'in-progress', pid: process.pid, pidStart: pidStart(), started };
     writeJournal(o.stateDir, journal);
     const tw = performance.now();
-    let result: { written: number; fps: Fingerprint[]; imageLen: number; direct: boolean; blake3: string; verify: VerifyReport | null };
+    let result: Awaited<ReturnType<typeof writeImage>>;
     try {
-      result = await writeImage(src, t, ranges, bmap, imageSize, chunkBytes, syncEvery, xxh, b3w, verify, o, seconds);
+      result = await writeImage(src, t, ranges, bmap, imageSize, chunkBytes, syncEvery, hw, hasher(), verify, o, seconds);
     } catch (e) {
       const le = e instanceof LabError ? e : fromSystemError(e, `target ${t.path}`);
       writeJournal(o.stateDir, { ...journal, status: le.code === 'cancelled' ? 'cancelled' : 'failed', ended: new Date().toISOString(), error: le.message });
@@ -365,14 +457,12 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     }
     seconds.write = (performance.now() - tw) / 1000 - seconds.sync - seconds.verify;
     imageSize ??= result.imageLen;
-    const blake3 = result.blake3;
-    const v = result.verify;
-    writeJournal(o.stateDir, { ...journal, status: 'ok', ended: new Date().toISOString(), blake3 });
+    const { blake3, blake3Of } = result;
+    writeJournal(o.stateDir, { ...journal, status: 'ok', ended: new Date().toISOString(), blake3, blake3Of });
     seconds.total = (performance.now() - tStart) / 1000;
-    const mappedBytes = result.fps.reduce((n, f) => n + f.length, 0);
-    return { status: 'written', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize, mappedBytes, bytesWritten: result.written, blake3, directIo: result.direct, verify: v, seconds, previous: prevUnfinished };
+    return { status: 'written', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize, mappedBytes: result.mapped, bytesWritten: result.written, blake3, blake3Of, directIo: result.direct, verify: result.verify, seconds, previous: prevUnfinished };
   } finally {
-    b3w.close();
+    hw.close();
     await src.close();
   }
 }
@@ -381,19 +471,27 @@ function pidStart(): number | null {
   try { const s = readFileSync(`/proc/${process.pid}/stat`, 'utf8'); return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[19]); } catch { return null; }
 }
 
-/** Byte-compares the image's mapped ranges with the target, read uncached. Returns a report when all match. */
-async function compareTarget(src: Source, t: Target, ranges: Range[] | null, imageSize: number | null, chunkBytes: number, b3: IHasher, o: FlashOptions): Promise<VerifyReport | null> {
+/**
+ * Byte-compares the image's mapped ranges with the target, read uncached, hashing the image as it
+ * goes (a range whose checksum does not match the bmap fails the compare with checksum-mismatch).
+ * Returns a report when all match; the image's id is then `hasher.id()`.
+ */
+async function compareTarget(src: Source, t: Target, ranges: Range[] | null, imageSize: number | null, chunkBytes: number, hasher: ImageHasher, hw: HashWorker, o: FlashOptions): Promise<VerifyReport | null> {
   const t0 = performance.now();
   const { fh, method } = await openUncached(t);
+  const hashing = new Set<Promise<void>>();
+  let failure: unknown = null;
+  const track = (p: Promise<void>) => { const q: Promise<void> = p.catch((e) => { failure ??= e; }).finally(() => hashing.delete(q)); hashing.add(q); };
   try {
     const tb = method === 'o_direct' ? await alignedBuffers(fh, 1, chunkBytes + 2 * ALIGN, 'read') : [Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN)];
     if (!tb) return null;
-    const pool = new Pool(Array.from({ length: 2 }, () => Buffer.allocUnsafeSlow(chunkBytes)));
+    const bufs = Array.from({ length: 4 }, () => newBuffer(chunkBytes, true));
+    hw.setBuffers(bufs);
+    const pool = new Pool(bufs);
     const total = ranges ? ranges.reduce((n, r) => n + r.end - r.start, 0) : null;
     const prog = new Progress('compare', total, o.onProgress, total === null && src.storedSize ? () => src.consumed() / src.storedSize! : undefined);
     let done = 0;
     let length = -1;
-    b3.init();
     const it = chunksOf(src, ranges, ranges ? imageSize : null, pool, chunkBytes, (n) => { length = n; });
     try {
       for await (const c of it) {
@@ -404,62 +502,84 @@ async function compareTarget(src: Source, t: Target, ranges: Range[] | null, ima
         try { n = await readFull(fh, tb[0]!, len, a); } catch { pool.release(c.buf); return null; }
         const skew = c.offset - a;
         const same = n - skew >= c.length && tb[0]!.subarray(skew, skew + c.length).equals(c.buf.subarray(0, c.length));
-        if (same) b3.update(c.buf.subarray(0, c.length));
-        pool.release(c.buf);
-        if (!same) return null;
+        if (!same) { pool.release(c.buf); return null; }
+        const { hashed, verdict } = hasher.feed(c);
+        track(hashed.finally(() => pool.release(c.buf)));
+        if (verdict) track(verdict);
+        if (failure) throw failure;
         done += c.length;
         prog.tick(done);
         checkCancel(o.signal);
       }
     } finally { await it.return(undefined); }
+    await Promise.all(hashing);
+    if (failure) throw failure;
     // A stream of unknown length: the target must be exactly as long (a file) or longer (a disk).
     if (imageSize === null && (t.type === 'file' ? length !== t.size : length > t.size)) return null;
     prog.tick(done, true);
     const seconds = (performance.now() - t0) / 1000;
     return { method, bytes: done, seconds, mbPerS: seconds > 0 ? done / 1e6 / seconds : 0 };
-  } finally { await fh.close().catch(() => {}); }
+  } finally {
+    // The worker may still read the buffers of a compare that stopped early.
+    await Promise.allSettled(hashing);
+    await fh.close().catch(() => {});
+  }
 }
 
 /**
- * BLAKE3 on a worker thread over the pool's shared buffers (see blake3-worker.mjs). Started at the
- * beginning of a flash so its start-up overlaps the safety checks; messages queue until it is up
- * (the worker handles them strictly in order, which BLAKE3 needs).
+ * Hashing on a worker thread over the pool's shared buffers (see hash-worker.mjs): BLAKE3 of the
+ * written bytes and the bmap's range checksums. Started at the beginning of a flash so its start-up
+ * overlaps the safety checks; messages queue until it is up (the worker handles them strictly in
+ * order, which streaming hashes need).
  */
-export class Blake3Worker {
-  private waiting = new Map<number, () => void>();
+export class HashWorker {
+  private waiting = new Map<number, { res: (hex: string) => void; rej: (e: Error) => void }>();
   private next = 0;
-  private onDigest: ((hex: string) => void) | null = null;
+  private streams = 0;
   private failed: Error | null = null;
   private index = new Map<ArrayBufferLike, number>();
   private w: Worker;
-  constructor() {
-    this.w = new Worker(new URL('./blake3-worker.mjs', import.meta.url));
-    this.w.on('message', (m: { t: string; id?: number; hex?: string }) => {
-      if (m.t === 'done') { const f = this.waiting.get(m.id!); this.waiting.delete(m.id!); f?.(); }
-      else if (m.t === 'digest') this.onDigest?.(m.hex!);
+  constructor(preload: Array<'blake3'> = []) {
+    this.w = new Worker(new URL('./hash-worker.mjs', import.meta.url), { workerData: { preload } });
+    this.w.on('message', (m: { t: string; id?: number; hex?: string; message?: string }) => {
+      if (m.t === 'error') { this.fail(new Error(`hash worker: ${m.message}`)); return; }
+      const f = this.waiting.get(m.id!);
+      this.waiting.delete(m.id!);
+      f?.res(m.hex ?? '');
     });
-    this.w.on('error', (e) => { this.failed = e; for (const f of this.waiting.values()) f(); this.onDigest?.(''); });
+    this.w.on('error', (e) => this.fail(e));
+  }
+  private fail(e: Error): void {
+    this.failed ??= e;
+    for (const f of this.waiting.values()) f.rej(this.failed);
+    this.waiting.clear();
+  }
+  private ask(msg: Record<string, unknown>): Promise<string> {
+    if (this.failed) return Promise.reject(this.failed);
+    const id = this.next++;
+    return new Promise<string>((res, rej) => { this.waiting.set(id, { res, rej }); this.w.postMessage({ ...msg, id }); });
   }
   setBuffers(bufs: Buffer[]): void {
     const sabs = [...new Set(bufs.map((b) => b.buffer))];
     this.index = new Map(sabs.map((s, i) => [s, i]));
     this.w.postMessage({ t: 'buffers', sabs });
   }
-  hash(buf: Buffer, len: number): Promise<void> {
-    const id = this.next++;
-    return new Promise<void>((res, rej) => {
-      this.waiting.set(id, () => (this.failed ? rej(this.failed) : res()));
-      this.w.postMessage({ t: 'data', id, buf: this.index.get(buf.buffer), off: buf.byteOffset, len });
-    });
+  /** Opens a hash stream; returns its id. */
+  open(alg: 'blake3' | 'sha256' | 'sha1'): number {
+    const id = this.streams++;
+    this.w.postMessage({ t: 'open', id, alg });
+    return id;
   }
-  digest(): Promise<string> {
-    if (this.failed) return Promise.reject(this.failed);
-    return new Promise((res, rej) => { this.onDigest = (h) => (this.failed ? rej(this.failed) : res(h)); this.w.postMessage({ t: 'digest' }); });
+  /** Feeds buf[0, len) to the streams; resolves once the worker is done with the buffer. */
+  update(streams: number[], buf: Buffer, len: number): Promise<void> {
+    return this.ask({ t: 'data', streams, buf: this.index.get(buf.buffer), off: buf.byteOffset, len }).then(() => {});
   }
+  /** Closes a stream; resolves with its hex digest. */
+  digest(stream: number): Promise<string> { return this.ask({ t: 'digest', stream }); }
   close(): void { void this.w.terminate(); }
 }
 
-async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: Bmap | null, imageSize: number | null, chunkBytes: number, syncEvery: number, xxh: IHasher, b3w: Blake3Worker, verify: boolean, o: FlashOptions, seconds: FlashResult['seconds']) {
+async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: Bmap | null, imageSize: number | null, chunkBytes: number, syncEvery: number, hw: HashWorker, hasher: ImageHasher, verify: boolean, o: FlashOptions, seconds: FlashResult['seconds']) {
   // A file target starts empty and sparse (holes read as zeros, as with bmaptool); a disk is claimed
   // exclusively (O_EXCL on a block device fails while it is mounted or claimed elsewhere).
   let fresh = false;
@@ -474,9 +594,13 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
       bfh = await open(t.real, constants.O_RDWR | constants.O_EXCL);
     }
   } catch (e) { throw fromSystemError(e, `target ${t.path}`); }
+  // Written chunks stay in memory until they are read back, so the pool holds one sync interval's
+  // worth beside the chunks being read, hashed and written. A sync comes at the latest when that
+  // many chunks wait for one (small chunks at range ends would otherwise use up the pool).
+  const maxUnsynced = Math.max(1, Math.ceil(syncEvery / chunkBytes));
+  const nbuf = verify ? maxUnsynced + WRITE_QD + QD + 2 : WRITE_QD + 4;
   let dfh: FileHandle | null = null;
   let dbufs: Buffer[] | null = null;
-  const nbuf = WRITE_QD + 4;
   if (O_DIRECT) {
     try {
       dfh = await open(t.real, constants.O_RDWR | O_DIRECT);
@@ -486,43 +610,55 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   }
   const bufs = dbufs ?? Array.from({ length: nbuf }, () => newBuffer(chunkBytes, true));
   const pool = new Pool(bufs);
-  b3w.setBuffers(bufs);
+  hw.setBuffers(bufs);
   // Its own handle, opened after the probe above wrote offset 0 (an O_DIRECT alignment probe must meet allocated blocks).
   let verifier: Verifier | null = null;
   if (verify) {
-    try { verifier = await Verifier.open(t, chunkBytes, xxh, o.signal); } catch (e) { await bfh.close().catch(() => {}); if (dfh) await dfh.close().catch(() => {}); throw e; }
+    try { verifier = await Verifier.open(t, chunkBytes, o.signal); } catch (e) { await bfh.close().catch(() => {}); if (dfh) await dfh.close().catch(() => {}); throw e; }
   }
-  let handed = 0;
-  /** Hands chunks that a sync made durable to the verifier (the held head waits for the end). */
-  const handOver = (all: boolean) => {
-    if (!verifier) return;
-    verifier.push(all ? fps.filter((f, i) => i >= handed || f.offset < HEAD) : fps.slice(handed).filter((f) => f.offset >= HEAD));
-    handed = fps.length;
-  };
   const zero = Buffer.alloc(chunkBytes);
-  const fps: Fingerprint[] = [];
+  /** Written since the last sync; zeros left to holes (no sync needed); the head, read back at the very end. */
+  let unsynced: Written[] = [];
+  let holes: Written[] = [];
+  const head: Written[] = [];
   const held: Array<{ offset: number; data: Buffer }> = [];
-  const checker = new RangeChecker(ranges ?? [], bmap?.checksumType ?? null, src.path);
   const total = ranges ? ranges.reduce((n, r) => n + r.end - r.start, 0) : null;
   const prog = new Progress('write', total, o.onProgress, total === null && src.storedSize ? () => src.consumed() / src.storedSize! : undefined);
   let imageLen = 0;
   let written = 0;
   let done = 0;
   let sinceSync = 0;
-  const inflight = new Set<Promise<void>>();
+  /** Writes in flight (a sync waits for these), hashing in flight, and range checksum verdicts to come. */
+  const writes = new Set<Promise<void>>();
+  const hashing = new Set<Promise<void>>();
+  const checks = new Set<Promise<void>>();
   let failure: unknown = null;
+  const track = (set: Set<Promise<void>>, p: Promise<void>) => {
+    const q: Promise<void> = p.catch((e) => { failure ??= e; }).finally(() => set.delete(q));
+    set.add(q);
+  };
+  /** Gives a chunk's buffer back to the pool once `n` holders (hash, write, read-back) are done with it. */
+  const holders = (buf: Buffer, n: number) => { let left = n; return () => { if (--left === 0) pool.release(buf); }; };
   const put = (buf: Buffer, len: number, pos: number) => {
     const direct = dfh !== null && pos % ALIGN === 0 && len % ALIGN === 0;
     return writeFull(direct ? dfh! : bfh, buf, len, pos);
   };
-  const sync = async () => {
+  const datasync = async () => {
     const ts = performance.now();
-    await Promise.all(inflight);
+    await Promise.all(writes);
     await bfh.datasync();
     if (dfh) await dfh.datasync();
     seconds.sync += (performance.now() - ts) / 1000;
+  };
+  /** Makes what was written durable, then hands it to the verifier (read back beside the write). */
+  const sync = async () => {
+    const batch = unsynced.concat(holes);
+    unsynced = [];
+    holes = [];
     sinceSync = 0;
-    handOver(false);
+    await datasync();
+    if (failure) throw failure;
+    verifier?.push(batch);
   };
   try {
     // A disk keeps its old head until the new one is written last: zero it now.
@@ -534,80 +670,88 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
       if (r.done) break;
       pending = it.next();
       const c = r.value;
-      checker.feed(c);
       const data = c.buf.subarray(0, c.length);
-      const hashed = b3w.hash(c.buf, c.length);
-      xxh.init(); xxh.update(data);
-      fps.push({ offset: c.offset, length: c.length, fp: xxh.digest('hex') });
       done += c.length;
-      let p: Promise<void>;
-      if (c.offset < HEAD) { held.push({ offset: c.offset, data: Buffer.from(data) }); p = hashed; }
-      else if (fresh && zero.subarray(0, c.length).equals(data)) p = hashed;
-      else {
-        p = Promise.all([put(c.buf, c.length, c.offset).then(() => { written += c.length; }), hashed]).then(() => {});
+      const { hashed, verdict } = hasher.feed(c);
+      if (verdict) track(checks, verdict);
+      if (c.offset < HEAD) {
+        // The head is written last, from its own copy (which its read-back is compared with).
+        const copy = Buffer.from(data);
+        held.push({ offset: c.offset, data: copy });
+        head.push({ offset: c.offset, length: c.length, data: copy, done: () => {} });
+        track(hashing, hashed.finally(() => pool.release(c.buf)));
+      } else if (fresh && zero.subarray(0, c.length).equals(data)) {
+        // Zeros on a new sparse file: a hole already holds them (read back all the same).
+        holes.push({ offset: c.offset, length: c.length, data: null, done: () => {} });
+        track(hashing, hashed.finally(() => pool.release(c.buf)));
+      } else {
+        const release = holders(c.buf, verifier ? 3 : 2);
+        track(hashing, hashed.finally(release));
+        track(writes, put(c.buf, c.length, c.offset).then(() => { written += c.length; }).finally(release));
+        unsynced.push({ offset: c.offset, length: c.length, data, done: release });
         sinceSync += c.length;
       }
-      // The buffer goes back to the pool once it is both written and hashed.
-      const q: Promise<void> = p.then(() => pool.release(c.buf), (e) => { failure ??= e; pool.release(c.buf); }).finally(() => inflight.delete(q));
-      inflight.add(q);
       if (failure) throw failure;
       if (verifier?.failed) throw verifier.failed;
-      if (inflight.size >= WRITE_QD) await Promise.race(inflight);
-      if (sinceSync >= syncEvery) await sync();
+      if (writes.size >= WRITE_QD) await Promise.race(writes);
+      if (sinceSync >= syncEvery || unsynced.length >= maxUnsynced) await sync();
       prog.tick(done);
-      if (o.signal?.aborted) { await Promise.allSettled(inflight); await sync().catch(() => {}); checkCancel(o.signal); }
+      if (o.signal?.aborted) { await Promise.allSettled(writes); await datasync().catch(() => {}); checkCancel(o.signal); }
     }
-    await Promise.allSettled(inflight);
+    await Promise.allSettled(writes);
     if (failure) throw failure;
     prog.tick(done, true);
     // The head goes last, after everything else is on the disk.
     const sp = new Progress('sync', null, o.onProgress);
     sp.tick(0, true);
     await sync();
+    // ...and only once every range checksum has matched.
+    await Promise.all(checks);
+    if (failure) throw failure;
     for (const h of held) { await writeFull(bfh, h.data, h.data.length, h.offset); written += h.data.length; }
     if (t.type === 'file') await bfh.truncate(imageSize ?? imageLen);
     if (imageSize === null && t.type === 'block' && imageLen > t.size) throw new LabError('io', 'target-full', `target ${t.path} holds ${t.size} bytes, the image ${imageLen}`);
-    const sv = performance.now();
-    const blake3P = b3w.digest();
     // The final sync: then the head, and whatever the verifier has not had yet, is read back.
-    const ts = performance.now();
-    await Promise.all(inflight);
-    await bfh.datasync();
-    if (dfh) await dfh.datasync();
-    seconds.sync += (performance.now() - ts) / 1000;
+    await datasync();
     let report: VerifyReport | null = null;
     if (verifier) {
-      handOver(true);
+      verifier.push(head);
       const tv = performance.now();
-      report = await verifier.drain(o.onProgress, fps.reduce((n, f) => n + f.length, 0));
+      report = await verifier.drain(o.onProgress, done);
       seconds.verify = (performance.now() - tv) / 1000;
     }
-    void sv;
-    const blake3 = await blake3P;
-    return { written, fps, imageLen: imageSize ?? imageLen, direct: dfh !== null, blake3, verify: report };
+    await Promise.all(hashing);
+    if (failure) throw failure;
+    const blake3 = await hasher.id();
+    return { written, mapped: done, imageLen: imageSize ?? imageLen, direct: dfh !== null, blake3, blake3Of: hasher.of, verify: report };
   } finally {
-    await Promise.allSettled(inflight);
+    await Promise.allSettled(writes);
     await verifier?.close();
+    // The worker may still be reading buffers of a flash that stopped early.
+    await Promise.allSettled(hashing);
     await bfh.close().catch(() => {});
     if (dfh) await dfh.close().catch(() => {});
   }
 }
 
 /** Reads a target back and checks it holds the image (the `verify` command): a compare without writing. */
-export async function verifyOnly(o: FlashOptions): Promise<VerifyReport & { same: boolean; blake3: string | null }> {
+export async function verifyOnly(o: FlashOptions): Promise<VerifyReport & { same: boolean; blake3: string | null; blake3Of: Blake3Of | null }> {
   const t = checkTarget(o.device, { requested: o.requestedTarget, sourcePath: o.source, view: o.view });
   if (!t.exists) throw new LabError('disconnected', 'target-missing', `target ${t.path} does not exist`, 'lab');
   const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
   const bmap = bmapPath ? loadBmap(bmapPath) : null;
   const src = await openSource(o.source);
+  const checksumType = bmap?.checksumType ?? null;
+  const bmapRanges = bmap ? byteRanges(bmap) : [];
+  const hw = new HashWorker(imageIdOf(bmapRanges, checksumType) === 'bytes' ? ['blake3'] : []);
   try {
     if (!src.seekable) throw new LabError('bad-input', 'bad-usage', `verify needs a raw image file (got ${src.format}); decompress it or flash with verify on`);
     const imageSize = bmap?.imageSize ?? src.storedSize!;
-    const ranges = bmap ? byteRanges(bmap) : [{ start: 0, end: imageSize }];
-    const b3 = await createBLAKE3();
-    const r = await compareTarget(src, t, ranges, imageSize, o.chunkBytes ?? DEFAULT_CHUNK, b3, o);
-    if (!r) return { same: false, blake3: null, method: 'o_direct', bytes: 0, seconds: 0, mbPerS: 0 };
+    const ranges = bmap ? bmapRanges : [{ start: 0, end: imageSize }];
+    const h = new ImageHasher(hw, bmapRanges, checksumType, imageSize, o.source);
+    const r = await compareTarget(src, t, ranges, imageSize, o.chunkBytes ?? DEFAULT_CHUNK, h, hw, o);
+    if (!r) return { same: false, blake3: null, blake3Of: null, method: 'o_direct', bytes: 0, seconds: 0, mbPerS: 0 };
     // (method/bytes are only meaningful when same is true)
-    return { ...r, same: true, blake3: b3.digest('hex') };
-  } finally { await src.close(); }
+    return { ...r, same: true, blake3: await h.id(), blake3Of: h.of };
+  } finally { hw.close(); await src.close(); }
 }

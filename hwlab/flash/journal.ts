@@ -14,8 +14,13 @@ export interface JournalEntry {
   pidStart: number | null;
   started: string;
   ended?: string;
-  /** BLAKE3 of the bytes written (the mapped ranges with a bmap, else the whole image). */
+  /**
+   * The image's BLAKE3 id: of the bytes written (the mapped ranges with a bmap, else the whole
+   * image), or - `blake3Of: "bmap-sha256"` - of the bmap's range table with each range's SHA-256,
+   * every one of which was checked against the bytes written.
+   */
   blake3?: string;
+  blake3Of?: 'bytes' | 'bmap-sha256';
   error?: string;
 }
 
