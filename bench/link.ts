@@ -28,6 +28,7 @@ import { percentile, round, type BenchContext, type BenchResult } from './harnes
 const RAW_BYTES = 256 * 1024 * 1024;
 const STREAM_PROPOSALS = 10_000; // 20,000 entries of ~4 KiB each (echo of 4000 characters: COMMIT + RECEIPT)
 const RTT_N = 2000;
+const ROUNDS = 5;
 const STREAM_WINDOW = 4 << 20;
 const PROPOSE_N = 1000;
 const FUZZ_N = Number(process.env.LINK_FUZZ_N ?? 1_000_000);
@@ -206,14 +207,22 @@ export default async function suite(ctx: BenchContext): Promise<BenchResult> {
       }
       return best;
     };
-    // Interleaved, best of 3 each: the machine is shared and its load swings within seconds, so
+    // Interleaved, best of ROUNDS each: the machine is shared and its load swings within seconds, so
     // raw and framed are measured side by side rather than minutes apart.
     let raw = 0;
     let plain = { secs: Infinity, bytes: 0, count: 0, setupMs: 0 }, verified = plain;
-    for (let r = 0; r < 3; r++) {
-      ctx.progress(`round ${r + 1}/3: raw ${RAW_BYTES / 2 ** 20} MiB, framed stream, framed stream with chain verification`);
-      raw = Math.max(raw, await rawThroughput(dir));
+    const perRound: string[] = [];
+    // Each measurement starts from a collected heap, so one does not pay for the garbage of the last.
+    const gcNow = collectGarbage();
+    for (let r = 0; r < ROUNDS; r++) {
+      ctx.progress(`round ${r + 1}/${ROUNDS}: raw ${RAW_BYTES / 2 ** 20} MiB, framed stream, framed stream with chain verification`);
+      gcNow();
+      const rr = await rawThroughput(dir);
+      gcNow();
+      raw = Math.max(raw, rr);
       const a = await stream(false, 1); if (a.secs < plain.secs) plain = a;
+      perRound.push(`${Math.round(rr)}/${Math.round(a.bytes / 1e6 / a.secs)}`);
+      gcNow();
       const b = await stream(true, 1); if (b.secs < verified.secs) verified = b;
     }
     const framed = plain.bytes / 1e6 / plain.secs;
@@ -222,7 +231,7 @@ export default async function suite(ctx: BenchContext): Promise<BenchResult> {
     // Where the ceiling is: the same log encoded and decoded in this process, no socket.
     ctx.progress('ceilings: encode and decode the same log in-process (no socket)');
     const { encodeMbS, decodeMbS } = codecCeilings(kept);
-    notes.push(`framed stream: ${count} entries, ${(plain.bytes / 1e6).toFixed(1)} MB of entries (each ~4 KiB), best of 3 runs, client window ${STREAM_WINDOW / 2 ** 20} MiB, native codec both sides; framed_socket_mb_s without and framed_verified_mb_s with the client checking every prev link (BLAKE3 per entry, the client's default)`);
+    notes.push(`framed stream: ${count} entries, ${(plain.bytes / 1e6).toFixed(1)} MB of entries (each ~4 KiB), best of ${ROUNDS} runs (raw/framed MB/s per round: ${perRound.join(', ')}), client window ${STREAM_WINDOW / 2 ** 20} MiB, native codec both sides; framed_socket_mb_s without and framed_verified_mb_s with the client checking every prev link (BLAKE3 per entry, the client's default)`);
     h.p.kill();
 
     ctx.progress('baseline: fdatasync of a 300-byte append, the floor of a durable commit');
