@@ -34,6 +34,9 @@ export interface BootOptions {
   /** Flash this image first (flash failure = lab failure, the device is not powered). */
   image?: string;
   bmap?: string | null;
+  /** For a signed .orbimg: keys besides the lab file's `trust:`, and the part to flash. */
+  trust?: Uint8Array[];
+  part?: string;
   force?: boolean;
   logPath?: string;
   timeoutMs?: number;
@@ -240,7 +243,7 @@ export async function boot(o: BootOptions): Promise<BootResult> {
   let flashed: FlashResult | undefined;
   if (o.image) {
     try {
-      flashed = await flash({ device: dev, stateDir: o.lab.stateDir, source: o.image, bmap: o.bmap, force: o.force, signal: o.signal, onProgress: o.onFlashProgress });
+      flashed = await flash({ device: dev, stateDir: o.lab.stateDir, source: o.image, bmap: o.bmap, trust: [...o.lab.trust.map((t) => t.key), ...(o.trust ?? [])], part: o.part, force: o.force, signal: o.signal, onProgress: o.onFlashProgress });
     } catch (e) {
       const le = e instanceof LabError ? e : new LabError('io', 'io-error', String(e), 'lab');
       // A flash that failed is the lab's failure (or the person's, for a bad image path), never a boot failure.

@@ -8,6 +8,7 @@ import { loadLab, getDevice, parseDuration, type Lab } from './labfile.ts';
 import { inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
 import { flash, verifyOnly } from './flash/flash.ts';
+import { readTrustedKey, type OrbimgInfo } from './flash/orbimg.ts';
 import { progressSink, human } from './progress.ts';
 import { power, type PowerAction, type PowerResult } from './power.ts';
 import { boot, powerOnSession } from './boot.ts';
@@ -23,11 +24,15 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   devices [--tag T]...                     devices, their state and who holds them
   flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--target PATH]
                                            write IMAGE (raw/.gz/.xz/.zst, + .bmap) and verify it
-  verify DEVICE IMAGE [--bmap F]           read the target back and compare with IMAGE
+  flash DEVICE FILE.orbimg [--part NAME] [--trust KEY.pub]...
+                                           a signed Orbital image: check its signature and key
+                                           (trusted: the lab file's trust: and --trust), write one part
+  verify DEVICE IMAGE [--bmap F] [--part NAME] [--trust KEY.pub]...
+                                           read the target back and compare with IMAGE
   power DEVICE on|off|cycle [--append ARGS]
                                            switch a board (its power commands, or ask a person);
                                            a qemu device over QMP: on starts its QEMU in the background
-  boot DEVICE [--image IMG] [--log FILE] [--timeout 60s] [--append ARGS]
+  boot DEVICE [--image IMG [--part NAME] [--trust KEY.pub]...] [--log FILE] [--timeout 60s] [--append ARGS]
                                            power on with the console attached; report the boot
   console DEVICE [--watch]                 interactive console (--watch: read-only beside the writer)
   capture DEVICE -o FILE [--until SEQ] [--for 30s]
@@ -44,6 +49,22 @@ export interface Io { json: boolean; out: (s: string) => void; err: (s: string) 
 function labPath(opt: string | undefined): string {
   const p = opt ?? process.env.ORBITAL_LAB ?? 'lab.yaml';
   return resolve(p);
+}
+
+/** The keys a signed image may be signed with: the lab file's `trust:` and each --trust (a KEY.pub file or hex key; commas allowed). */
+function trustedKeys(l: Lab, flags: string[] | undefined): Uint8Array[] {
+  const keys = l.trust.map((t) => t.key);
+  for (const spec of (flags ?? []).flatMap((f) => f.split(',')).filter(Boolean)) {
+    const r = readTrustedKey(spec);
+    if ('error' in r) throw new LabError('bad-input', 'bad-usage', `--trust ${spec}: ${r.error}`);
+    keys.push(r.key);
+  }
+  return keys;
+}
+
+/** The lines a flash of a signed image adds to its report. */
+function orbimgText(o: OrbimgInfo | undefined): string {
+  return o ? `\nsigned image ${o.name} ${o.version} (id ${o.id.slice(0, 16)}…, key ${o.key.slice(0, 16)}…), part '${o.part.name}' (${human(o.part.size)}, blake3 matches the manifest)` : '';
 }
 
 function need<T>(v: T | undefined, what: string): T {
@@ -69,36 +90,38 @@ const commands: Record<string, Handler> = {
   },
 
   async flash(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, target: { type: 'string' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' } }, allowPositionals: true });
     const l = lab();
     const dev = getDevice(l, need(positionals[0], 'DEVICE'));
     const image = resolve(need(positionals[1], 'IMAGE'));
     if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
+    const trust = trustedKeys(l, values.trust);
     const lock = acquireLock(l.stateDir, dev.name, `flash ${image}`);
     const sink = progressSink({ json });
     try {
-      const r = await flash({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, force: values.force, verify: !values['no-verify'], requestedTarget: values.target, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      const r = await flash({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, force: values.force, verify: !values['no-verify'], requestedTarget: values.target, trust, part: values.part, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
       sink.end();
       const v = r.verify ? `verified ${human(r.verify.bytes)} through ${r.verify.method} at ${r.verify.mbPerS.toFixed(0)} MB/s` : 'NOT verified (--no-verify)';
-      const text = r.status === 'skipped'
+      const text = (r.status === 'skipped'
         ? `${dev.name}: target ${r.target.path} already holds this image (compared ${human(r.verify!.bytes)} uncached); nothing written. --force rewrites it.`
-        : `${dev.name}: wrote ${human(r.bytesWritten)} of a ${human(r.imageSize)} image (${r.source.format}${r.source.bmap ? ', bmap' : ''}) to ${r.target.path} in ${(r.seconds.write + r.seconds.sync).toFixed(2)} s; ${v}; blake3 ${r.blake3}${r.previous ? `\n(the previous flash, started ${r.previous.started}, was ${r.previous.status}; this one started clean)` : ''}`;
+        : `${dev.name}: wrote ${human(r.bytesWritten)} of a ${human(r.imageSize)} image (${r.source.format}${r.source.bmap ? ', bmap' : ''}) to ${r.target.path} in ${(r.seconds.write + r.seconds.sync).toFixed(2)} s; ${v}; blake3 ${r.blake3}${r.previous ? `\n(the previous flash, started ${r.previous.started}, was ${r.previous.status}; this one started clean)` : ''}`) + orbimgText(r.orbimg);
       return { result: { ok: true, ...r }, text };
     } finally { sink.end(); lock.release(); }
   },
 
   async verify(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, trust: { type: 'string', multiple: true }, part: { type: 'string' } }, allowPositionals: true });
     const l = lab();
     const dev = getDevice(l, need(positionals[0], 'DEVICE'));
     const image = resolve(need(positionals[1], 'IMAGE'));
+    const trust = trustedKeys(l, values.trust);
     const lock = acquireLock(l.stateDir, dev.name, `verify ${image}`);
     const sink = progressSink({ json });
     try {
-      const r = await verifyOnly({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      const r = await verifyOnly({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, trust, part: values.part, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
       sink.end();
       if (!r.same) throw new LabError('io', 'verify-mismatch', `${dev.name}: target ${dev.flashTarget} does not hold ${image}`, 'lab');
-      return { result: { ok: true, ...r }, text: `${dev.name}: target holds ${image} (${human(r.bytes)} compared through ${r.method}, ${r.mbPerS.toFixed(0)} MB/s; blake3 ${r.blake3})` };
+      return { result: { ok: true, ...r }, text: `${dev.name}: target holds ${image} (${human(r.bytes)} compared through ${r.method}, ${r.mbPerS.toFixed(0)} MB/s; blake3 ${r.blake3})${orbimgText(r.orbimg)}` };
     } finally { sink.end(); lock.release(); }
   },
 };
@@ -118,7 +141,7 @@ Object.assign(commands, {
   },
 
   async boot(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true });
     const l = lab();
     const dev = getDevice(l, need(positionals[0], 'DEVICE'));
     const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
@@ -127,7 +150,7 @@ Object.assign(commands, {
     const sink = progressSink({ json });
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
-      const r = await boot({ lab: l, device: dev, image: values.image ? resolve(values.image) : undefined, bmap: values.bmap ? resolve(values.bmap) : undefined, force: values.force, logPath: values.log ? resolve(values.log) : undefined, timeoutMs, append: values.append, signal, onLine: showLine, onFlashProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      const r = await boot({ lab: l, device: dev, image: values.image ? resolve(values.image) : undefined, bmap: values.bmap ? resolve(values.bmap) : undefined, trust: trustedKeys({ ...l, trust: [] }, values.trust), part: values.part, force: values.force, logPath: values.log ? resolve(values.log) : undefined, timeoutMs, append: values.append, signal, onLine: showLine, onFlashProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
       sink.end();
       const ms = r.milestones.map((m) => `${m.name} +${(m.t / 1000).toFixed(3)}s`).join(', ');
       const text = r.ok

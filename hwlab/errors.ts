@@ -13,6 +13,7 @@ export type LabErrorCode =
   | 'target-not-in-lab' | 'target-mounted' | 'target-system-disk' | 'target-in-use' | 'target-too-small'
   | 'target-missing' | 'target-full' | 'target-is-source'
   | 'bad-bmap' | 'bmap-mismatch' | 'checksum-mismatch' | 'source-corrupt' | 'source-missing' | 'decompressor-failed'
+  | 'untrusted-key' | 'bad-signature' | 'image-truncated' | 'bad-image' | 'unknown-part'
   | 'verify-mismatch' | 'cancelled' | 'io-error'
   | 'boot-timeout' | 'console-gone' | 'console-missing' | 'power-failed' | 'os-fatal'
   | 'trace-bad' | 'replay-diverged' | 'link-failed' | 'bug';

@@ -5,6 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YNode, type Pair, type YAMLMap } from 'yaml';
 import { LabError } from './errors.ts';
+import { readTrustedKey } from './flash/orbimg.ts';
 
 export type DeviceKind = 'qemu' | 'serial-board';
 export type PowerKind = 'qemu' | 'command' | 'manual';
@@ -68,7 +69,12 @@ export interface Lab {
   /** Locks, boot logs and flash journals live here. */
   stateDir: string;
   devices: Map<string, Device>;
+  /** Keys a signed Orbital image (.orbimg) may be signed with (`trust:`); `flash --trust` adds more. */
+  trust: TrustedKey[];
 }
+
+/** A raw Ed25519 public key and where the lab file names it. */
+export interface TrustedKey { key: Uint8Array; from: string; line: number }
 
 export interface LabIssue { line: number; col: number; field: string; message: string }
 
@@ -129,11 +135,24 @@ function parseInner(text: string, path: string, issues: LabIssue[]): LabResult {
     v.fail(root, '', 'the lab file must be a mapping with `version: 1` and `devices:`');
     return { ok: false, issues };
   }
-  const top = v.keys(root, '', ['version', 'state', 'devices']);
+  const top = v.keys(root, '', ['version', 'state', 'trust', 'devices']);
   const version = v.int(top.get('version'), 'version', { min: 1, max: 1, required: true, node: root });
   void version;
   const stateRel = v.str(top.get('state'), 'state') ?? '.orbital/lab';
   const stateDir = isAbsolute(stateRel) ? stateRel : resolve(dir, stateRel);
+  // trust: KEY.pub files (relative to this file) or 64 hex digits; each is read and checked now.
+  const trust: TrustedKey[] = [];
+  const trustNode = top.get('trust');
+  if (trustNode !== undefined && !isSeq(trustNode)) v.fail(trustNode, 'trust', 'must be a list of public key files (KEY.pub) or 64-hex-digit keys');
+  else if (trustNode !== undefined) {
+    (trustNode.items as YNode[]).forEach((item, i) => {
+      const spec = v.str(item, `trust[${i}]`);
+      if (spec === undefined) return;
+      const r = readTrustedKey(spec, dir);
+      if ('error' in r) v.fail(item, `trust[${i}]`, r.error);
+      else trust.push({ key: r.key, from: spec, line: v.lineOf(item) });
+    });
+  }
   const devicesNode = top.get('devices');
   const devices = new Map<string, Device>();
   if (!devicesNode) v.fail(root, 'devices', 'required: a mapping of device name to device');
@@ -164,7 +183,7 @@ function parseInner(text: string, path: string, issues: LabIssue[]): LabResult {
     }
   }
   if (issues.length) return { ok: false, issues: issues.sort((a, b) => a.line - b.line || a.col - b.col) };
-  return { ok: true, lab: { path, dir, stateDir, devices } };
+  return { ok: true, lab: { path, dir, stateDir, devices, trust } };
 }
 
 function device(v: V, node: YNode | undefined, f: string, name: string, dir: string, keyNode: unknown): Device | undefined {

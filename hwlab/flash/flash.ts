@@ -26,6 +26,7 @@ import { LabError, fromSystemError } from '../errors.ts';
 import type { Device } from '../labfile.ts';
 import { parseBmap, byteRanges, type Bmap } from './bmap.ts';
 import { openSource, type Source } from './source.ts';
+import { isOrbimg, openOrbimg, type OrbimgInfo } from './orbimg.ts';
 import { checkTarget, type SystemView, type Target } from './target.ts';
 import { readJournal, writeJournal, type JournalEntry } from './journal.ts';
 import { ALIGN, O_DIRECT, alignDown, alignUp, alignedBuffers, newBuffer, readFull, writeFull } from './direct.ts';
@@ -54,6 +55,13 @@ export interface FlashOptions {
   verify?: boolean;
   /** A path a person named; it must be the lab file's target. */
   requestedTarget?: string;
+  /**
+   * A signed Orbital image (.orbimg, detected by its magic) must be signed by one of these raw
+   * 32-byte Ed25519 public keys; it is refused before anything is written otherwise.
+   */
+  trust?: Uint8Array[];
+  /** The .orbimg part to flash; default: the one part named `disk` or ending in `.img`. */
+  part?: string;
   signal?: AbortSignal;
   onProgress?: (p: FlashProgress) => void;
   view?: SystemView;
@@ -80,6 +88,24 @@ export interface FlashResult {
   seconds: { compare: number; write: number; sync: number; verify: number; total: number };
   /** The previous flash of this device, when it did not finish. */
   previous: JournalEntry | null;
+  /** A signed Orbital image: its id, name, version, signer key and the part flashed (whose BLAKE3 is `blake3`). */
+  orbimg?: OrbimgInfo;
+}
+
+/**
+ * The image to read: a signed .orbimg (checked, one part chosen) or a raw/compressed file with an
+ * optional bmap. Throws before anything is written.
+ */
+async function openImageSource(o: FlashOptions): Promise<{ src: Source; bmapPath: string | null; bmap: Bmap | null; orbimg: OrbimgInfo | null }> {
+  if (isOrbimg(o.source)) {
+    if (o.bmap) throw new LabError('bad-input', 'bad-usage', `${o.source} is a signed Orbital image: its parts carry their own BLAKE3, a bmap does not apply (drop --bmap)`);
+    const { source, info } = openOrbimg(o.source, o.trust ?? [], o.part);
+    return { src: source, bmapPath: null, bmap: null, orbimg: info };
+  }
+  if (o.part !== undefined) throw new LabError('bad-input', 'bad-usage', `--part picks a part of a signed Orbital image (.orbimg); ${o.source} is not one`);
+  const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
+  const bmap = bmapPath ? loadBmap(bmapPath) : null;
+  return { src: await openSource(o.source), bmapPath, bmap, orbimg: null };
 }
 
 const HEAD = 1 << 20;
@@ -208,7 +234,12 @@ class ImageHasher {
   private i = 0;
   private stream: number | null = null;
   private table: Promise<string>[] = [];
-  constructor(private w: HashWorker, private ranges: Range[], private type: 'sha1' | 'sha256' | null, private imageSize: number | null, private path: string) {
+  private idP: Promise<string> | null = null;
+  /**
+   * `expect`: the BLAKE3 the bytes must have (a signed image's part hash); `id()` then throws
+   * checksum-mismatch when they do not.
+   */
+  constructor(private w: HashWorker, private ranges: Range[], private type: 'sha1' | 'sha256' | null, private imageSize: number | null, private path: string, readonly expect: OrbimgInfo | null = null) {
     this.of = imageIdOf(ranges, type);
     if (this.of === 'bytes') this.b3 = w.open('blake3');
   }
@@ -237,9 +268,15 @@ class ImageHasher {
     return { hashed, verdict: got.then(() => {}) };
   }
 
-  /** The image's BLAKE3 id (every range must have been fed; throws a range's mismatch). */
-  async id(): Promise<string> {
-    if (this.b3 !== null) return this.w.digest(this.b3);
+  /** The image's BLAKE3 id (every range must have been fed; throws a range's mismatch, or a signed part's). */
+  id(): Promise<string> { return (this.idP ??= this.computeId()); }
+  private async computeId(): Promise<string> {
+    if (this.b3 !== null) {
+      const hex = await this.w.digest(this.b3);
+      const e = this.expect;
+      if (e && hex !== e.part.blake3) throw new LabError('bad-input', 'checksum-mismatch', `image ${this.path}: part '${e.part.name}' does not match the BLAKE3 in its signed manifest (want ${e.part.blake3}, got ${hex}): the file is damaged or was altered after signing`, 'lab', { part: e.part.name });
+      return hex;
+    }
     const lines = await Promise.all(this.table);
     return imageIdOfTable(this.imageSize!, lines);
   }
@@ -400,9 +437,9 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
   const syncEvery = o.syncEveryBytes ?? DEFAULT_SYNC;
   const verify = o.verify ?? true;
   const t = checkTarget(o.device, { requested: o.requestedTarget, sourcePath: o.source, view: o.view });
-  const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
-  const bmap = bmapPath ? loadBmap(bmapPath) : null;
-  let src = await openSource(o.source);
+  const opened = await openImageSource(o);
+  const { bmapPath, bmap, orbimg } = opened;
+  let src = opened.src;
   const checksumType = bmap?.checksumType ?? null;
   const bmapRanges: Range[] = bmap ? byteRanges(bmap) : [];
   // Started now so its start-up overlaps the checks below; BLAKE3's WebAssembly is loaded only if the bytes are hashed with it.
@@ -419,7 +456,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     if (t.type === 'file' && mappedKnown !== null) {
       try { const fsst = statfsSync(t.exists ? t.real : t.real.replace(/\/[^/]*$/, '') || '/'); const free = fsst.bavail * fsst.bsize + (t.exists ? t.size : 0); if (free < mappedKnown) throw new LabError('io', 'target-full', `${o.device.name}: ${free} bytes free where ${t.path} lives, the image needs ${mappedKnown}`, 'lab'); } catch (e) { if (e instanceof LabError) throw e; }
     }
-    const hasher = () => new ImageHasher(hw, bmapRanges, checksumType, bmap?.imageSize ?? null, o.source);
+    const hasher = () => new ImageHasher(hw, bmapRanges, checksumType, bmap?.imageSize ?? null, o.source, orbimg);
 
     // Compare first: a target that already holds the image is not rewritten (unless forced).
     // (a compressed file is compared while it streams, then read again for the write if it differs;
@@ -436,7 +473,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
         writeJournal(o.stateDir, { device: o.device.name, target: t.path, source: o.source, status: 'ok', pid: process.pid, pidStart: null, started: new Date().toISOString(), ended: new Date().toISOString(), blake3, blake3Of: h.of });
         seconds.total = (performance.now() - tStart) / 1000;
         const v: VerifyReport = same;
-        return { status: 'skipped', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize: imageSize!, mappedBytes: mappedKnown ?? v.bytes, bytesWritten: 0, blake3, blake3Of: h.of, directIo: v.method === 'o_direct', verify: v, seconds, previous: null };
+        return { status: 'skipped', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize: imageSize!, mappedBytes: mappedKnown ?? v.bytes, bytesWritten: 0, blake3, blake3Of: h.of, directIo: v.method === 'o_direct', verify: v, seconds, previous: null, ...(orbimg ? { orbimg } : {}) };
       }
     }
 
@@ -460,7 +497,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     const { blake3, blake3Of } = result;
     writeJournal(o.stateDir, { ...journal, status: 'ok', ended: new Date().toISOString(), blake3, blake3Of });
     seconds.total = (performance.now() - tStart) / 1000;
-    return { status: 'written', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize, mappedBytes: result.mapped, bytesWritten: result.written, blake3, blake3Of, directIo: result.direct, verify: result.verify, seconds, previous: prevUnfinished };
+    return { status: 'written', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize, mappedBytes: result.mapped, bytesWritten: result.written, blake3, blake3Of, directIo: result.direct, verify: result.verify, seconds, previous: prevUnfinished, ...(orbimg ? { orbimg } : {}) };
   } finally {
     hw.close();
     await src.close();
@@ -705,9 +742,10 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
     const sp = new Progress('sync', null, o.onProgress);
     sp.tick(0, true);
     await sync();
-    // ...and only once every range checksum has matched.
+    // ...and only once every range checksum has matched (and a signed image's part its BLAKE3).
     await Promise.all(checks);
     if (failure) throw failure;
+    if (hasher.expect) await hasher.id();
     for (const h of held) { await writeFull(bfh, h.data, h.data.length, h.offset); written += h.data.length; }
     if (t.type === 'file') await bfh.truncate(imageSize ?? imageLen);
     if (imageSize === null && t.type === 'block' && imageLen > t.size) throw new LabError('io', 'target-full', `target ${t.path} holds ${t.size} bytes, the image ${imageLen}`);
@@ -735,12 +773,10 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
 }
 
 /** Reads a target back and checks it holds the image (the `verify` command): a compare without writing. */
-export async function verifyOnly(o: FlashOptions): Promise<VerifyReport & { same: boolean; blake3: string | null; blake3Of: Blake3Of | null }> {
+export async function verifyOnly(o: FlashOptions): Promise<VerifyReport & { same: boolean; blake3: string | null; blake3Of: Blake3Of | null; orbimg?: OrbimgInfo }> {
   const t = checkTarget(o.device, { requested: o.requestedTarget, sourcePath: o.source, view: o.view });
   if (!t.exists) throw new LabError('disconnected', 'target-missing', `target ${t.path} does not exist`, 'lab');
-  const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
-  const bmap = bmapPath ? loadBmap(bmapPath) : null;
-  const src = await openSource(o.source);
+  const { src, bmap, orbimg } = await openImageSource(o);
   const checksumType = bmap?.checksumType ?? null;
   const bmapRanges = bmap ? byteRanges(bmap) : [];
   const hw = new HashWorker(imageIdOf(bmapRanges, checksumType) === 'bytes' ? ['blake3'] : []);
@@ -748,10 +784,10 @@ export async function verifyOnly(o: FlashOptions): Promise<VerifyReport & { same
     if (!src.seekable) throw new LabError('bad-input', 'bad-usage', `verify needs a raw image file (got ${src.format}); decompress it or flash with verify on`);
     const imageSize = bmap?.imageSize ?? src.storedSize!;
     const ranges = bmap ? bmapRanges : [{ start: 0, end: imageSize }];
-    const h = new ImageHasher(hw, bmapRanges, checksumType, imageSize, o.source);
+    const h = new ImageHasher(hw, bmapRanges, checksumType, imageSize, o.source, orbimg);
     const r = await compareTarget(src, t, ranges, imageSize, o.chunkBytes ?? DEFAULT_CHUNK, h, hw, o);
     if (!r) return { same: false, blake3: null, blake3Of: null, method: 'o_direct', bytes: 0, seconds: 0, mbPerS: 0 };
     // (method/bytes are only meaningful when same is true)
-    return { ...r, same: true, blake3: await h.id(), blake3Of: h.of };
+    return { ...r, same: true, blake3: await h.id(), blake3Of: h.of, ...(orbimg ? { orbimg } : {}) };
   } finally { hw.close(); await src.close(); }
 }

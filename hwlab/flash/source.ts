@@ -13,7 +13,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { LabError } from '../errors.ts';
 
-export type SourceFormat = 'raw' | 'gzip' | 'xz' | 'zstd';
+/** `orbimg`: one part of a signed Orbital image, read in place (orbimg.ts). */
+export type SourceFormat = 'raw' | 'gzip' | 'xz' | 'zstd' | 'orbimg';
 
 export interface Source {
   path: string;

@@ -1,0 +1,141 @@
+// Flashing a signed Orbital OS image (.orbimg, docs/image.md) directly: the header, manifest,
+// signature and trust are checked (os-image/image's openImage) before anything is opened for
+// writing; one part is chosen and its bytes are read straight out of the .orbimg file as a raw,
+// seekable source, so the flash pipeline (compare, write, sync, byte-exact read-back, skip) runs
+// unchanged; the part's BLAKE3 from the signed manifest is checked by the flash's own hash pass
+// before the head of the disk is written (see flash.ts, `expectBlake3`).
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { ImageError, IMAGE_MAGIC, openImage, type Part } from '../../os-image/image/image.ts';
+import { LabError, type LabErrorCode, type Blame } from '../errors.ts';
+import type { Source } from './source.ts';
+
+export interface OrbimgInfo {
+  /** BLAKE3 of the manifest (the image's id). */
+  id: string;
+  name: string;
+  version: string;
+  /** The signer's Ed25519 public key, hex. */
+  key: string;
+  part: { name: string; size: number; blake3: string; offset: number };
+  parts: string[];
+}
+
+/** True when a regular file starts with the .orbimg magic (a pipe is never read here: its bytes are the flash's). */
+export function isOrbimg(path: string): boolean {
+  let fd: number;
+  try { if (!statSync(path).isFile()) return false; fd = openSync(path, 'r'); } catch { return false; }
+  try {
+    const b = Buffer.alloc(8);
+    return readSync(fd, b, 0, 8, 0) === 8 && b.toString('latin1') === IMAGE_MAGIC;
+  } catch { return false; } finally { closeSync(fd); }
+}
+
+const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+
+/**
+ * A trusted key as `orbital-os image keygen` writes it: a KEY.pub file holding the hex public key,
+ * or the 64 hex digits themselves. Returns the key or a message saying what is wrong.
+ */
+export function readTrustedKey(spec: string, baseDir = process.cwd()): { key: Uint8Array } | { error: string } {
+  if (HEX_KEY.test(spec)) return { key: Uint8Array.from(Buffer.from(spec, 'hex')) };
+  const p = resolve(baseDir, spec);
+  let text: string;
+  try { text = readFileSync(p, 'utf8').trim(); } catch (e) { return { error: `cannot read key file ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }; }
+  if (!HEX_KEY.test(text)) return { error: `${p} is not a public key file (64 hex digits, as \`orbital-os image keygen\` writes KEY.pub)${text.includes('PRIVATE KEY') ? '; this is the private key: trust KEY.pub' : ''}` };
+  return { key: Uint8Array.from(Buffer.from(text, 'hex')) };
+}
+
+/** Which ImageError means what to a person at the lab, and whose failure it is (docs/lab.md, "Exit codes"). */
+const IMAGE_CODES: Record<ImageError['code'], [LabErrorCode, Blame]> = {
+  // The person asked for an image this lab does not trust: trust its key or pick another image.
+  'untrusted-key': ['untrusted-key', 'usage'],
+  // A damaged or altered file: the lab was handed a bad artefact (as with a corrupt .xz).
+  'bad-signature': ['bad-signature', 'lab'],
+  'truncated': ['image-truncated', 'lab'],
+  'trailing-bytes': ['bad-image', 'lab'],
+  'bad-manifest': ['bad-image', 'lab'],
+  'unknown-version': ['bad-image', 'lab'],
+  'not-an-image': ['bad-image', 'lab'],
+  'part-mismatch': ['checksum-mismatch', 'lab'],
+  'io': ['source-missing', 'usage'],
+};
+
+export function fromImageError(e: ImageError): LabError {
+  const [code, blame] = IMAGE_CODES[e.code];
+  return new LabError('bad-input', code, e.message, blame, { imageError: e.code });
+}
+
+/**
+ * The part to flash: `want` when given, else the one part named `disk` or ending in `.img`.
+ * Unknown or ambiguous: a usage error listing the parts.
+ */
+export function choosePart(parts: Part[], want: string | undefined, path: string): Part {
+  const list = parts.map((p) => `${p.name} (${p.size} bytes)`).join(', ') || '(none)';
+  if (want !== undefined) {
+    const p = parts.find((x) => x.name === want);
+    if (!p) throw new LabError('bad-input', 'unknown-part', `${path} has no part '${want}'; its parts: ${list}`);
+    return p;
+  }
+  const disks = parts.filter((p) => p.name === 'disk' || p.name.endsWith('.img'));
+  if (disks.length === 1) return disks[0]!;
+  throw new LabError('bad-input', 'unknown-part', disks.length === 0
+    ? `${path} has no disk image part (named 'disk' or ending in '.img'); pick one with --part NAME from: ${list}`
+    : `${path} has ${disks.length} disk image parts (${disks.map((p) => p.name).join(', ')}); pick one with --part NAME from: ${list}`);
+}
+
+/**
+ * Checks the image (magic, manifest, signature, trusted key, file length) and opens the chosen part
+ * as a raw seekable source. Throws a LabError; nothing has been written when it does.
+ */
+export function openOrbimg(path: string, trusted: Uint8Array[], want?: string): { source: Source; info: OrbimgInfo } {
+  if (trusted.length === 0) throw new LabError('bad-input', 'untrusted-key', `${path} is a signed Orbital image and no key is trusted here: give --trust KEY.pub (written by \`orbital-os image keygen\`) or list it under trust: in the lab file`);
+  let img;
+  try { img = openImage(path, trusted); } catch (e) { if (e instanceof ImageError) throw fromImageError(e); throw e; }
+  const part = choosePart(img.manifest.parts, want, path);
+  let offset = img.partsOffset;
+  for (const p of img.manifest.parts) { if (p === part) break; offset += p.size; }
+  const info: OrbimgInfo = {
+    id: img.id, name: img.manifest.name, version: img.manifest.version, key: Buffer.from(img.manifest.key).toString('hex'),
+    part: { name: part.name, size: part.size, blake3: Buffer.from(part.hash).toString('hex'), offset },
+    parts: img.manifest.parts.map((p) => p.name),
+  };
+  return { source: partSource(path, offset, part.size), info };
+}
+
+/** Bytes [offset, offset+size) of a file, as a raw image source. */
+function partSource(path: string, offset: number, size: number): Source {
+  let fh: FileHandle | null = null;
+  let consumed = 0;
+  const readAt = async (buf: Uint8Array, pos: number): Promise<number> => {
+    fh ??= await open(path, 'r');
+    const want = Math.max(0, Math.min(buf.length, size - pos));
+    let got = 0;
+    while (got < want) {
+      const { bytesRead } = await fh.read(buf, got, want - got, offset + pos + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    consumed = Math.max(consumed, pos + got);
+    return got;
+  };
+  return {
+    path,
+    format: 'orbimg',
+    storedSize: size,
+    seekable: true,
+    consumed: () => consumed,
+    readAt,
+    async *stream() {
+      const buf = Buffer.alloc(1 << 20);
+      for (let pos = 0; pos < size;) {
+        const n = await readAt(buf, pos);
+        if (n === 0) throw new LabError('bad-input', 'image-truncated', `${path}: part ends at ${pos} of ${size} bytes`, 'lab');
+        yield Buffer.from(buf.subarray(0, n));
+        pos += n;
+      }
+    },
+    async close() { if (fh) await fh.close().catch(() => {}); },
+  };
+}
