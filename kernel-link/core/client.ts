@@ -2,7 +2,7 @@
 // the entry stream with credit, gap repair, resume after reconnect or reboot, keepalive, console
 // lines. Pure: the clock and the way to (re)connect come in as arguments; kernel-link/node/client.ts
 // wires Node's timers and sockets.
-import { GENESIS, prevOf } from '../../axiom/entry.ts';
+import { GENESIS, prevOf, u64At } from '../../axiom/entry.ts';
 import { blake3, equalBytes } from '../../axiom/hash.ts';
 import { decodeValue, getInt, getBytes, getStr, isMap } from '../../axiom/value.ts';
 import { Kind, type Proposal, type ValueMap } from '../../axiom/types.ts';
@@ -28,6 +28,15 @@ export interface ClientOptions {
   /** Check every entry's prev against the hash of the one before (default true; needs initAxiom() for speed). */
   verifyChain?: boolean;
   window?: number;
+  /**
+   * Lend entries instead of giving them (default false). An EntryEvent (its `encoded` and `hash`)
+   * is then valid only while the onEntry listener runs: copy what you keep. The client reuses its
+   * read and frame memory, so a long stream allocates almost nothing per entry (no GC of frames):
+   * for consumers that use each entry at once (write it out, count it, reduce it). The Node
+   * client then also reads its socket into one reused buffer. Receipts are kept (copied) only
+   * for commits by actors this client proposed as, or that someone awaits.
+   */
+  transientEntries?: boolean;
   consoleWindow?: number;
   requestTimeoutMs?: number;
   handshakeTimeoutMs?: number;
@@ -165,11 +174,11 @@ export class LinkClient {
 
   constructor(opts: ClientOptions) {
     this.opts = {
-      client: 'orbital', actor: 1, subscribe: true, verifyChain: true, window: 262_144, consoleWindow: 65_536,
+      client: 'orbital', actor: 1, subscribe: true, verifyChain: true, transientEntries: false, window: 262_144, consoleWindow: 65_536,
       requestTimeoutMs: 2000, handshakeTimeoutMs: 10_000, helloRetryMs: 500, keepaliveMs: 1000, deadAfterMs: 5000, stallMs: 2000,
       reconnect: true, reconnectDelayMs: 100, ...opts,
     };
-    this.decoder = new FrameDecoder({ maxFrame: HARD_MAX_PAYLOAD, ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}), ...(opts.alloc ? { alloc: opts.alloc } : {}) });
+    this.decoder = new FrameDecoder({ maxFrame: HARD_MAX_PAYLOAD, ...(opts.crc32 ? { crc32: opts.crc32 } : {}), ...(opts.findByte ? { findByte: opts.findByte } : {}), ...(opts.alloc ? { alloc: opts.alloc } : {}), reuseBody: opts.transientEntries === true });
     this.next = opts.resume ? opts.resume.lastSeq + 1 : 0;
     this.lastHashKnown = opts.resume ? opts.resume.lastHash : GENESIS;
     this.knownBoot = opts.resume?.boot ?? null;
@@ -202,6 +211,7 @@ export class LinkClient {
   propose(input: ProposalIn, timeoutMs = 30_000): Promise<ProposeReply> {
     if (this.state === 'closed') return Promise.reject(new LinkError('disconnected', 'closed', 'the link is closed'));
     const p: Proposal = { actor: input.actor ?? this.opts.actor, id: input.id, domain: input.domain, action: input.action, args: input.args, time: input.time ?? 0 };
+    this.proposedActors.add(p.actor);
     const size = (() => { try { return encodeMessage({ t: 'propose', rid: 1, proposal: p }).payload.length; } catch (e) { return -1; } })();
     if (size < 0) return Promise.reject(new LinkError('bad-input', 'bad-message', `proposal ${p.action}: its args cannot be encoded as an Axiom value`));
     const limit = this.welcome?.maxFrame ?? PRE_HANDSHAKE_MAX_PAYLOAD;
@@ -276,7 +286,7 @@ export class LinkClient {
     this.state = 'handshaking';
     this.lastHeard = this.now();
     t.attach({
-      data: (c) => { if (this.transport === t) this.onData(c); },
+      data: (c) => { if (this.transport === t) this.onData(c, t.reusesChunks === true); },
       close: (err) => { if (this.transport === t) this.lost(err ?? new LinkError('disconnected', 'closed', `${t.name}: connection closed`)); },
     });
     this.sendHello();
@@ -353,9 +363,10 @@ export class LinkClient {
     },
   };
 
-  private onData(c: Uint8Array): void {
+  private onData(c: Uint8Array, lent: boolean): void {
     this.lastHeard = this.now();
-    this.decoder.push(c, this.sink);
+    // The decoder hands out views of the chunk; entries that are given must not be lent memory.
+    this.decoder.push(lent && !this.opts.transientEntries ? c.slice() : c, this.sink);
   }
 
   private onMessage(m: Message, size: number): void {
@@ -469,6 +480,11 @@ export class LinkClient {
       s.limit = Math.max(s.limit, s.consumed + this.window);
       this.sendMsg({ t: 'credit', stream: s.rid, limit: s.limit });
     }
+    try { this.takeEntries(m); } finally { if (this.opts.transientEntries) this.keepLast(); }
+  }
+
+  private takeEntries(m: Extract<Message, { t: 'entries' }>): void {
+    const s = this.stream!;
     for (let i = 0; i < m.entries.length; i++) {
       const seq = m.seq + i;
       if (seq < this.next) { this.stats.duplicatesSkipped++; continue; }
@@ -481,6 +497,10 @@ export class LinkClient {
       this.stats.entries++;
       const kind = e[1]!;
       if (kind === Kind.Receipt) this.noteReceipt(seq, e);
+      else if (kind === Kind.Commit && this.opts.transientEntries && this.proposedActors.size && this.proposedActors.has(u64At(e, 20))) {
+        this.myCommits.add(seq);
+        if (this.myCommits.size > RECENT_RECEIPTS) this.myCommits.delete(this.myCommits.values().next().value!);
+      }
       if (this.entryListeners.size) {
         const ev = new LazyEntryEvent(seq, e, kind, this);
         for (const f of this.entryListeners) this.call(f, ev);
@@ -488,15 +508,35 @@ export class LinkClient {
     }
   }
 
+  /** Lent entries die with their frame: keep what the next frame or a resume needs of the last one. */
+  private keepLast(): void {
+    const e = this.lastEntry;
+    if (!e || this.lastHashKnown || e.buffer === this.lastCopy.buffer) return;
+    if (this.opts.verifyChain) { this.lastHashKnown = blake3(e); return; } // needed next anyway
+    if (this.lastCopy.length < e.length) this.lastCopy = new Uint8Array(Math.max(e.length, 2 * this.lastCopy.length));
+    this.lastCopy.set(e);
+    this.lastEntry = this.lastCopy.subarray(0, e.length);
+  }
+  /** With transientEntries: the last entry's bytes, copied out of the frame (reused). */
+  private lastCopy = new Uint8Array(0);
+  /** Actors this client proposed as, and (with transientEntries) the seqs of their COMMITs seen. */
+  private readonly proposedActors = new Set<number>();
+  private readonly myCommits = new Set<number>();
+
   private shrinkWindow(): void { this.window = Math.max(MIN_WINDOW, Math.floor(this.window / 2)); }
 
   /** Indexes a RECEIPT by its commit seq; the payload is decoded only when someone asks. */
   private noteReceipt(seq: number, e: Uint8Array): void {
     const commit = receiptCommit(e);
     if (commit === undefined) return;
+    const ws = this.receiptWaiters.get(commit);
+    if (this.opts.transientEntries) {
+      // Lent entries are copied only when someone may ask: a waiter now, or a commit of ours.
+      if (!this.myCommits.delete(commit) && !ws) return;
+      e = e.slice();
+    }
     this.recentReceipts.set(commit, { seq, encoded: e });
     if (this.recentReceipts.size > RECENT_RECEIPTS) this.recentReceipts.delete(this.recentReceipts.keys().next().value!);
-    const ws = this.receiptWaiters.get(commit);
     if (ws) { this.receiptWaiters.delete(commit); const r = decodeReceipt(seq, commit, e); for (const w of ws) w(r); }
   }
 

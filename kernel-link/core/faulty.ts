@@ -40,7 +40,8 @@ export class FaultyTransport extends BaseTransport {
     super();
     this.name = `faulty(${inner.name})`;
     inner.attach({
-      data: (c) => this.pass(c, this.faults.receive, (b) => this.deliver(b)),
+      // A delayed or duplicated chunk outlives data(): copy what a reusing transport lends.
+      data: (c) => this.pass(inner.reusesChunks ? c.slice() : c, this.faults.receive, (b) => this.deliver(b)),
       close: (e) => this.closedBy(e),
     });
   }
@@ -91,9 +92,10 @@ export class FaultyTransport extends BaseTransport {
     this.closedBy(new LinkError('disconnected', 'closed', `${this.name}: connection cut (fault injection)`));
   }
 
-  write(bytes: Uint8Array): boolean {
+  write(bytes: Uint8Array, written?: () => void): boolean {
     if (this.isClosed) return false;
     this.pass(bytes.slice(), this.faults.send, (b) => { this.inner.write(b); });
+    written?.(); // copied above
     return true;
   }
   protected doClose(): void { this.inner.close(); }

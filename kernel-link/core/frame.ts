@@ -140,6 +140,12 @@ export interface DecoderOptions {
   findByte?: FindByte;
   /** Allocation of frame bodies (inject an unzeroed one for speed; every byte is written before use). */
   alloc?: Alloc;
+  /**
+   * Reuse one body buffer for every frame that has to be copied (frames split across chunks or
+   * holding stuffed bytes), so a long stream allocates nothing. A frame's payload is then valid
+   * only until the next push(): for receivers that use each frame before returning.
+   */
+  reuseBody?: boolean;
 }
 
 /** Decodes console text and frames from a byte stream, chunk by chunk. */
@@ -158,12 +164,15 @@ export class FrameDecoder {
   private bodyNeed = 0;
   private bodyLen = 0;
   private skipLeft = 0;
+  /** With reuseBody: the body buffer kept across frames. */
+  private spare: Uint8Array | null = null;
 
   constructor(opts: DecoderOptions = {}) {
     this.maxFrame = Math.min(opts.maxFrame ?? HARD_MAX_PAYLOAD, HARD_MAX_PAYLOAD);
     this.crc = opts.crc32 ?? jsCrc32;
     this.find = opts.findByte ?? typedFindByte;
     this.alloc = opts.alloc ?? zeroedAlloc;
+    if (opts.reuseBody) this.spare = EMPTY;
     this.hdr[0] = ESC; this.hdr[1] = MARKER;
   }
 
@@ -244,12 +253,21 @@ export class FrameDecoder {
 
   private take(chunk: Uint8Array, from: number, to: number): void {
     if (this.mode === HEADER) { this.hdr.set(chunk.subarray(from, to), this.hdrLen); this.hdrLen += to - from; }
-    else if (this.mode === BODY) { if (!this.body.length) this.body = this.alloc(this.bodyNeed); this.body.set(chunk.subarray(from, to), this.bodyLen); this.bodyLen += to - from; }
+    else if (this.mode === BODY) { if (!this.body.length) this.body = this.newBody(); this.body.set(chunk.subarray(from, to), this.bodyLen); this.bodyLen += to - from; }
     else this.skipLeft -= to - from;
+  }
+  private newBody(): Uint8Array {
+    const spare = this.spare;
+    if (spare === null) return this.alloc(this.bodyNeed);
+    if (spare.length >= this.bodyNeed) return spare.subarray(0, this.bodyNeed);
+    // Grow to the next power of two (at most the largest frame), so a stream settles at one buffer.
+    let cap = 4096; while (cap < this.bodyNeed) cap *= 2;
+    this.spare = this.alloc(Math.min(cap, HARD_MAX_PAYLOAD + 4));
+    return this.spare.subarray(0, this.bodyNeed);
   }
   private takeByte(b: number): void {
     if (this.mode === HEADER) this.hdr[this.hdrLen++] = b;
-    else if (this.mode === BODY) { if (!this.body.length) this.body = this.alloc(this.bodyNeed); this.body[this.bodyLen++] = b; }
+    else if (this.mode === BODY) { if (!this.body.length) this.body = this.newBody(); this.body[this.bodyLen++] = b; }
     else this.skipLeft--;
   }
 

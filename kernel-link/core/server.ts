@@ -44,6 +44,31 @@ export type ServerEvent =
 
 interface Stream { rid: number; next: number; sent: number; limit: number; window: number }
 
+/**
+ * ENTRIES frame buffers that the transport has finished writing (Transport.write's `written`),
+ * used again for later frames: a long stream then touches the same few warm buffers instead of
+ * allocating (and page-faulting, and collecting) a fresh one per frame. A buffer is reused only
+ * after its transport said so; with a transport that never says, every frame is a fresh one.
+ */
+export class FramePool {
+  private readonly free: ArrayBuffer[] = [];
+  /** Capacity of a pooled buffer: a target-size frame with room for stuffing. */
+  private readonly cap: number;
+  constructor(private readonly alloc: (n: number) => Uint8Array, targetFrame: number, private readonly keep = 16) {
+    this.cap = targetFrame + (targetFrame >> 4) + 256;
+  }
+  readonly get = (n: number): Uint8Array => {
+    if (n > this.cap) return this.alloc(n); // a lone large entry: not worth keeping
+    const b = this.free.pop();
+    return b ? new Uint8Array(b, 0, n) : this.alloc(this.cap).subarray(0, n);
+  };
+  /** Takes back a frame the transport is done with (only one that fills a buffer of its own). */
+  put(frame: Uint8Array): void {
+    if (frame.buffer.byteLength === this.cap && frame.byteOffset === 0 && this.free.length < this.keep) this.free.push(frame.buffer as ArrayBuffer);
+  }
+  get size(): number { return this.free.length; }
+}
+
 export interface LinkServer {
   /** Stops serving and closes the transport. */
   close(reason?: string, detail?: string): void;
@@ -72,6 +97,8 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
   // Reused for every ENTRIES payload (encodeFrame copies it into the frame at once).
   let scratch = new Uint8Array(0);
   let pumpAgain = false;
+  const frames = new FramePool(opts.alloc ?? ((n) => new Uint8Array(n)), targetFrame);
+  const framesCodec = { ...codec, alloc: frames.get };
 
   const sendFrame = (type: number, payload: Uint8Array): number => {
     const f = encodeFrame(type, payload, codec);
@@ -127,7 +154,8 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
           if (scratch.length < size + 64) scratch = new Uint8Array(Math.min(HARD_MAX_PAYLOAD, Math.max(size + 64, 2 * scratch.length)));
           const payload = encodeEntriesPayload(s.rid, s.next, batch, scratch);
           const plen = payload.length;
-          transport.write(encodeFrame(MsgType.Entries, payload, codec));
+          const frame = encodeFrame(MsgType.Entries, payload, framesCodec);
+          transport.write(frame, () => frames.put(frame));
           stats.framesOut++;
           s.sent += FRAME_OVERHEAD + plen;
           stats.entriesOut += n;

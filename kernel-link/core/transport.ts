@@ -5,7 +5,8 @@ import { LinkError } from './errors.ts';
 export interface TransportHandlers {
   /**
    * Received bytes. The chunk is the receiver's from then on: a transport never writes into its
-   * memory again (the decoder hands out views of it instead of copying).
+   * memory again (the decoder hands out views of it instead of copying) - unless the transport
+   * says `reusesChunks`, in which case the chunk is valid only until data() returns.
    */
   data(chunk: Uint8Array): void;
   /** The pipe closed; `error` says why when it was not a plain close. Called once. */
@@ -15,8 +16,18 @@ export interface TransportHandlers {
 export interface Transport {
   readonly name: string;
   readonly closed: boolean;
-  /** Queues bytes. Returns false (and drops them) once closed. Never throws. */
-  write(bytes: Uint8Array): boolean;
+  /**
+   * Queues bytes. Returns false (and drops them) once closed. Never throws. `written`, when the
+   * transport supports it, is called once it will never read `bytes` again (handed to the OS, or
+   * copied), so the caller may reuse that memory; a transport that cannot tell never calls it.
+   */
+  write(bytes: Uint8Array, written?: () => void): boolean;
+  /**
+   * True when the transport reads into the same memory again: each data() chunk is valid only
+   * until data() returns, and a receiver that keeps any of it must copy (a long stream then
+   * allocates nothing per read). Absent or false: chunks are the receiver's for good.
+   */
+  readonly reusesChunks?: boolean;
   /** Attaches the receiver; bytes that arrived before are delivered first. */
   attach(h: TransportHandlers): void;
   /** Closes the pipe (idempotent). */
@@ -41,9 +52,11 @@ export abstract class BaseTransport implements Transport {
   protected isClosed = false;
   /** Bound on bytes kept before attach (a receiver that never attaches must not grow memory). */
   protected earlyLimit = 16 * 1024 * 1024;
+  /** Subclasses that read into reused memory set this (see Transport.reusesChunks). */
+  readonly reusesChunks: boolean = false;
 
   get closed(): boolean { return this.isClosed; }
-  abstract write(bytes: Uint8Array): boolean;
+  abstract write(bytes: Uint8Array, written?: () => void): boolean;
   protected abstract doClose(): void;
 
   attach(h: TransportHandlers): void {
@@ -58,7 +71,7 @@ export abstract class BaseTransport implements Transport {
     if (this.closeDelivered || chunk.length === 0) return;
     if (this.handlers) { this.handlers.data(chunk); return; }
     if (this.earlyBytes + chunk.length > this.earlyLimit) return; // dropped: nobody is listening
-    this.early.push(chunk); this.earlyBytes += chunk.length;
+    this.early.push(this.reusesChunks ? chunk.slice() : chunk); this.earlyBytes += chunk.length;
   }
 
   /** Subclasses call this when the pipe is gone (idempotent). */
@@ -79,9 +92,10 @@ export abstract class BaseTransport implements Transport {
 class MemoryEnd extends BaseTransport {
   peer!: MemoryEnd;
   constructor(readonly name: string) { super(); }
-  write(bytes: Uint8Array): boolean {
+  write(bytes: Uint8Array, written?: () => void): boolean {
     if (this.isClosed) return false;
     const copy = bytes.slice();
+    written?.();
     const peer = this.peer;
     // Asynchronous like a real pipe: a write never re-enters the writer's caller.
     void Promise.resolve().then(() => { if (!peer.isClosed) peer.receive(copy); });

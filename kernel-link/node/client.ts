@@ -17,7 +17,7 @@ export type Target = Address | (() => Promise<Transport>);
 
 /** Creates a client (not yet connected) for an address or a transport factory. */
 export function createClient(target: Target, opts: Omit<ClientOptions, 'connect' | 'clock'> & { clock?: Clock } = {}): LinkClient {
-  const connect = typeof target === 'function' ? target : () => connectTransport(target);
+  const connect = typeof target === 'function' ? target : () => connectTransport(target, { reuseReads: opts.transientEntries === true });
   return new LinkClient({ ...nodeCodec, ...opts, clock: opts.clock ?? nodeClock, connect });
 }
 

@@ -294,56 +294,62 @@ export function linkConformance(target: ConformanceTarget): void {
       expect((await h.wait(errorFor(rid), 'ERROR no-session')).code).toBe('no-session');
     });
 
-    it('lets a client resume after reconnecting: no gap, no duplicate', async () => {
-      const c1 = createClient(() => dev.connect(), { reconnect: false, handshakeTimeoutMs: 10_000 * slow });
-      const got: Uint8Array[] = [];
-      c1.onEntry((e) => got.push(e.encoded));
-      await c1.connect();
-      const r = await c1.propose({ actor: 0, id: ids.next++, domain: 1, action: 'echo', args: { text: 'before' } });
-      await c1.receipt(r.seq, 10_000 * slow);
-      const head1 = got.length;
-      c1.close();
-      const c2 = createClient(() => dev.connect(), { reconnect: false, resume: { lastSeq: head1 - 1, lastHash: entryHash(got[head1 - 1]!) }, handshakeTimeoutMs: 10_000 * slow });
-      c2.onEntry((e) => got.push(e.encoded));
-      await c2.connect();
-      const r2 = await c2.propose({ actor: 0, id: ids.next++, domain: 1, action: 'echo', args: { text: 'after' } });
-      await c2.receipt(r2.seq, 10_000 * slow);
-      c2.close();
-      expect(got.length).toBeGreaterThan(head1);
-      expect(verifyChain(got).ok).toBe(true);
-    });
-
-    if (target.faults ?? true) {
-      it('through 1% corrupted frames, lost bytes and cuts, a client ends with every entry once, in order', async () => {
-        // Per-byte rates, so the damage does not depend on how the transport chunks its bytes (a
-        // serial line delivers a few bytes at a time): a bit flip every ~10 KB damages ~1% of
-        // 100-byte frames (~3% of 300-byte ones); a lost byte every ~100 KB; a cut every ~100 KB.
-        const faults: Faults = { flipByte: 1e-4, dropByte: 1e-5, duplicateChunk: 0.002, cutByte: 1e-5 };
-        const rng = seededRng(7);
-        const pipes: FaultyTransport[] = [];
-        const c = createClient(async () => { const f = new FaultyTransport(await dev.connect(), { send: faults, receive: faults }, rng, nodeClock); pipes.push(f); return f; }, {
-          reconnectDelayMs: 10, requestTimeoutMs: 300 * slow, stallMs: 300 * slow, keepaliveMs: 200 * slow, deadAfterMs: 3000 * slow, handshakeTimeoutMs: 3000 * slow, helloRetryMs: 100 * slow, maxReconnects: 1000,
-        });
+    // Each client test runs twice: entries given to the listener, and lent (transientEntries: the
+    // listener copies what it keeps, and the client reuses its frame memory).
+    for (const transientEntries of [false, true]) {
+      const mode = transientEntries ? ' (lent entries)' : '';
+      const keep = (e: { encoded: Uint8Array }) => (transientEntries ? e.encoded.slice() : e.encoded);
+      it(`lets a client resume after reconnecting: no gap, no duplicate${mode}`, async () => {
+        const c1 = createClient(() => dev.connect(), { reconnect: false, handshakeTimeoutMs: 10_000 * slow, transientEntries });
         const got: Uint8Array[] = [];
-        c.onEntry((e) => got.push(e.encoded));
-        await c.connect();
-        const replies = await Promise.all(Array.from({ length: 40 }, () => c.propose({ actor: 0, id: ids.next++, domain: 1, action: 'kv.set', args: { key: 'conf', value: 'v'.repeat(1000) } }, 60_000 * slow)));
-        expect(replies.every((r) => r.status === 'committed')).toBe(true);
-        const last = Math.max(...replies.map((r) => Math.max(r.seq, r.receiptSeq)));
-        const t0 = Date.now();
-        while (got.length <= last) { if (Date.now() - t0 > 30_000 * slow) throw new Error(`stream stuck at ${got.length}, need ${last + 1}`); await new Promise((r) => setTimeout(r, 10)); }
-        c.close();
-        expect(got.map((e) => decodeEntry(e).ok && decodeEntry(e).ok)).not.toContain(false);
+        c1.onEntry((e) => got.push(keep(e)));
+        await c1.connect();
+        const r = await c1.propose({ actor: 0, id: ids.next++, domain: 1, action: 'echo', args: { text: 'before' } });
+        await c1.receipt(r.seq, 10_000 * slow);
+        const head1 = got.length;
+        c1.close();
+        const c2 = createClient(() => dev.connect(), { reconnect: false, resume: { lastSeq: head1 - 1, lastHash: entryHash(got[head1 - 1]!) }, handshakeTimeoutMs: 10_000 * slow, transientEntries });
+        c2.onEntry((e) => got.push(keep(e)));
+        await c2.connect();
+        const r2 = await c2.propose({ actor: 0, id: ids.next++, domain: 1, action: 'echo', args: { text: 'after' } });
+        await c2.receipt(r2.seq, 10_000 * slow);
+        c2.close();
+        expect(got.length).toBeGreaterThan(head1);
         expect(verifyChain(got).ok).toBe(true);
-        // each proposal committed exactly once in the log
-        const commits = new Map<number, number>();
-        for (const e of got) if (e[1] === Kind.Commit) { const v = decodeValue(e.subarray(64)); if (v.ok && isMap(v.value)) { const id = getInt(v.value, 'id')!; commits.set(id, (commits.get(id) ?? 0) + 1); } }
-        for (const r of replies) expect(r.seq).toBeGreaterThanOrEqual(0);
-        expect([...commits.values()].every((n) => n === 1)).toBe(true);
-        // the faults really happened (else this test proves nothing)
-        const hits = pipes.reduce((n, p) => n + p.stats.flipped + p.stats.dropped + p.stats.cuts, 0);
-        expect(hits).toBeGreaterThan(0);
-      }, 120_000 * slow);
+      });
+
+      if (target.faults ?? true) {
+        it(`through 1% corrupted frames, lost bytes and cuts, a client ends with every entry once, in order${mode}`, async () => {
+          // Per-byte rates, so the damage does not depend on how the transport chunks its bytes (a
+          // serial line delivers a few bytes at a time): a bit flip every ~10 KB damages ~1% of
+          // 100-byte frames (~3% of 300-byte ones); a lost byte every ~100 KB; a cut every ~100 KB.
+          const faults: Faults = { flipByte: 1e-4, dropByte: 1e-5, duplicateChunk: 0.002, cutByte: 1e-5 };
+          const rng = seededRng(7);
+          const pipes: FaultyTransport[] = [];
+          const c = createClient(async () => { const f = new FaultyTransport(await dev.connect(), { send: faults, receive: faults }, rng, nodeClock); pipes.push(f); return f; }, {
+            reconnectDelayMs: 10, requestTimeoutMs: 300 * slow, stallMs: 300 * slow, keepaliveMs: 200 * slow, deadAfterMs: 3000 * slow, handshakeTimeoutMs: 3000 * slow, helloRetryMs: 100 * slow, maxReconnects: 1000, transientEntries,
+          });
+          const got: Uint8Array[] = [];
+          c.onEntry((e) => got.push(keep(e)));
+          await c.connect();
+          const replies = await Promise.all(Array.from({ length: 40 }, () => c.propose({ actor: 0, id: ids.next++, domain: 1, action: 'kv.set', args: { key: 'conf', value: 'v'.repeat(1000) } }, 60_000 * slow)));
+          expect(replies.every((r) => r.status === 'committed')).toBe(true);
+          const last = Math.max(...replies.map((r) => Math.max(r.seq, r.receiptSeq)));
+          const t0 = Date.now();
+          while (got.length <= last) { if (Date.now() - t0 > 30_000 * slow) throw new Error(`stream stuck at ${got.length}, need ${last + 1}`); await new Promise((r) => setTimeout(r, 10)); }
+          c.close();
+          expect(got.map((e) => decodeEntry(e).ok && decodeEntry(e).ok)).not.toContain(false);
+          expect(verifyChain(got).ok).toBe(true);
+          // each proposal committed exactly once in the log
+          const commits = new Map<number, number>();
+          for (const e of got) if (e[1] === Kind.Commit) { const v = decodeValue(e.subarray(64)); if (v.ok && isMap(v.value)) { const id = getInt(v.value, 'id')!; commits.set(id, (commits.get(id) ?? 0) + 1); } }
+          for (const r of replies) expect(r.seq).toBeGreaterThanOrEqual(0);
+          expect([...commits.values()].every((n) => n === 1)).toBe(true);
+          // the faults really happened (else this test proves nothing)
+          const hits = pipes.reduce((n, p) => n + p.stats.flipped + p.stats.dropped + p.stats.cuts, 0);
+          expect(hits).toBeGreaterThan(0);
+        }, 120_000 * slow);
+      }
     }
   });
 }
