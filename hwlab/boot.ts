@@ -27,7 +27,7 @@ import { openSerial } from './console/serial.ts';
 import { findConsolePort } from './devices.ts';
 import { power } from './power.ts';
 import { flash, type FlashProgress, type FlashResult } from './flash/flash.ts';
-import { attachChardev, clearVm, openQmp, pidAlive, readVm, servedVirtioArgs, sleep, type VmRecord } from './vm.ts';
+import { attachChardev, clearVm, openQmp, pidAlive, readVm, servedVirtioArgs, sleep, waitExit, type VmExit, type VmRecord } from './vm.ts';
 import type { StreamTransport } from '../kernel-link/node/socket.ts';
 
 export interface BootOptions {
@@ -83,7 +83,7 @@ export interface Session {
   /** The console transport (a capture whose link shares the virtio console uses it). */
   console?: StreamTransport;
   /** Set when the session attached to a QEMU that `power on` started (it keeps running after stop). */
-  attached?: { pid: number; since: string; consoleLog: string; reset: boolean };
+  attached?: { pid: number; since: string; consoleLog: string; reset: boolean; exit?: VmExit };
   hub: ConsoleHub;
   stop(): Promise<void>;
 }
@@ -162,7 +162,10 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
   sc.onClose((gone, why) => { if (gone) watch.fail({ blame: 'lab', code: 'console-gone', message: `${dev.name}: console ${path} went away mid-boot (${why}) - unplugged or the adapter reset` }); });
   // The power-on edge: drop what the port still holds from before (and let queued reads land
   // first), then mark. Bytes before the mark are an earlier boot's and never count.
-  const mark = async () => { await new Promise((r) => setTimeout(r, 20)); await sc.drop(); watch.powerOn(); };
+  // Attached without a power-on edge (console on a running board), the board's own timestamps
+  // count from its boot long ago, not from the mark: they cannot spot stale lines, and a line
+  // dropped as stale would hide its fatal pattern.
+  const mark = async () => { await new Promise((r) => setTimeout(r, 20)); await sc.drop(); if (o.noPower) watch.powerOn(performance.now(), `attached to the running ${dev.name} (no power switched)`, { stamps: false }); else watch.powerOn(); };
   try {
     if (o.noPower) await mark();
     else if (dev.power.kind === 'command') {
@@ -201,19 +204,34 @@ async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string;
     cons = await attachChardev(qmp, useVirtio ? rec.virtio! : rec.serial, label);
   } catch (e) { qmp.close(); throw e instanceof LabError ? e : new LabError('io', 'power-failed', `${dev.name}: ${(e as Error).message}`, 'lab'); }
   let stopping = false;
-  let guestShutdown = false;
-  qmp.onEvent((e) => { if (e.event === 'SHUTDOWN' && (e.data as { guest?: boolean } | undefined)?.guest) guestShutdown = true; });
+  let shutdown: { guest: boolean; reason: string } | null = null;
+  qmp.onEvent((e) => { if (e.event === 'SHUTDOWN') { const d = e.data as { guest?: boolean; reason?: string } | undefined; shutdown = { guest: !!d?.guest, reason: d?.reason ?? 'unknown' }; } });
+  const attached: NonNullable<Session['attached']> = { pid: rec.pid, since: rec.since, consoleLog: rec.consoleLog, reset };
   const listen = (c: StreamTransport) => c.attach({
     data: s.onBytes,
-    // QEMU closes the console when it exits: a guest that shut itself down (or crashed out through
-    // isa-debug-exit, seen as a fatal line first) is the OS's; a QEMU killed under us is the lab's.
+    // QEMU closes the console when it exits. How it ended comes from the exit status its shell
+    // recorded (vm.ts) and QMP's SHUTDOWN event: a guest that crashed out through isa-debug-exit,
+    // or shut the machine down, is the OS's; a QEMU killed under us or failing is the lab's.
     // A connection the boot itself let go of (the old boot's, below) is not the console's end.
     close: () => {
       if (stopping || c !== cons) return;
-      setTimeout(() => {
-        const os = guestShutdown;
-        watch.fail({ blame: os ? 'os' : 'lab', code: os ? 'device-exit' : 'console-gone', message: `${dev.name}: its QEMU (pid ${rec.pid}, powered on ${rec.since}) ${os ? 'was shut down by the guest' : 'went away'}` });
-      }, 300);
+      void (async () => {
+        const ex = pidAlive(rec.pid) ? null : await waitExit(rec);
+        await sleep(300); // the last lines (a crash report) land first
+        const sd = shutdown as { guest: boolean; reason: string } | null;
+        let os: boolean;
+        let how: string;
+        if (ex) {
+          attached.exit = ex;
+          const guestCrash = ex.debugExit !== undefined && ex.debugExit !== 0x10;
+          os = guestCrash || (ex.code === 0 && (sd ? sd.guest : true));
+          how = `exited: ${ex.summary}${sd ? ` (QMP SHUTDOWN: ${sd.reason})` : ''}`;
+        } else {
+          os = !!sd?.guest;
+          how = `went away (${sd ? `QMP SHUTDOWN: ${sd.reason}` : 'no SHUTDOWN event'}; its exit status is unknown: ${pidAlive(rec.pid) ? 'QEMU still runs but closed the console' : 'no exit status was recorded (powered on by an older orbital-lab?)'})`;
+        }
+        watch.fail({ blame: os ? 'os' : 'lab', code: os ? 'device-exit' : 'console-gone', message: `${dev.name}: its QEMU (pid ${rec.pid}, powered on ${rec.since}) ${how}` });
+      })();
     },
   });
   listen(cons);
@@ -248,7 +266,7 @@ async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string;
   }
   return {
     device: dev, bootId: s.bootId, watch, hub: s.hub, linkPath: rec.virtio ?? undefined, console: cons ?? undefined,
-    attached: { pid: rec.pid, since: rec.since, consoleLog: rec.consoleLog, reset },
+    attached,
     write: (b) => { cons?.write(b); },
     onBytes: (fn) => { s.byteFns.push(fn); },
     stop: async () => { stopping = true; cons?.close(); qmp.close(); watch.close(); s.hub.close(); },

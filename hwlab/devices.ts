@@ -6,7 +6,7 @@ import type { Device, Lab } from './labfile.ts';
 import { readLock, type LockInfo } from './lock.ts';
 import { readJournal, type JournalEntry } from './flash/journal.ts';
 import { LabError } from './errors.ts';
-import { readVm } from './vm.ts';
+import { readVm, type VmExit } from './vm.ts';
 
 export interface DeviceStatus {
   name: string;
@@ -19,7 +19,7 @@ export interface DeviceStatus {
   flashTarget: { path: string; exists: boolean } | null;
   lastFlash: JournalEntry | null;
   /** A qemu device with QMP power: whether `power on` left its QEMU running (stale: the record's QEMU died, or its pid was reused). */
-  power?: { state: 'on' | 'off' | 'stale'; pid?: number; since?: string; owner?: string; consoleLog?: string; why?: string };
+  power?: { state: 'on' | 'off' | 'stale'; pid?: number; since?: string; owner?: string; consoleLog?: string; why?: string; exit?: VmExit | null };
 }
 
 export function consoleSpecText(d: Device): string {
@@ -72,7 +72,7 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
   if (d.kind === 'qemu' && d.power.kind === 'qemu') {
     const v = readVm(lab.stateDir, d.name);
     power = v.state === 'on' ? { state: 'on', pid: v.rec.pid, since: v.rec.since, owner: v.rec.owner, consoleLog: v.rec.consoleLog }
-      : v.state === 'stale' ? { state: 'stale', pid: v.rec?.pid, since: v.rec?.since, why: v.why } : { state: 'off' };
+      : v.state === 'stale' ? { state: 'stale', pid: v.rec?.pid, since: v.rec?.since, why: v.why, exit: v.exit ?? null } : { state: 'off' };
   }
   return {
     name: d.name,

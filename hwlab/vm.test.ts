@@ -41,7 +41,8 @@ function qemusWith(marker: string): number[] {
     if (!/^\d+$/.test(d)) continue;
     let cmd = '';
     try { cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8'); } catch { continue; }
-    if (cmd.includes('qemu-system') && cmd.includes(marker) && pidAlive(Number(d))) out.push(Number(d));
+    // QEMU itself, not the shell that runs a powered-on QEMU and waits for it (its argv holds QEMU's).
+    if (/(^|\/)qemu-system[^\0]*$/.test(cmd.split('\0')[0]!) && cmd.includes(marker) && pidAlive(Number(d))) out.push(Number(d));
   }
   return out;
 }
@@ -273,7 +274,9 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab power for a qemu device (
     await until('QEMU to die', () => !pidAlive(pid));
     const dev = run(['--lab', labFile, '--json', 'devices']);
     expect(dev.last.devices[0].power).toMatchObject({ state: 'stale', pid, why: `QEMU (pid ${pid}) is gone` });
-    expect(run(['--lab', labFile, 'devices']).stdout).toMatch(/power off \(stale record: QEMU \(pid \d+\) is gone\)/);
+    // How it ended, though no lab command was its parent: the exit status its shell recorded.
+    expect(dev.last.devices[0].power.exit).toMatchObject({ code: null, signal: 'SIGKILL' });
+    expect(run(['--lab', labFile, 'devices']).stdout).toMatch(/power off \(stale record: QEMU \(pid \d+\) is gone; it ended: QEMU killed by SIGKILL\)/);
     // The next power on takes over the stale record and says so; power off then ends it.
     const again = run(['--lab', labFile, '--json', 'power', 'vm', 'on']);
     expect(again.last).toMatchObject({ ok: true, qemu: { done: 'started', staleRecord: `QEMU (pid ${pid}) is gone` } });
@@ -288,7 +291,8 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab power for a qemu device (
     const outcome = await s.watch.done;
     await s.stop();
     expect(outcome.failure).toMatchObject({ blame: 'lab', code: 'console-gone' });
-    expect(outcome.failure!.message).toMatch(new RegExp(`QEMU \\(pid ${pid2}.*went away`));
+    expect(outcome.failure!.message).toMatch(new RegExp(`QEMU \\(pid ${pid2}, .*exited: QEMU killed by SIGKILL`));
+    expect(s.attached?.exit).toMatchObject({ signal: 'SIGKILL' });
     await until('QEMU to die', () => !pidAlive(pid2));
     // boot on a device whose record is stale: the device is off, so boot starts (and ends) its own QEMU.
     const b = run(['--lab', labFile, '--json', 'boot', 'vm']);
@@ -306,6 +310,16 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab power for a qemu device (
     await until('QEMU to die', () => !pidAlive(pid3));
     expect(run(['--lab', labFile, '--json', 'power', 'vm', 'off']).last).toMatchObject({ ok: true, qemu: { done: 'stale-record', pid: pid3 } });
     expect(readVm(stateDir, 'vm').state).toBe('off');
+    // A guest that crashed out of a powered-on QEMU (page fault -> isa-debug-exit 0x2a): its
+    // status is known to every later command, and it is the guest's.
+    const crash = run(['--lab', labFile, '--json', 'power', 'vm', 'on', '--append', 'fault=page']);
+    expect(crash.last.qemu.done).toBe('started');
+    pids.push(crash.last.qemu.pid);
+    await until('the guest to crash out of QEMU', () => !pidAlive(crash.last.qemu.pid));
+    await until('its exit status', () => run(['--lab', labFile, '--json', 'devices']).last.devices[0].power.exit);
+    expect(run(['--lab', labFile, '--json', 'devices']).last.devices[0].power).toMatchObject({ state: 'stale', exit: { code: 85, debugExit: 0x2a } });
+    expect(run(['--lab', labFile, 'devices']).stdout).toMatch(/it ended: guest exited through isa-debug-exit with value 0x2a \(status 85\)/);
+    expect(run(['--lab', labFile, '--json', 'power', 'vm', 'off']).last).toMatchObject({ ok: true, qemu: { done: 'stale-record' } });
   });
 
   it('a QEMU that console started itself dies with the console command, even by SIGKILL', async () => {
