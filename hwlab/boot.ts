@@ -7,8 +7,10 @@
 // before the mark (an earlier boot) never count.
 //
 // A qemu device that `power on` started (vm.ts) is attached to, never started twice: `boot`
-// pauses it, sets the mark, resets it and lets it run, so its log starts with the reset's first
-// byte; `console` and `capture` join it as it runs (running: 'join'). Leaving detaches only.
+// pauses it, drops the console connection that carried the old boot, resets it, connects again
+// and only then sets the mark and lets it run, so its log starts with the reset's first byte and
+// holds no byte of the old boot however late that byte would arrive; `console` and `capture`
+// join it as it runs (running: 'join'). Leaving detaches only.
 //
 // The virtio link of a QEMU the session starts itself is a socket QEMU serves (not one the
 // launcher accepted once), so a capture whose link connection drops connects again.
@@ -16,7 +18,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { QemuMachine, type QemuExit } from '../kernel-link/node/qemu.ts';
+import { QemuMachine, type Qmp, type QemuExit } from '../kernel-link/node/qemu.ts';
 import { LabError } from './errors.ts';
 import type { Device, Lab } from './labfile.ts';
 import { BootWatch, type BootOutcome, type LogLine } from './console/capture.ts';
@@ -25,7 +27,7 @@ import { openSerial } from './console/serial.ts';
 import { findConsolePort } from './devices.ts';
 import { power } from './power.ts';
 import { flash, type FlashProgress, type FlashResult } from './flash/flash.ts';
-import { attachChardev, clearVm, openQmp, pidAlive, readVm, servedVirtioArgs, type VmRecord } from './vm.ts';
+import { attachChardev, clearVm, openQmp, pidAlive, readVm, servedVirtioArgs, sleep, waitExit, type VmExit, type VmRecord } from './vm.ts';
 import type { StreamTransport } from '../kernel-link/node/socket.ts';
 
 export interface BootOptions {
@@ -81,7 +83,7 @@ export interface Session {
   /** The console transport (a capture whose link shares the virtio console uses it). */
   console?: StreamTransport;
   /** Set when the session attached to a QEMU that `power on` started (it keeps running after stop). */
-  attached?: { pid: number; since: string; consoleLog: string; reset: boolean };
+  attached?: { pid: number; since: string; consoleLog: string; reset: boolean; exit?: VmExit };
   hub: ConsoleHub;
   stop(): Promise<void>;
 }
@@ -160,7 +162,10 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
   sc.onClose((gone, why) => { if (gone) watch.fail({ blame: 'lab', code: 'console-gone', message: `${dev.name}: console ${path} went away mid-boot (${why}) - unplugged or the adapter reset` }); });
   // The power-on edge: drop what the port still holds from before (and let queued reads land
   // first), then mark. Bytes before the mark are an earlier boot's and never count.
-  const mark = async () => { await new Promise((r) => setTimeout(r, 20)); await sc.drop(); watch.powerOn(); };
+  // Attached without a power-on edge (console on a running board), the board's own timestamps
+  // count from its boot long ago, not from the mark: they cannot spot stale lines, and a line
+  // dropped as stale would hide its fatal pattern.
+  const mark = async () => { await new Promise((r) => setTimeout(r, 20)); await sc.drop(); if (o.noPower) watch.powerOn(performance.now(), `attached to the running ${dev.name} (no power switched)`, { stamps: false }); else watch.powerOn(); };
   try {
     if (o.noPower) await mark();
     else if (dev.power.kind === 'command') {
@@ -192,49 +197,91 @@ async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string;
     throw new LabError('io', 'power-failed', `${dev.name} is powered on (QEMU pid ${rec.pid}) but its QMP socket does not answer: ${(e as Error).message}; try orbital-lab power ${dev.name} off`, 'lab');
   }
   const useVirtio = dev.console.chardev === 'virtio';
-  let cons: StreamTransport;
+  const label = useVirtio ? 'vc0' : 'ser0';
+  let cons: StreamTransport | null;
   try {
     if (useVirtio && !rec.virtio) throw new LabError('bad-input', 'bad-usage', `${dev.name} was powered on without a virtio port; power it off and on again`);
-    cons = await attachChardev(qmp, useVirtio ? rec.virtio! : rec.serial, useVirtio ? 'vc0' : 'ser0');
+    cons = await attachChardev(qmp, useVirtio ? rec.virtio! : rec.serial, label);
   } catch (e) { qmp.close(); throw e instanceof LabError ? e : new LabError('io', 'power-failed', `${dev.name}: ${(e as Error).message}`, 'lab'); }
   let stopping = false;
-  let guestShutdown = false;
-  qmp.onEvent((e) => { if (e.event === 'SHUTDOWN' && (e.data as { guest?: boolean } | undefined)?.guest) guestShutdown = true; });
-  cons.attach({
+  let shutdown: { guest: boolean; reason: string } | null = null;
+  qmp.onEvent((e) => { if (e.event === 'SHUTDOWN') { const d = e.data as { guest?: boolean; reason?: string } | undefined; shutdown = { guest: !!d?.guest, reason: d?.reason ?? 'unknown' }; } });
+  const attached: NonNullable<Session['attached']> = { pid: rec.pid, since: rec.since, consoleLog: rec.consoleLog, reset };
+  const listen = (c: StreamTransport) => c.attach({
     data: s.onBytes,
-    // QEMU closes the console when it exits: a guest that shut itself down (or crashed out through
-    // isa-debug-exit, seen as a fatal line first) is the OS's; a QEMU killed under us is the lab's.
+    // QEMU closes the console when it exits. How it ended comes from the exit status its shell
+    // recorded (vm.ts) and QMP's SHUTDOWN event: a guest that crashed out through isa-debug-exit,
+    // or shut the machine down, is the OS's; a QEMU killed under us or failing is the lab's.
+    // A connection the boot itself let go of (the old boot's, below) is not the console's end.
     close: () => {
-      if (stopping) return;
-      setTimeout(() => {
-        const os = guestShutdown;
-        watch.fail({ blame: os ? 'os' : 'lab', code: os ? 'device-exit' : 'console-gone', message: `${dev.name}: its QEMU (pid ${rec.pid}, powered on ${rec.since}) ${os ? 'was shut down by the guest' : 'went away'}` });
-      }, 300);
+      if (stopping || c !== cons) return;
+      void (async () => {
+        const ex = pidAlive(rec.pid) ? null : await waitExit(rec);
+        await sleep(300); // the last lines (a crash report) land first
+        const sd = shutdown as { guest: boolean; reason: string } | null;
+        let os: boolean;
+        let how: string;
+        if (ex) {
+          attached.exit = ex;
+          const guestCrash = ex.debugExit !== undefined && ex.debugExit !== 0x10;
+          os = guestCrash || (ex.code === 0 && (sd ? sd.guest : true));
+          how = `exited: ${ex.summary}${sd ? ` (QMP SHUTDOWN: ${sd.reason})` : ''}`;
+        } else {
+          os = !!sd?.guest;
+          how = `went away (${sd ? `QMP SHUTDOWN: ${sd.reason}` : 'no SHUTDOWN event'}; its exit status is unknown: ${pidAlive(rec.pid) ? 'QEMU still runs but closed the console' : 'no exit status was recorded (powered on by an older orbital-lab?)'})`;
+        }
+        watch.fail({ blame: os ? 'os' : 'lab', code: os ? 'device-exit' : 'console-gone', message: `${dev.name}: its QEMU (pid ${rec.pid}, powered on ${rec.since}) ${how}` });
+      })();
     },
   });
+  listen(cons);
   const what = `attached to the running QEMU (pid ${rec.pid}, powered on ${rec.since}; its whole console is in ${rec.consoleLog})`;
   try {
     if (reset) {
-      // Pause, let the bytes already on their way land (they are the old boot's and are dropped),
-      // mark, reset, and run: the log starts with the reset's first byte.
+      // The boundary between the old boot and this one is a connection, not a delay: pause the
+      // CPU (no new output), let go of the connection that carried the old boot - bytes still on
+      // their way in it, in the kernel's socket buffer or in any relay between QEMU and us, go
+      // with it -, wait until QEMU has seen it closed, reset the machine while it is paused and
+      // disconnected (the UART's FIFO is cleared; whatever QEMU still flushes goes nowhere), then
+      // connect again and wait until QEMU has accepted that connection. Only then mark and run:
+      // every byte on the new connection was written after the reset, and the log starts with the
+      // reset's first byte, however late the old boot's bytes would have arrived.
       await qmp.execute('stop');
-      await new Promise((r) => setTimeout(r, 50));
+      const old = cons;
+      cons = null; // the old connection's close is not the console's end
+      old.close();
+      await chardevDisconnected(qmp, label, dev.name);
       const resetSeen = new Promise<void>((res) => { const off = qmp.onEvent((e) => { if (e.event === 'RESET') { off(); res(); } }); setTimeout(res, 5000); });
-      watch.powerOn(performance.now(), `reset (${what})`, { stamps: false });
       await qmp.execute('system_reset');
       await resetSeen;
+      cons = await attachChardev(qmp, useVirtio ? rec.virtio! : rec.serial, label);
+      listen(cons);
+      watch.powerOn(performance.now(), `reset (${what})`, { stamps: false });
       await qmp.execute('cont');
     } else watch.powerOn(performance.now(), what, { stamps: false });
   } catch (e) {
     watch.fail({ blame: 'lab', code: 'power-failed', message: `${dev.name}: QMP ${reset ? 'reset' : 'attach'} failed: ${(e as Error).message}` });
+    // A failed reset can leave the CPU paused: let it run again rather than leave the device hung.
+    if (reset) await qmp.execute('cont').catch(() => { /* QEMU gone */ });
   }
   return {
-    device: dev, bootId: s.bootId, watch, hub: s.hub, linkPath: rec.virtio ?? undefined, console: cons,
-    attached: { pid: rec.pid, since: rec.since, consoleLog: rec.consoleLog, reset },
-    write: (b) => { cons.write(b); },
+    device: dev, bootId: s.bootId, watch, hub: s.hub, linkPath: rec.virtio ?? undefined, console: cons ?? undefined,
+    attached,
+    write: (b) => { cons?.write(b); },
     onBytes: (fn) => { s.byteFns.push(fn); },
-    stop: async () => { stopping = true; cons.close(); qmp.close(); watch.close(); s.hub.close(); },
+    stop: async () => { stopping = true; cons?.close(); qmp.close(); watch.close(); s.hub.close(); },
   };
+}
+
+/** Waits until QEMU has seen the chardev's client go (query-chardev says "disconnected:"). */
+async function chardevDisconnected(qmp: Qmp, label: string, device: string, timeoutMs = 5000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const list = (await qmp.execute('query-chardev')) as Array<{ label: string; filename: string }>;
+    if (list.find((x) => x.label === label)?.filename.startsWith('disconnected:')) return;
+    if (Date.now() - t0 > timeoutMs) throw new LabError('timeout', 'power-failed', `${device}: QEMU still shows a client on its ${label} chardev ${timeoutMs} ms after the lab let go of it (is another program connected to the console socket?)`, 'lab');
+    await sleep(10);
+  }
 }
 
 /** Boots a device (optionally flashing it first) and reports how far it got. */

@@ -13,7 +13,7 @@ import { progressSink, human } from './progress.ts';
 import { power, type PowerAction, type PowerResult } from './power.ts';
 import { boot, powerOnSession } from './boot.ts';
 import { watchConsole } from './console/hub.ts';
-import type { LogLine } from './console/capture.ts';
+import type { BootOutcome, FatalLine, LogLine } from './console/capture.ts';
 import { captureTrace } from './traces/capture.ts';
 import { readVm } from './vm.ts';
 import { replayTrace, verifyTrace } from './traces/replay.ts';
@@ -82,8 +82,9 @@ const commands: Record<string, Handler> = {
     const rows = list.map((d) => {
       const who = d.state === 'in-use' ? `in use by ${d.holder!.owner} (pid ${d.holder!.pid}, since ${d.holder!.since}, "${d.holder!.command}")` : d.state === 'stale-lock' ? `free (stale lock: ${d.staleWhy})` : 'free';
       const cons = d.console.found ? d.console.found === 'qemu' ? d.console.spec : `${d.console.spec} -> ${d.console.found}` : `${d.console.spec} (NOT FOUND)`;
-      const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}` : 'never flashed';
-      const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why})` : '; power off';
+      const img = d.image ? d.image.signed ? ` (signed image ${d.image.signed.name} ${d.image.signed.version}, id ${d.image.signed.id.slice(0, 16)}…, part '${d.image.signed.part}')` : ` (${d.image.source}${d.image.blake3 ? `, blake3 ${d.image.blake3.slice(0, 16)}…` : ''}${d.image.signedWhy ? `; ${d.image.signedWhy}` : ''})` : '';
+      const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}${img}` : 'never flashed';
+      const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why}; ${d.power.exit ? `it ended: ${d.power.exit.summary}` : 'how it ended is unknown'})` : '; power off';
       return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
     });
     return { result: { ok: true, lab: l.path, devices: list }, text: rows.join('\n') || '(no devices)' };
@@ -183,6 +184,11 @@ Object.assign(commands, {
       const how = s.attached ? `attached to the running QEMU pid ${s.attached.pid} (earlier output: ${s.attached.consoleLog})` : `boot ${s.bootId}`;
       process.stderr.write(`[${dev.name} console; ${how}; log ${s.watch.logPath}; ${tty ? 'Ctrl-] to quit' : 'ends with stdin'}; watchers: orbital-lab console ${dev.name} --watch]\r\n`);
       s.onBytes((b) => process.stdout.write(b));
+      // Fatal patterns count for the whole session, not only until the first outcome: a device
+      // joined long after its boot, or that printed "ready" and then panicked, is still seen to.
+      const fatal: FatalLine[] = [];
+      s.watch.onFatal((f) => { fatal.push(f); if (fatal.length <= 20) process.stderr.write(`\r\n[${dev.name}: fatal pattern "${f.name}" at line ${f.line} of ${s.watch.logPath}: ${f.text.slice(0, 200)}]\r\n`); });
+      let endedBy: BootOutcome['failure'] | undefined;
       let ended!: () => void;
       const done = new Promise<void>((r) => { ended = r; });
       if (tty) process.stdin.setRawMode(true);
@@ -193,12 +199,22 @@ Object.assign(commands, {
       });
       process.stdin.on('end', () => setTimeout(ended, 500));
       signal.addEventListener('abort', () => ended(), { once: true });
-      void s.watch.done.then((o) => { if (!o.ok && (o.failure?.code === 'console-gone' || o.failure?.code === 'device-exit')) { process.stderr.write(`\r\n[${o.failure.message}]\r\n`); ended(); } });
+      void s.watch.done.then((o) => { if (!o.ok && (o.failure?.code === 'console-gone' || o.failure?.code === 'device-exit')) { endedBy = o.failure; process.stderr.write(`\r\n[${o.failure.message}]\r\n`); ended(); } });
       await done;
       if (tty) process.stdin.setRawMode(false);
       process.stdin.pause();
       await s.stop();
-      return { result: { ok: true, device: dev.name, bootId: s.bootId, log: s.watch.logPath, ...(s.attached ? { attached: s.attached } : {}) }, text: `\r\n[${dev.name} console closed${s.attached ? `; QEMU pid ${s.attached.pid} keeps running` : ''}; log ${s.watch.logPath}]` };
+      // How the session went: the device's end (console gone: the lab's; its QEMU exited because
+      // of the guest: the OS's), else the first fatal line (the OS failed), else ok.
+      const failure: BootOutcome['failure'] | undefined = endedBy?.blame === 'lab' ? endedBy
+        : fatal.length ? { blame: 'os', code: 'os-fatal', message: `fatal pattern "${fatal[0]!.name}" at line ${fatal[0]!.line}: ${fatal[0]!.text.slice(0, 200)}${fatal.length > 1 ? ` (${fatal.length} fatal lines in all)` : ''}`, line: fatal[0]!.line, text: fatal[0]!.text }
+        : endedBy;
+      const keeps = s.attached && !s.attached.exit && !endedBy ? `; QEMU pid ${s.attached.pid} keeps running` : '';
+      return {
+        result: { ok: !failure, device: dev.name, bootId: s.bootId, log: s.watch.logPath, ...(s.attached ? { attached: s.attached } : {}), ...(fatal.length ? { fatal } : {}), ...(failure ? { failure } : {}) },
+        text: `\r\n[${dev.name} console closed${keeps}; log ${s.watch.logPath}]${failure ? `\r\n${dev.name}: ${failure.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${failure.code}): ${failure.message}` : ''}`,
+        exit: !failure ? EXIT.ok : failure.blame === 'os' ? EXIT.os : EXIT.lab,
+      };
     } finally { lock.release(); }
   },
   async capture(args, { lab, signal, json }) {
@@ -221,8 +237,12 @@ Object.assign(commands, {
         else if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kcapture seq ${p.seq}, ${p.written} entries written, ${p.reconnects} reconnects`);
       } });
       if (!json && process.stderr.isTTY) process.stderr.write('\n');
-      const text = `${dev.name}: ${r.written} entries captured into ${r.file} (${r.resumedFrom ? `resumed after entry ${r.resumedFrom - 1}; ` : ''}last seq ${r.lastSeq}; ${r.reconnects} reconnects, ${r.duplicatesSkipped} duplicates skipped); stopped: ${r.stopped}${r.detail ? ` (${r.detail})` : ''}`;
-      return { result: { ok: true, ...r }, text, exit: r.stopped === 'device-gone' || r.stopped === 'new-log' ? EXIT.lab : EXIT.ok };
+      const fatalText = r.fatal?.length ? `\n${dev.name}: the OS failed - fatal pattern "${r.fatal[0]!.name}" at console line ${r.fatal[0]!.line}: ${r.fatal[0]!.text.slice(0, 200)}${r.fatal.length > 1 ? ` (${r.fatal.length} fatal lines in all)` : ''}` : '';
+      const text = `${dev.name}: ${r.written} entries captured into ${r.file} (${r.resumedFrom ? `resumed after entry ${r.resumedFrom - 1}; ` : ''}last seq ${r.lastSeq}; ${r.reconnects} reconnects, ${r.duplicatesSkipped} duplicates skipped); stopped: ${r.stopped}${r.detail ? ` (${r.detail})` : ''}${fatalText}`;
+      // The trace holds what was captured either way; the exit says whether the OS failed (a fatal
+      // line, or its QEMU exited because of the guest) or the lab did (device gone, new log).
+      const osFailed = !!r.fatal?.length || r.deviceFailure?.blame === 'os';
+      return { result: { ok: true, ...r }, text, exit: osFailed ? EXIT.os : r.stopped === 'device-gone' || r.stopped === 'new-log' ? EXIT.lab : EXIT.ok };
     } finally { lock.release(); }
   },
   async replay(args) {

@@ -1,12 +1,18 @@
 import { describe, expect, it, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { initAxiom, toHex } from '../axiom/index.ts';
+import { buildImage, generateKeys } from '../os-image/image/image.ts';
+import { makeLab, MiB } from './flash/testimg.ts';
 import { parseLab } from './labfile.ts';
 import { findConsolePort, inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
 import { LabError } from './errors.ts';
 
+const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
 const dirs: string[] = [];
 afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 
@@ -39,5 +45,32 @@ describe('device inventory', () => {
     expect(inventory(r.lab, ['arm']).map((d) => d.name)).toEqual(['b']);
     lock.release();
     expect(inventory(r.lab)[0]!.state).toBe('free');
+  });
+});
+
+describe('devices names the signed image last flashed to a device', () => {
+  it('from the flash journal and the .orbimg it names, checked against the lab file trust:', async () => {
+    await initAxiom();
+    const key = generateKeys();
+    const l = makeLab();
+    dirs.push(l.dir);
+    writeFileSync(join(l.dir, 'release.pub'), toHex(key.publicKey) + '\n');
+    writeFileSync(l.labFile, readFileSync(l.labFile, 'utf8').replace('version: 1\n', 'version: 1\ntrust: [release.pub]\n'));
+    const disk = join(l.dir, 'part-disk');
+    writeFileSync(disk, randomBytes(2 * MiB));
+    const img = join(l.dir, 'os.orbimg');
+    const built = await buildImage(img, { name: 'orbital-guest', version: '0.3.0', created: 1_700_000_000, parts: [{ name: 'disk', path: disk }] }, key);
+    const run = (args: string[]) => spawnSync(process.execPath, [BIN, '--lab', l.labFile, ...args], { encoding: 'utf8', timeout: 60_000 });
+    expect(run(['flash', 'dut', img]).status).toBe(0);
+    const j = JSON.parse(run(['--json', 'devices']).stdout.trim().split('\n').pop()!);
+    expect(j.devices[0].image).toMatchObject({ source: img, signed: { id: built.id, name: 'orbital-guest', version: '0.3.0', key: toHex(key.publicKey), part: 'disk' } });
+    expect(run(['devices']).stdout).toMatch(/last flash ok \S+ \(signed image orbital-guest 0\.3\.0, id [0-9a-f]{16}…, part 'disk'\)/);
+    // The file rebuilt with other bytes since: no longer taken for what the device holds.
+    writeFileSync(disk, randomBytes(2 * MiB));
+    await buildImage(img, { name: 'orbital-guest', version: '0.4.0', created: 1_700_000_001, parts: [{ name: 'disk', path: disk }] }, key);
+    const after = JSON.parse(run(['--json', 'devices']).stdout.trim().split('\n').pop()!).devices[0].image;
+    expect(after.signed).toBeUndefined();
+    expect(after.signedWhy).toMatch(/no longer holds a part with the flashed BLAKE3/);
+    expect(run(['devices']).stdout).toMatch(/os\.orbimg, blake3 [0-9a-f]{16}…; .*no longer holds/);
   });
 });

@@ -6,7 +6,8 @@ import type { Device, Lab } from './labfile.ts';
 import { readLock, type LockInfo } from './lock.ts';
 import { readJournal, type JournalEntry } from './flash/journal.ts';
 import { LabError } from './errors.ts';
-import { readVm } from './vm.ts';
+import { readVm, type VmExit } from './vm.ts';
+import { isOrbimg, openOrbimg } from './flash/orbimg.ts';
 
 export interface DeviceStatus {
   name: string;
@@ -18,8 +19,15 @@ export interface DeviceStatus {
   console: { spec: string; found: string | null; why?: string };
   flashTarget: { path: string; exists: boolean } | null;
   lastFlash: JournalEntry | null;
+  /**
+   * What the last finished flash put on the target, from the journal (read only): its source and
+   * BLAKE3, and for a signed .orbimg still at that path whose part has that BLAKE3 (checked against
+   * the lab file's trust:), the image's name, version, id, key and part. `signedWhy` says why it is
+   * not named (file gone or changed, no trusted key).
+   */
+  image?: { source: string; blake3: string | null; signed?: { id: string; name: string; version: string; key: string; part: string }; signedWhy?: string };
   /** A qemu device with QMP power: whether `power on` left its QEMU running (stale: the record's QEMU died, or its pid was reused). */
-  power?: { state: 'on' | 'off' | 'stale'; pid?: number; since?: string; owner?: string; consoleLog?: string; why?: string };
+  power?: { state: 'on' | 'off' | 'stale'; pid?: number; since?: string; owner?: string; consoleLog?: string; why?: string; exit?: VmExit | null };
 }
 
 export function consoleSpecText(d: Device): string {
@@ -72,8 +80,10 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
   if (d.kind === 'qemu' && d.power.kind === 'qemu') {
     const v = readVm(lab.stateDir, d.name);
     power = v.state === 'on' ? { state: 'on', pid: v.rec.pid, since: v.rec.since, owner: v.rec.owner, consoleLog: v.rec.consoleLog }
-      : v.state === 'stale' ? { state: 'stale', pid: v.rec?.pid, since: v.rec?.since, why: v.why } : { state: 'off' };
+      : v.state === 'stale' ? { state: 'stale', pid: v.rec?.pid, since: v.rec?.since, why: v.why, exit: v.exit ?? null } : { state: 'off' };
   }
+  const journal = readJournal(lab.stateDir, d.name);
+  const image = journal?.status === 'ok' ? flashedImage(lab, journal) : undefined;
   return {
     name: d.name,
     kind: d.kind,
@@ -83,9 +93,28 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
     staleWhy: lock.state === 'stale' ? lock.why : undefined,
     console: { spec: consoleSpecText(d), found, why },
     flashTarget: d.flashTarget ? { path: d.flashTarget, exists: existsSync(d.flashTarget) } : null,
-    lastFlash: readJournal(lab.stateDir, d.name),
+    lastFlash: journal,
+    ...(image ? { image } : {}),
     ...(power ? { power } : {}),
   };
+}
+
+/** The signed image a finished flash wrote, when its file is still there and still holds those bytes. */
+function flashedImage(lab: Lab, j: JournalEntry): NonNullable<DeviceStatus['image']> {
+  const out: NonNullable<DeviceStatus['image']> = { source: j.source, blake3: j.blake3 ?? null };
+  if (!isOrbimg(j.source)) return out;
+  const trust = lab.trust.map((t) => t.key);
+  if (!trust.length) return { ...out, signedWhy: 'a signed image, but the lab file trusts no key to check it with' };
+  try {
+    const first = openOrbimg(j.source, trust, undefined);
+    for (const name of [first.info.part.name, ...first.info.parts]) {
+      const { info } = name === first.info.part.name ? first : openOrbimg(j.source, trust, name);
+      if (info.part.blake3 === j.blake3) return { ...out, signed: { id: info.id, name: info.name, version: info.version, key: info.key, part: info.part.name } };
+    }
+    return { ...out, signedWhy: `${j.source} no longer holds a part with the flashed BLAKE3 (rebuilt since?)` };
+  } catch (e) {
+    return { ...out, signedWhy: (e as Error).message };
+  }
 }
 
 export function inventory(lab: Lab, tags: string[] = []): DeviceStatus[] {

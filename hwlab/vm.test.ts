@@ -4,6 +4,7 @@
 // stale. And a QEMU that a console command started itself dies with that command, even by SIGKILL.
 import { expect, it, afterAll, beforeAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -40,10 +41,67 @@ function qemusWith(marker: string): number[] {
     if (!/^\d+$/.test(d)) continue;
     let cmd = '';
     try { cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8'); } catch { continue; }
-    if (cmd.includes('qemu-system') && cmd.includes(marker) && pidAlive(Number(d))) out.push(Number(d));
+    // QEMU itself, not the shell that runs a powered-on QEMU and waits for it (its argv holds QEMU's).
+    if (/(^|\/)qemu-system[^\0]*$/.test(cmd.split('\0')[0]!) && cmd.includes(marker) && pidAlive(Number(d))) out.push(Number(d));
   }
   return out;
 }
+
+/** The CLI as a child process the event loop keeps running beside (a relay in this process must keep moving bytes). */
+function runAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; last: any }> {
+  const c = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  c.stdout!.on('data', (d: Buffer) => { stdout += d; });
+  c.stderr!.on('data', (d: Buffer) => { stderr += d; });
+  return new Promise((res) => c.once('close', (code) => {
+    let last: any = null;
+    try { last = JSON.parse(stdout.trim().split('\n').pop()!); } catch { /* not json */ }
+    res({ code, stdout, stderr, last });
+  }));
+}
+
+/**
+ * A relay between QEMU's COM1 socket and the lab, as a console server (ser2net, conserver) or a
+ * loaded machine's socket buffers are: it connects to QEMU at once and holds what QEMU sends; its
+ * first client gets that backlog late, 32 bytes every 40 ms. Each client has its own connection
+ * to QEMU, closed with it (so QEMU sees the client go). `held` is everything the first upstream
+ * connection received.
+ */
+function slowRelay(upstream: string, listen: string): Promise<{ server: Server; held: () => string }> {
+  let held = '';
+  const backlog: Buffer[] = [];
+  const first = connect({ path: upstream });
+  first.on('error', () => { /* QEMU gone */ });
+  first.on('data', (d: Buffer) => { held += d.toString('latin1'); backlog.push(d); });
+  let served = false;
+  const server = createServer((down: Socket) => {
+    down.on('error', () => { /* lab gone */ });
+    if (!served) {
+      served = true;
+      const timer = setInterval(() => {
+        const b = backlog.shift();
+        if (!b) return;
+        if (b.length > 32) backlog.unshift(b.subarray(32));
+        if (!down.destroyed) down.write(b.subarray(0, 32));
+      }, 40);
+      down.on('data', (d: Buffer) => first.write(d));
+      down.on('close', () => { clearInterval(timer); backlog.length = 0; first.destroy(); });
+      first.on('close', () => down.destroy());
+    } else {
+      const up = connect({ path: upstream });
+      up.on('error', () => { /* QEMU gone */ });
+      up.pipe(down);
+      down.pipe(up);
+      down.on('close', () => up.destroy());
+      up.on('close', () => down.destroy());
+    }
+  });
+  return new Promise((res) => first.once('connect', () => server.listen(listen, () => res({ server, held: () => held }))));
+}
+
+/** The guest's own timestamps ([  123.456 ms]) in console text. */
+const stampsOf = (text: string) => [...text.matchAll(/\[\s*(\d+\.\d+) ms\]/g)].map((m) => Number(m[1]));
 
 async function until<T>(what: string, fn: () => T | undefined | null | false): Promise<T> {
   const t0 = Date.now();
@@ -161,6 +219,44 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab power for a qemu device (
     expect(run(['--lab', labFile, '--json', 'power', 'vm', 'off']).last).toMatchObject({ ok: true, qemu: { done: 'already-off' } });
   });
 
+  it('boot on a powered-on device takes no byte of the earlier boot, however late it arrives', async () => {
+    const on = run(['--lab', labFile, '--json', 'power', 'vm', 'on']);
+    expect(on.code).toBe(0);
+    const pid: number = on.last.qemu.pid;
+    pids.push(pid);
+    const consoleLog: string = on.last.qemu.consoleLog;
+    await until('the guest to boot', () => /ready: head/.test(readFileSync(consoleLog, 'utf8')));
+    // COM1 reaches the lab through a relay that holds the bytes of the boot before this one and
+    // hands them over late (the power record names the relay's socket instead of QEMU's).
+    const rp = recordPath(stateDir, 'vm');
+    const rec = JSON.parse(readFileSync(rp, 'utf8'));
+    const relay = await slowRelay(rec.serial, join(dir, 'relay.sock'));
+    writeFileSync(rp, JSON.stringify({ ...rec, serial: join(dir, 'relay.sock') }));
+    try {
+      // An earlier boot that the relay holds whole: a reset (power cycle) while the relay listens.
+      expect((await runAsync(['--lab', labFile, '--json', 'power', 'vm', 'cycle'])).last).toMatchObject({ ok: true, qemu: { done: 'reset', pid } });
+      await until('the relay to hold the earlier boot', () => /ready: head/.test(relay.held()));
+      // The earlier boots' own timestamps: QEMU keeps the TSC running across a reset, so every
+      // line of the boot to come is stamped later than all of them.
+      const before = Math.max(...stampsOf(readFileSync(consoleLog, 'latin1')));
+      expect(before).toBeGreaterThan(0);
+      const b = await runAsync(['--lab', labFile, '--json', 'boot', 'vm']);
+      expect(b.code).toBe(0);
+      expect(b.last).toMatchObject({ ok: true, stage: 'axiom', attached: { pid, reset: true } });
+      const log = readFileSync(b.last.log, 'utf8');
+      const lines = log.split('\n');
+      expect(lines[0]).toMatch(/--- reset \(attached to the running QEMU/);
+      expect(lines[1]).toMatch(/^\S+\s+\+\d+\.\d{3}s \\ec/);
+      const stamps = stampsOf(log);
+      expect(stamps.length).toBeGreaterThanOrEqual(5);
+      // Not one line of the earlier boot (which the relay still held when the boot began).
+      expect(stamps.filter((t) => t <= before)).toEqual([]);
+      expect(lines.filter((l) => /ready: head/.test(l)).length).toBe(1);
+    } finally { relay.server.close(); }
+    expect(run(['--lab', labFile, '--json', 'power', 'vm', 'off']).last).toMatchObject({ ok: true, qemu: { pid } });
+    expect(pidAlive(pid)).toBe(false);
+  });
+
   it('detects a stale record: QEMU killed, or its pid now another process', async () => {
     const on = run(['--lab', labFile, '--json', 'power', 'vm', 'on']);
     expect(on.code).toBe(0);
@@ -178,7 +274,9 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab power for a qemu device (
     await until('QEMU to die', () => !pidAlive(pid));
     const dev = run(['--lab', labFile, '--json', 'devices']);
     expect(dev.last.devices[0].power).toMatchObject({ state: 'stale', pid, why: `QEMU (pid ${pid}) is gone` });
-    expect(run(['--lab', labFile, 'devices']).stdout).toMatch(/power off \(stale record: QEMU \(pid \d+\) is gone\)/);
+    // How it ended, though no lab command was its parent: the exit status its shell recorded.
+    expect(dev.last.devices[0].power.exit).toMatchObject({ code: null, signal: 'SIGKILL' });
+    expect(run(['--lab', labFile, 'devices']).stdout).toMatch(/power off \(stale record: QEMU \(pid \d+\) is gone; it ended: QEMU killed by SIGKILL\)/);
     // The next power on takes over the stale record and says so; power off then ends it.
     const again = run(['--lab', labFile, '--json', 'power', 'vm', 'on']);
     expect(again.last).toMatchObject({ ok: true, qemu: { done: 'started', staleRecord: `QEMU (pid ${pid}) is gone` } });
@@ -193,7 +291,8 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab power for a qemu device (
     const outcome = await s.watch.done;
     await s.stop();
     expect(outcome.failure).toMatchObject({ blame: 'lab', code: 'console-gone' });
-    expect(outcome.failure!.message).toMatch(new RegExp(`QEMU \\(pid ${pid2}.*went away`));
+    expect(outcome.failure!.message).toMatch(new RegExp(`QEMU \\(pid ${pid2}, .*exited: QEMU killed by SIGKILL`));
+    expect(s.attached?.exit).toMatchObject({ signal: 'SIGKILL' });
     await until('QEMU to die', () => !pidAlive(pid2));
     // boot on a device whose record is stale: the device is off, so boot starts (and ends) its own QEMU.
     const b = run(['--lab', labFile, '--json', 'boot', 'vm']);
@@ -211,6 +310,16 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab power for a qemu device (
     await until('QEMU to die', () => !pidAlive(pid3));
     expect(run(['--lab', labFile, '--json', 'power', 'vm', 'off']).last).toMatchObject({ ok: true, qemu: { done: 'stale-record', pid: pid3 } });
     expect(readVm(stateDir, 'vm').state).toBe('off');
+    // A guest that crashed out of a powered-on QEMU (page fault -> isa-debug-exit 0x2a): its
+    // status is known to every later command, and it is the guest's.
+    const crash = run(['--lab', labFile, '--json', 'power', 'vm', 'on', '--append', 'fault=page']);
+    expect(crash.last.qemu.done).toBe('started');
+    pids.push(crash.last.qemu.pid);
+    await until('the guest to crash out of QEMU', () => !pidAlive(crash.last.qemu.pid));
+    await until('its exit status', () => run(['--lab', labFile, '--json', 'devices']).last.devices[0].power.exit);
+    expect(run(['--lab', labFile, '--json', 'devices']).last.devices[0].power).toMatchObject({ state: 'stale', exit: { code: 85, debugExit: 0x2a } });
+    expect(run(['--lab', labFile, 'devices']).stdout).toMatch(/it ended: guest exited through isa-debug-exit with value 0x2a \(status 85\)/);
+    expect(run(['--lab', labFile, '--json', 'power', 'vm', 'off']).last).toMatchObject({ ok: true, qemu: { done: 'stale-record' } });
   });
 
   it('a QEMU that console started itself dies with the console command, even by SIGKILL', async () => {

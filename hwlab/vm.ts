@@ -8,6 +8,8 @@
 // chardev logfile: QEMU writes every console byte there from the first one, whether or not a lab
 // command is attached. It starts paused (-S); the lab connects QMP, writes the record, then `cont`.
 //
+// It runs as the child of a small shell that waits for it and records its exit status in a file
+// (a later command is not QEMU's parent and could not learn how it ended otherwise).
 // It runs detached (its own session, stderr to a file), with neither of the orphan guards the
 // launcher puts on a command's QEMU (pdeathsig, watchdog): outliving the command is the point. A
 // QEMU started by boot/console/capture still goes through kernel-link/node/qemu.ts with both guards.
@@ -15,9 +17,9 @@
 // The record holds the pid and the pid's start time (as a lock does): a QEMU that died, or a pid
 // now used by another process, makes the record stale, and `devices` says so.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
-import { hostname, tmpdir } from 'node:os';
+import { constants as osConstants, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Qmp, kvmUsable } from '../kernel-link/node/qemu.ts';
 import { connectTransport, type StreamTransport } from '../kernel-link/node/socket.ts';
@@ -41,6 +43,11 @@ export interface VmRecord {
   consoleLog: string;
   /** QEMU's stderr. */
   stderrLog: string;
+  /**
+   * Where the shell that runs QEMU writes QEMU's exit status once it ends (absent in records of
+   * an older orbital-lab): a command that attached to this QEMU is not its parent and cannot wait for it.
+   */
+  exitFile?: string;
   /** The directory holding the sockets (removed at power off). */
   dir: string;
   args: string[];
@@ -49,7 +56,44 @@ export interface VmRecord {
 export type VmState =
   | { state: 'off' }
   | { state: 'on'; rec: VmRecord }
-  | { state: 'stale'; rec: VmRecord | null; why: string };
+  | { state: 'stale'; rec: VmRecord | null; why: string; exit?: VmExit | null };
+
+/** How a powered-on QEMU ended, from the exit status its shell recorded (QemuExit's reading of it). */
+export interface VmExit { code: number | null; signal: string | null; debugExit?: number; summary: string }
+
+/** Reads a shell's `$?` for QEMU: 128+N is signal N; an odd status is the guest's isa-debug-exit value. */
+export function describeExit(status: number): VmExit {
+  if (status > 128) {
+    const n = status - 128;
+    const name = Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
+    return { code: null, signal: name, summary: `QEMU killed by ${name}` };
+  }
+  if (status % 2 === 1 && status !== 1) {
+    const v = (status - 1) / 2;
+    return { code: status, signal: null, debugExit: v, summary: `guest exited through isa-debug-exit with value ${v === 0x10 ? '0x10 (ok)' : `0x${v.toString(16)}`} (status ${status})` };
+  }
+  return { code: status, signal: null, summary: status === 0 ? 'QEMU exited with status 0 (a power-off, a guest shutdown or QMP quit)' : `QEMU exited with status ${status} (an error of QEMU's; see its stderr log)` };
+}
+
+/** The recorded exit of a powered-on QEMU: undefined while none is recorded yet, null when the record has no exit file (unknown). */
+export function readExit(rec: VmRecord): VmExit | null | undefined {
+  if (!rec.exitFile) return null;
+  let text: string;
+  try { text = readFileSync(rec.exitFile, 'utf8'); } catch { return undefined; }
+  const n = Number(text.trim());
+  return Number.isInteger(n) && n >= 0 ? describeExit(n) : null;
+}
+
+/** Waits up to `ms` for the exit status of a QEMU that is gone (its shell writes it right after). */
+export async function waitExit(rec: VmRecord, ms = 2000): Promise<VmExit | null> {
+  const t0 = Date.now();
+  for (;;) {
+    const e = readExit(rec);
+    if (e !== undefined) return e;
+    if (Date.now() - t0 > ms) return null;
+    await sleep(25);
+  }
+}
 
 export function recordPath(stateDir: string, device: string): string {
   return join(stateDir, 'power', `${device}.json`);
@@ -71,9 +115,9 @@ export function readVm(stateDir: string, device: string): VmState {
   try { rec = JSON.parse(text) as VmRecord; } catch { /* torn or foreign */ }
   if (!rec || typeof rec.pid !== 'number') return { state: 'stale', rec: null, why: 'unreadable power record' };
   if (rec.host !== hostname()) return { state: 'on', rec };
-  if (!pidAlive(rec.pid)) return { state: 'stale', rec, why: `QEMU (pid ${rec.pid}) is gone` };
+  if (!pidAlive(rec.pid)) return { state: 'stale', rec, why: `QEMU (pid ${rec.pid}) is gone`, exit: readExit(rec) ?? null };
   const start = pidStartTime(rec.pid);
-  if (rec.pidStart !== null && start !== null && start !== rec.pidStart) return { state: 'stale', rec, why: `pid ${rec.pid} now belongs to another process` };
+  if (rec.pidStart !== null && start !== null && start !== rec.pidStart) return { state: 'stale', rec, why: `pid ${rec.pid} now belongs to another process`, exit: readExit(rec) ?? null };
   return { state: 'on', rec };
 }
 
@@ -99,6 +143,16 @@ export function servedVirtioArgs(path: string): string[] {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An executable on PATH (or a path), resolved as the shell would. */
+function findBinary(name: string): string | null {
+  const dirs = name.includes('/') ? [''] : (process.env.PATH ?? '/usr/bin:/bin').split(':');
+  for (const d of dirs) {
+    const p = d ? join(d, name) : name;
+    try { accessSync(p, fsConstants.X_OK); return p; } catch { /* next */ }
+  }
+  return null;
+}
 
 /** Connects to a socket QEMU serves, retrying while QEMU is still creating it. */
 async function connectServed(path: string, timeoutMs: number, gone: () => string | null): Promise<StreamTransport> {
@@ -149,6 +203,9 @@ export async function vmPowerOn(lab: Lab, dev: Device, o: { append?: string } = 
   if (st.state === 'stale') { clearVm(lab.stateDir, dev.name, st.rec); tookOver = st.why; }
   const drive = q.kernel ? undefined : dev.flashTarget;
   if (!q.kernel && !drive) throw new LabError('bad-input', 'bad-usage', `${dev.name}: a qemu device needs qemu.kernel or a flash target to boot from`);
+  // A missing QEMU is the person's setup (exit 2), any other spawn failure the lab's.
+  const bin = findBinary(q.binary);
+  if (!bin) throw new LabError('bad-input', 'missing-tool', `${dev.name}: cannot start ${q.binary}: not found (install the Debian package qemu-system-x86)`, 'usage');
 
   const dir = socketDir(lab.stateDir, dev.name);
   const id = randomBytes(4).toString('hex');
@@ -171,29 +228,39 @@ export async function vmPowerOn(lab: Lab, dev: Device, o: { append?: string } = 
     ...(q.kernel ? ['-kernel', q.kernel] : []), ...(o.append ? ['-append', o.append] : []),
     ...(drive ? ['-drive', `file=${esc(drive)},format=raw,if=ide`] : []), ...q.args];
 
+  // QEMU runs as the child of a small shell that waits for it and writes its exit status to
+  // exitFile: the commands that attach later are not QEMU's parent and could not learn it otherwise.
+  const exitFile = join(logDir, `${stamp}-power-${id}.exit`);
+  const script = 'f=$1; shift; "$@" </dev/null >/dev/null & q=$!; echo "$q"; exec >/dev/null; wait "$q"; s=$?; echo "$s" >"$f.tmp" && mv "$f.tmp" "$f"';
   const errFd = openSync(stderrLog, 'a');
   let child;
   try {
-    child = spawn(q.binary, args, { detached: true, stdio: ['ignore', 'ignore', errFd] });
+    child = spawn('sh', ['-c', script, 'sh', exitFile, bin, ...args], { detached: true, stdio: ['ignore', 'pipe', errFd] });
   } finally { closeSync(errFd); }
-  const spawnError = new Promise<string>((res) => child.once('error', (e) => res(`cannot start ${q.binary}: ${e.message}${(e as NodeJS.ErrnoException).code === 'ENOENT' ? ' (install the Debian package qemu-system-x86)' : ''}`)));
+  const spawnError = new Promise<string>((res) => child.once('error', (e) => res(`cannot start ${q.binary}: ${e.message}`)));
   let exitWhy: string | null = null;
-  child.once('exit', (code, sig) => {
+  child.once('exit', () => {
     let err = '';
     try { err = readFileSync(stderrLog, 'utf8').trim().split('\n').slice(-3).join(' | '); } catch { /* none */ }
-    exitWhy = `QEMU exited at power on (${sig ?? `status ${code}`})${err ? `: ${err}` : ''}`;
+    let how = 'its shell ended';
+    try { how = describeExit(Number(readFileSync(exitFile, 'utf8').trim())).summary; } catch { /* not written */ }
+    exitWhy = `QEMU exited at power on (${how})${err ? `: ${err}` : ''}`;
   });
   void spawnError.then((w) => { exitWhy ??= w; });
+  // The shell's first line is QEMU's pid.
+  const pid = await new Promise<number | null>((res) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d; const nl = out.indexOf('\n'); if (nl >= 0) res(Number(out.slice(0, nl)) || null); });
+    child.stdout!.once('close', () => res(null));
+    void spawnError.then(() => res(null));
+  });
+  child.stdout!.destroy();
   child.unref();
-  const pid = child.pid;
   if (!pid) {
     rmSync(dir, { recursive: true, force: true });
-    const why = await spawnError;
-    // A missing QEMU is the person's setup (exit 2), any other spawn failure the lab's.
-    if (/ENOENT/.test(why)) throw new LabError('bad-input', 'missing-tool', `${dev.name}: ${why}`, 'usage');
-    throw new LabError('io', 'power-failed', `${dev.name}: ${why}`, 'lab');
+    throw new LabError('io', 'power-failed', `${dev.name}: ${exitWhy ?? (await Promise.race([spawnError, sleep(100).then(() => 'QEMU did not start')]))}`, 'lab');
   }
-  const rec: VmRecord = { device: dev.name, pid, pidStart: pidStartTime(pid), host: hostname(), owner: defaultOwner(), since: new Date().toISOString(), qmp: qmpPath, serial: serialPath, virtio: virtioPath, consoleLog, stderrLog, dir, args };
+  const rec: VmRecord = { device: dev.name, pid, pidStart: pidStartTime(pid), host: hostname(), owner: defaultOwner(), since: new Date().toISOString(), qmp: qmpPath, serial: serialPath, virtio: virtioPath, consoleLog, stderrLog, exitFile, dir, args };
   // Recorded before anything can fail, so a `power on` killed half-way leaves a QEMU that `power off` finds.
   writeRecord(lab.stateDir, rec);
   let qmp: Qmp | null = null;

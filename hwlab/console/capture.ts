@@ -18,6 +18,19 @@ export interface LogLine {
 
 const MAX_LINE = 4096;
 
+/** A device timestamp at the start of a line: `[  123.456 ms]` or `[   12.345678]`. */
+const STAMP = /^\[\s*(\d+(?:\.\d+)?)\s*(ms)?\]\s?/;
+
+/**
+ * Whether a pattern matches a line: the line as it is, or the line without its device timestamp,
+ * so `^CRASH\b` matches `[ 12.000 ms] CRASH ...` as it matches `CRASH ...`.
+ */
+export function patternHit(p: Pattern, text: string): boolean {
+  if (p.regex.test(text)) return true;
+  const m = STAMP.exec(text);
+  return m !== null && p.regex.test(text.slice(m[0].length));
+}
+
 /**
  * Splits a byte stream into lines (\n, \r\n or a lone \r), decoding UTF-8 leniently (garbage
  * becomes U+FFFD, never an exception). A line longer than 4 KiB is cut into pieces so a console
@@ -59,6 +72,9 @@ export class LineSplitter {
 const clean = (s: string) => s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => (c === '\x1b' ? '\\e' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 
 export type Blame = 'lab' | 'os';
+
+/** A line that matched a fatal pattern. */
+export interface FatalLine { name: string; line: number; t: number; text: string }
 export type FailureCode = 'boot-timeout' | 'console-gone' | 'flash-failed' | 'power-failed' | 'os-fatal' | 'os-reset' | 'device-exit' | 'cancelled';
 
 export interface BootOutcome {
@@ -97,6 +113,7 @@ export class BootWatch {
   private fatalTimer: NodeJS.Timeout | null = null;
   private pendingFatal: BootOutcome['failure'] | null = null;
   private listeners = new Set<(l: LogLine) => void>();
+  private fatalListeners = new Set<(f: FatalLine) => void>();
   private stampsFromMark = true;
 
   constructor(private spec: BootSpec, private opts: { logPath?: string; timeoutMs: number; fatalGraceMs?: number; bootId: string; device: string}) {
@@ -110,6 +127,12 @@ export class BootWatch {
   powerOnIso: string | null = null;
 
   onLine(fn: (l: LogLine) => void): () => void { this.listeners.add(fn); return () => this.listeners.delete(fn); }
+
+  /**
+   * Every line that matches a fatal pattern, also after the outcome is settled: a console or
+   * capture runs long past "ready", and a device that panics then must still be seen to.
+   */
+  onFatal(fn: (f: FatalLine) => void): () => void { this.fatalListeners.add(fn); return () => this.fatalListeners.delete(fn); }
 
   /**
    * Marks power-on: from here lines count for this boot; anything before is dropped. `what` names
@@ -156,16 +179,17 @@ export class BootWatch {
     const l: LogLine = { n: ++this.n, host: new Date().toISOString(), t: Math.round(t * 10) / 10, text };
     if (this.fd !== null) writeSync(this.fd, `${l.host} ${(`+${(l.t / 1000).toFixed(3)}s`).padStart(10)} ${text}\n`);
     for (const f of this.listeners) f(l);
-    if (this.settled) return;
     // A device timestamp ([  123.456 ms] or [   12.345678]) beyond the time since power-on (plus
     // slack for clock skew) cannot be from this boot.
-    const stamp = this.stampsFromMark ? /^\[\s*(\d+(?:\.\d+)?)\s*(ms)?\]/.exec(text) : null;
+    const stamp = this.stampsFromMark ? STAMP.exec(text) : null;
     if (stamp) {
       const devMs = Number(stamp[1]) * (stamp[2] ? 1 : 1000);
-      if (devMs > l.t + 2000) { this.stale++; return; }
+      if (devMs > l.t + 2000) { if (!this.settled) this.stale++; return; }
     }
-    const hit = (ps: Pattern[]) => ps.find((p) => p.regex.test(text));
+    const hit = (ps: Pattern[]) => ps.find((p) => patternHit(p, text));
     const fatal = hit(this.spec.fatal);
+    if (fatal) for (const f of this.fatalListeners) f({ name: fatal.name, line: l.n, t: l.t, text });
+    if (this.settled) return;
     if (fatal) {
       // Keep logging briefly so the whole crash report lands in the log, then settle.
       if (!this.pendingFatal) {

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, write } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describeWithTools } from '../../scripts/testkit.ts';
 import { parseLab } from '../labfile.ts';
 import { boot } from '../boot.ts';
@@ -103,6 +103,34 @@ describeWithTools(['socat'], 'console faults (socat pty pairs, serialport)', () 
     expect(log[0]).toMatch(/--- power on/);
     expect(log[1]).toMatch(/noise$/);
     expect(r.success!.line).toBe(3);
+    b.done();
+  });
+
+  it('console attached to a running board sees fatal lines after a device timestamp and after ready', async () => {
+    const b = await board();
+    const BIN = resolve(import.meta.dirname, '../../bin/orbital-lab.mjs');
+    // console on a board attaches without switching power: the board has been up for minutes.
+    const con = spawn(process.execPath, [BIN, '--lab', join(b.dir, 'lab.yaml'), '--json', 'console', 'b'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    kids.push(con);
+    let out = '';
+    let err = '';
+    con.stdout!.on('data', (d: Buffer) => { out += d; });
+    con.stderr!.on('data', (d: Buffer) => { err += d; });
+    await until(() => /\[b console; boot/.test(err), 'the console banner');
+    await sleep(100); // past the attach mark (the lab drops what the port held before it)
+    // Stamped like a kernel that booted long ago; "BOOT OK" settles the watch's outcome first,
+    // and the crash report's first line carries the timestamp before the anchored pattern.
+    await b.send('[ 612345.000 ms] KERNEL UP\r\n[ 612345.100 ms] BOOT OK\r\n');
+    await b.send('[ 712345.678 ms] CRASH vector=14 (#PF page fault)\r\n');
+    await until(() => /fatal pattern "crash-report" at line 3/.test(err), 'the fatal line reported');
+    con.stdin!.end();
+    const code = await new Promise<number | null>((r) => con.once('close', (c) => r(c)));
+    expect(code).toBe(1);
+    const last = JSON.parse(out.trim().split('\n').pop()!);
+    expect(last).toMatchObject({ ok: false, device: 'b', failure: { blame: 'os', code: 'os-fatal', line: 3 }, fatal: [{ name: 'crash-report', line: 3 }] });
+    expect(last.fatal[0].text).toMatch(/CRASH vector=14/);
+    expect(readFileSync(last.log, 'utf8')).toMatch(/--- attached to the running b \(no power switched\)/);
+    expect(b.powered()).toBe(false);
     b.done();
   });
 });

@@ -19,6 +19,7 @@ import { LabError } from '../errors.ts';
 import type { Device, Lab } from '../labfile.ts';
 import { findConsolePort } from '../devices.ts';
 import { powerOnSession, type Session } from '../boot.ts';
+import type { BootOutcome, FatalLine } from '../console/capture.ts';
 import { SerialPort } from 'serialport';
 
 export interface CaptureOptions {
@@ -52,6 +53,12 @@ export interface CaptureResult {
   boots: string[];
   stopped: 'until-seq' | 'time' | 'signal' | 'device-gone' | 'new-log';
   detail?: string;
+  /** Console lines (qemu devices) that matched a fatal pattern during the capture. */
+  fatal?: FatalLine[];
+  /** How the device ended when that stopped the capture (console gone: the lab's; the guest's exit: the OS's). */
+  deviceFailure?: BootOutcome['failure'];
+  /** Set when the capture joined a QEMU that `power on` started (with its exit, when it ended). */
+  attached?: Session['attached'];
 }
 
 function bootInfo(encoded: Uint8Array): TraceHeader | null {
@@ -172,7 +179,18 @@ export async function captureTrace(o: CaptureOptions): Promise<CaptureResult> {
     if (ev.t === 'new-log') stop('new-log', `the device started a new log (${ev.reason}); capture it into a new file`);
     if (ev.t === 'closed-by-device') stop('device-gone', `${ev.reason}: ${ev.detail}`);
   });
-  if (session) void session.watch.done.then((out) => { if (out.failure && out.failure.code !== 'cancelled') stop('device-gone', out.failure.message); });
+  // The console is watched for the whole capture: fatal lines are collected (a device that panics
+  // may still stream what it logged), and the device's end stops the capture with how it ended.
+  const fatal: FatalLine[] = [];
+  let deviceFailure: BootOutcome['failure'] | undefined;
+  if (session) {
+    session.watch.onFatal((f) => { if (fatal.length < 100) fatal.push(f); });
+    void session.watch.done.then((out) => {
+      if (!out.failure || out.failure.code === 'cancelled' || out.failure.code === 'os-fatal') return;
+      deviceFailure = out.failure;
+      stop('device-gone', out.failure.message);
+    });
+  }
 
   const onAbort = () => stop('signal');
   o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -198,5 +216,5 @@ export async function captureTrace(o: CaptureOptions): Promise<CaptureResult> {
   try { flush(); } finally { (writer as TraceWriter | null)?.close(); }
   await session?.stop();
   if (failure) throw failure;
-  return { file: o.out, device: dev.name, deviceId: header ? toHex(header.deviceId) : '', resumedFrom, written, lastSeq: next - 1, duplicatesSkipped: dups + client.stats.duplicatesSkipped, reconnects, boots, stopped: end.why, detail: end.detail };
+  return { file: o.out, device: dev.name, deviceId: header ? toHex(header.deviceId) : '', resumedFrom, written, lastSeq: next - 1, duplicatesSkipped: dups + client.stats.duplicatesSkipped, reconnects, boots, stopped: end.why, detail: end.detail, ...(fatal.length ? { fatal } : {}), ...(deviceFailure ? { deviceFailure } : {}), ...(session?.attached ? { attached: session.attached } : {}) };
 }
