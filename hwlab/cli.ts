@@ -242,7 +242,9 @@ Object.assign(commands, {
       // The trace holds what was captured either way; the exit says whether the OS failed (a fatal
       // line, or its QEMU exited because of the guest) or the lab did (device gone, new log).
       const osFailed = !!r.fatal?.length || r.deviceFailure?.blame === 'os';
-      return { result: { ok: true, ...r }, text, exit: osFailed ? EXIT.os : r.stopped === 'device-gone' || r.stopped === 'new-log' ? EXIT.lab : EXIT.ok };
+      const exit = osFailed ? EXIT.os : r.stopped === 'device-gone' || r.stopped === 'new-log' ? EXIT.lab : EXIT.ok;
+      // ok agrees with the exit code, as for boot and console (the file is good either way: written says how much).
+      return { result: { ok: exit === EXIT.ok, ...r }, text, exit };
     } finally { lock.release(); }
   },
   async replay(args) {
