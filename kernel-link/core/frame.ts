@@ -46,7 +46,7 @@ export function stuffedLength(bytes: Uint8Array, find: FindByte = typedFindByte)
 }
 
 /** Writes `src` stuffed into `out` at `at`; returns the new offset. */
-function putStuffed(out: Uint8Array, at: number, src: Uint8Array, find: FindByte = typedFindByte): number {
+export function putStuffed(out: Uint8Array, at: number, src: Uint8Array, find: FindByte = typedFindByte): number {
   let i = 0;
   for (;;) {
     const j = find(src, ESC, i);
@@ -67,7 +67,7 @@ export function stuffText(text: Uint8Array, find: FindByte = typedFindByte): Uin
   return out;
 }
 
-const u32le = (b: Uint8Array, at: number, v: number) => { b[at] = v & 0xff; b[at + 1] = (v >>> 8) & 0xff; b[at + 2] = (v >>> 16) & 0xff; b[at + 3] = (v >>> 24) & 0xff; };
+export const u32le = (b: Uint8Array, at: number, v: number) => { b[at] = v & 0xff; b[at + 1] = (v >>> 8) & 0xff; b[at + 2] = (v >>> 16) & 0xff; b[at + 3] = (v >>> 24) & 0xff; };
 const readU32 = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 
 /**

@@ -6,8 +6,9 @@ import { equalBytes } from '../../axiom/hash.ts';
 import type { Crc32 } from './crc32.ts';
 import type { LinkDevice, ProposeOutcome } from './device.ts';
 import { encodeFrame, FRAME_OVERHEAD, FrameDecoder, HARD_MAX_PAYLOAD, PRE_HANDSHAKE_MAX_PAYLOAD, stuffText, type DropInfo, type FindByte, type Alloc } from './frame.ts';
-import { decodeMessage, encodeEntriesPayload, encodeMessage, MsgType, PROTOCOL_VERSION, type Message } from './messages.ts';
+import { decodeMessage, encodeMessage, MsgType, PROTOCOL_VERSION, type Message } from './messages.ts';
 import type { Transport } from './transport.ts';
+import { encodeEntriesFrame, entriesFrameAlloc } from './entries-frame.ts';
 
 export interface ServeOptions {
   /** Largest payload this device accepts (stated in WELCOME). */
@@ -52,19 +53,25 @@ interface Stream { rid: number; next: number; sent: number; limit: number; windo
  */
 export class FramePool {
   private readonly free: ArrayBuffer[] = [];
-  /** Capacity of a pooled buffer: a target-size frame with room for stuffing. */
-  private readonly cap: number;
+  /** Buffers this pool made (only those come back). */
+  private readonly mine = new WeakSet<ArrayBufferLike>();
+  /** Capacity of a pooled buffer: what encodeEntriesFrame asks for a target-size payload. */
+  readonly cap: number;
   constructor(private readonly alloc: (n: number) => Uint8Array, targetFrame: number, private readonly keep = 16) {
-    this.cap = targetFrame + (targetFrame >> 4) + 256;
+    this.cap = entriesFrameAlloc(targetFrame + 64);
   }
   readonly get = (n: number): Uint8Array => {
     if (n > this.cap) return this.alloc(n); // a lone large entry: not worth keeping
     const b = this.free.pop();
-    return b ? new Uint8Array(b, 0, n) : this.alloc(this.cap).subarray(0, n);
+    if (b) return new Uint8Array(b, 0, n);
+    const fresh = this.alloc(this.cap);
+    if (fresh.byteOffset !== 0 || fresh.buffer.byteLength !== this.cap) return fresh.subarray(0, n); // not a buffer of its own: never pooled
+    this.mine.add(fresh.buffer);
+    return fresh.subarray(0, n);
   };
-  /** Takes back a frame the transport is done with (only one that fills a buffer of its own). */
+  /** Takes back a frame (any view of a pooled buffer) the transport is done with. */
   put(frame: Uint8Array): void {
-    if (frame.buffer.byteLength === this.cap && frame.byteOffset === 0 && this.free.length < this.keep) this.free.push(frame.buffer as ArrayBuffer);
+    if (this.mine.has(frame.buffer) && this.free.length < this.keep && !this.free.includes(frame.buffer as ArrayBuffer)) this.free.push(frame.buffer as ArrayBuffer);
   }
   get size(): number { return this.free.length; }
 }
@@ -94,8 +101,6 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
   // Entries read ahead of the credit, for the current stream.
   let ahead: { rid: number; seq: number; list: Uint8Array[] } | null = null;
   let pumping = false;
-  // Reused for every ENTRIES payload (encodeFrame copies it into the frame at once).
-  let scratch = new Uint8Array(0);
   let pumpAgain = false;
   const frames = new FramePool(opts.alloc ?? ((n) => new Uint8Array(n)), targetFrame);
   const framesCodec = { ...codec, alloc: frames.get };
@@ -151,10 +156,8 @@ export function serveLink(transport: Transport, device: LinkDevice, opts: ServeO
             break; // wait for credit
           }
           const batch = ahead.list.slice(0, n);
-          if (scratch.length < size + 64) scratch = new Uint8Array(Math.min(HARD_MAX_PAYLOAD, Math.max(size + 64, 2 * scratch.length)));
-          const payload = encodeEntriesPayload(s.rid, s.next, batch, scratch);
-          const plen = payload.length;
-          const frame = encodeFrame(MsgType.Entries, payload, framesCodec);
+          const frame = encodeEntriesFrame(s.rid, s.next, batch, framesCodec);
+          const plen = size - 8; // the payload: `size` counted its fixed fields as 64 bytes, they are 56
           transport.write(frame, () => frames.put(frame));
           stats.framesOut++;
           s.sent += FRAME_OVERHEAD + plen;
