@@ -74,7 +74,7 @@ export function pageAligned(size: number): Buffer | null {
   const pages = Math.ceil(size / WASM_PAGE);
   try {
     const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    return Buffer.from(mem.buffer as SharedArrayBuffer, 0, size);
+    return Buffer.from(mem.buffer as unknown as SharedArrayBuffer, 0, size);
   } catch { return null; }
 }
 
