@@ -577,7 +577,9 @@ export class HashWorker {
   private index = new Map<ArrayBufferLike, number>();
   private w: Worker;
   constructor(preload: Array<'blake3'> = []) {
-    this.w = new Worker(new URL('./hash-worker.mjs', import.meta.url), { workerData: { preload } });
+    // Plain JS: it needs no TypeScript loader, and inheriting one (tsx's --require/--import in
+    // execArgv, as under `npm run lab`) costs ~0.13 s of CPU and ~0.15 s before the first hash.
+    this.w = new Worker(new URL('./hash-worker.mjs', import.meta.url), { workerData: { preload }, execArgv: [] });
     this.w.on('message', (m: { t: string; id?: number; hex?: string; message?: string }) => {
       if (m.t === 'error') { this.fail(new Error(`hash worker: ${m.message}`)); return; }
       const f = this.waiting.get(m.id!);
