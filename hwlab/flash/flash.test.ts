@@ -1,6 +1,7 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync, symlinkSync, statSync, existsSync } from 'node:fs';
 import { spawnSync, spawn } from 'node:child_process';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeWithTools } from '../../scripts/testkit.ts';
 import { flash, verifyOnly, imageIdOfTable } from './flash.ts';
@@ -80,19 +81,39 @@ describe('flash to a file target', () => {
   it('catches a target that does not hold what was written (read back uncached)', async () => {
     const s = setup();
     let tampered = false;
+    const at = 5 * MiB + 1234;
     const p = flash({
       device: s.dev, stateDir: s.lab.stateDir, source: s.img,
-      onProgress: (ev) => {
-        // Between write and verify, something else scribbles on the target.
-        if (ev.phase === 'sync' && !tampered) { tampered = true; const fd = openSync(s.target, 'r+'); writeSync(fd, Buffer.from([0x55 ^ s.whole[5 * MiB + 1234]!]), 0, 1, 5 * MiB + 1234); closeSync(fd); }
+      afterWrite: (offset, length) => {
+        // Between a chunk's write and its read-back, something else scribbles on the target.
+        if (offset <= at && at < offset + length && !tampered) { tampered = true; const fd = openSync(s.target, 'r+'); writeSync(fd, Buffer.from([0x55 ^ s.whole[at]!]), 0, 1, at); closeSync(fd); }
       },
     });
     const err = await p.then(() => null, (e: LabError) => e);
     expect(tampered).toBe(true);
     expect(err?.code).toBe('verify-mismatch');
     // The read-back is compared byte for byte with what was written: the very byte is named.
-    expect(err?.detail.offset).toBe(5 * MiB + 1234);
+    expect(err?.detail.offset).toBe(at);
     expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('failed');
+  });
+
+  it('with O_DIRECT, syncs once before the head and once after it, and still reads back every byte', async () => {
+    const s = setup();
+    const probe = await open(s.target, 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const real = proto.datasync;
+    let syncs = 0;
+    proto.datasync = function (this: unknown) { syncs++; return real.call(this); };
+    let r;
+    try {
+      r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null, force: true, chunkBytes: 256 * 1024, syncEveryBytes: 512 * 1024 });
+    } finally { proto.datasync = real; }
+    expect(r.verify!.bytes).toBe(12 * MiB);
+    expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+    if (!r.directIo || r.verify!.method !== 'o_direct') { console.warn(`SKIP: no O_DIRECT where ${s.target} lives`); return; }
+    // Through the page cache it would sync every 512 KiB (24 times); O_DIRECT leaves no dirty cache to bound.
+    expect(syncs).toBe(2);
   });
 
   it('reads back every chunk when verify runs beside the write (many sync points)', async () => {

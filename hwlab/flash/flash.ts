@@ -6,16 +6,18 @@
 // - The first MiB (partition table, boot sector) is zeroed before the write and written last, so a
 //   target cut off half-way does not look bootable - and a journal marks the flash in progress, so
 //   the next run knows it was interrupted and starts clean.
-// - Writes go through O_DIRECT in bounded chunks with a few in flight, and the target is synced
-//   every 32 MiB: there is never much dirty cache, so a cancel returns in well under a second.
+// - Writes go through O_DIRECT in bounded chunks with a few in flight, from page-aligned buffers:
+//   no dirty cache, so a cancel returns in well under a second, and two syncs (before and after the
+//   head) make it durable. Through the page cache (no O_DIRECT) the target is synced every 32 MiB.
 // - The image is hashed once, on a worker thread, as it is written: the bmap's per-range SHA-256
 //   (native, checked against the bmap) and the image's BLAKE3 id taken over that checked range
 //   table; without SHA-256 range checksums, BLAKE3 over the bytes (WebAssembly, ~1 GB/s).
 // - Verify compares byte for byte: a written chunk's buffer - the very bytes that were checksummed
 //   and written - stays in memory until the verifier, on its own O_DIRECT handle, has read the
 //   target's copy back and compared the two (memcmp, tens of GB/s: verify runs at the disk's speed
-//   and names the first bad byte). Chunks are read back as soon as a sync has made them durable,
-//   beside the write, so only one sync interval of chunks is ever held; the head after the final sync.
+//   and names the first bad byte). Chunks are read back in 32 MiB batches once their O_DIRECT writes
+//   completed (through the page cache: once a sync made them durable), beside the write, so only one
+//   batch of chunks is ever held; the head after the final sync.
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
@@ -67,6 +69,8 @@ export interface FlashOptions {
   view?: SystemView;
   chunkBytes?: number;
   syncEveryBytes?: number;
+  /** Called when a chunk's write has completed, before it is read back (tests alter the target in between). */
+  afterWrite?: (offset: number, length: number) => void;
 }
 
 export interface VerifyReport { method: 'o_direct' | 'dropped-cache' | 'cached'; bytes: number; seconds: number; mbPerS: number }
@@ -113,6 +117,8 @@ const DEFAULT_CHUNK = 4 << 20;
 const DEFAULT_SYNC = 32 << 20;
 const QD = 3;
 const WRITE_QD = 4;
+/** libuv's threadpool, where every positional read and write runs (UV_THREADPOOL_SIZE, default 4). */
+const THREADS = Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4);
 
 interface Chunk { offset: number; length: number; buf: Buffer }
 interface Range { start: number; end: number; checksum?: string }
@@ -144,6 +150,24 @@ class Pool {
   release(b: Buffer): void {
     const w = this.waiters.shift();
     if (w) w(b); else this.free.push(b);
+  }
+}
+
+/**
+ * Turns for the libuv threadpool (4 threads): a positional read or write holds a thread for its
+ * whole duration, so more requests than threads only queue, first come first served. Read-backs
+ * go before writes: a chunk read back soon frees its buffer for the next one.
+ */
+export class Slots {
+  private waiting: Array<{ first: boolean; go: () => void }> = [];
+  constructor(private free: number) {}
+  async use<T>(first: boolean, f: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((go) => { if (first) { const i = this.waiting.findIndex((w) => !w.first); this.waiting.splice(i < 0 ? this.waiting.length : i, 0, { first, go }); } else this.waiting.push({ first, go }); });
+    try { return await f(); } finally {
+      const next = this.waiting.shift();
+      if (next) next.go(); else this.free++;
+    }
   }
 }
 
@@ -347,6 +371,7 @@ class Verifier {
   private busyMs = 0;
   private zeros: Buffer;
   bytes = 0;
+  slots: Slots | null = null;
   private constructor(private fh: FileHandle, readonly method: VerifyReport['method'], private pool: Pool, private t: Target, private qd: number, chunkBytes: number, private signal?: AbortSignal) {
     this.zeros = Buffer.alloc(chunkBytes);
   }
@@ -386,7 +411,7 @@ class Verifier {
         const direct = this.method === 'o_direct';
         const a = direct ? alignDown(w.offset) : w.offset;
         const len = direct ? alignUp(w.offset + w.length) - a : w.length;
-        const n = (await readFull(this.fh, buf, len, a)) - (w.offset - a);
+        const n = (await (this.slots ? this.slots.use(true, () => readFull(this.fh, buf, len, a)) : readFull(this.fh, buf, len, a))) - (w.offset - a);
         if (n < w.length) throw new LabError('io', 'verify-mismatch', `verify: target ${this.t.path} ends at ${w.offset + Math.max(0, n)}, before the image's byte ${w.offset + w.length}`, 'lab', { offset: w.offset + Math.max(0, n) });
         const got = buf.subarray(w.offset - a, w.offset - a + w.length);
         const want = w.data ?? this.zeros.subarray(0, w.length);
@@ -577,7 +602,9 @@ export class HashWorker {
   private index = new Map<ArrayBufferLike, number>();
   private w: Worker;
   constructor(preload: Array<'blake3'> = []) {
-    this.w = new Worker(new URL('./hash-worker.mjs', import.meta.url), { workerData: { preload } });
+    // Plain JS: it needs no TypeScript loader, and inheriting one (tsx's --require/--import in
+    // execArgv, as under `npm run lab`) costs ~0.13 s of CPU and ~0.15 s before the first hash.
+    this.w = new Worker(new URL('./hash-worker.mjs', import.meta.url), { workerData: { preload }, execArgv: [] });
     this.w.on('message', (m: { t: string; id?: number; hex?: string; message?: string }) => {
       if (m.t === 'error') { this.fail(new Error(`hash worker: ${m.message}`)); return; }
       const f = this.waiting.get(m.id!);
@@ -631,9 +658,8 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
       bfh = await open(t.real, constants.O_RDWR | constants.O_EXCL);
     }
   } catch (e) { throw fromSystemError(e, `target ${t.path}`); }
-  // Written chunks stay in memory until they are read back, so the pool holds one sync interval's
-  // worth beside the chunks being read, hashed and written. A sync comes at the latest when that
-  // many chunks wait for one (small chunks at range ends would otherwise use up the pool).
+  // Written chunks stay in memory until they are read back, so the pool holds one read-back batch
+  // (a sync interval's worth) beside the chunks being read, hashed and written.
   const maxUnsynced = Math.max(1, Math.ceil(syncEvery / chunkBytes));
   const nbuf = verify ? maxUnsynced + WRITE_QD + QD + 2 : WRITE_QD + 4;
   let dfh: FileHandle | null = null;
@@ -676,16 +702,40 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   };
   /** Gives a chunk's buffer back to the pool once `n` holders (hash, write, read-back) are done with it. */
   const holders = (buf: Buffer, n: number) => { let left = n; return () => { if (--left === 0) pool.release(buf); }; };
+  const slots = new Slots(THREADS);
+  if (verifier) verifier.slots = slots;
   const put = (buf: Buffer, len: number, pos: number) => {
     const direct = dfh !== null && pos % ALIGN === 0 && len % ALIGN === 0;
-    return writeFull(direct ? dfh! : bfh, buf, len, pos);
+    return slots.use(false, () => writeFull(direct ? dfh! : bfh, buf, len, pos));
   };
   const datasync = async () => {
     const ts = performance.now();
     await Promise.all(writes);
-    await bfh.datasync();
-    if (dfh) await dfh.datasync();
+    // One inode: a datasync through either handle makes both handles' writes durable.
+    await (dfh ?? bfh).datasync();
     seconds.sync += (performance.now() - ts) / 1000;
+  };
+  /**
+   * Written (and read back) with O_DIRECT: there is no dirty cache to bound, so nothing is synced
+   * on the way - once before the head, once after it. Chunks whose writes have completed are read
+   * back in batches of a sync interval (32 MiB), without a sync: the device holds them, and no page
+   * cache can answer the read (an O_DIRECT read writes back any dirty cached page of its range
+   * first, as for an unaligned tail written through the cache). A batch, not each chunk: read-backs
+   * take the threads before waiting writes (Slots), so a batch runs at the disk's read speed
+   * instead of each read queueing behind writes. Success still needs both syncs and every byte
+   * read back and matched.
+   * Through the page cache (the fallback), chunks are read back after the sync that makes them
+   * durable, so their cached pages can be dropped; a sync comes at the latest when `holdMax`
+   * chunks wait for one (small chunks at range ends would otherwise use up the pool).
+   */
+  const pipelined = dfh !== null && (!verifier || verifier.method === 'o_direct');
+  const holdMax = verifier ? Math.max(1, Math.min(maxUnsynced, bufs.length - WRITE_QD - QD - 2)) : maxUnsynced;
+  /** Written (O_DIRECT) and not yet handed to the verifier. */
+  let batch: Written[] = [];
+  let batchBytes = 0;
+  const readBack = (w: Written | null) => {
+    if (w) { batch.push(w); batchBytes += w.length; }
+    if (batch.length && (!w || batchBytes >= syncEvery || batch.length >= holdMax)) { verifier?.push(batch); batch = []; batchBytes = 0; }
   };
   /** Makes what was written durable, then hands it to the verifier (read back beside the write). */
   const sync = async () => {
@@ -724,18 +774,21 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
       } else {
         const release = holders(c.buf, verifier ? 3 : 2);
         track(hashing, hashed.finally(release));
-        track(writes, put(c.buf, c.length, c.offset).then(() => { written += c.length; }).finally(release));
-        unsynced.push({ offset: c.offset, length: c.length, data, done: release });
+        const w: Written = { offset: c.offset, length: c.length, data, done: release };
+        track(writes, put(c.buf, c.length, c.offset).then(() => { written += c.length; o.afterWrite?.(c.offset, c.length); if (pipelined) readBack(w); }).finally(release));
+        if (!pipelined) unsynced.push(w);
         sinceSync += c.length;
       }
+      if (pipelined && holes.length) { verifier?.push(holes); holes = []; }
       if (failure) throw failure;
       if (verifier?.failed) throw verifier.failed;
       if (writes.size >= WRITE_QD) await Promise.race(writes);
-      if (sinceSync >= syncEvery || unsynced.length >= maxUnsynced) await sync();
+      if (!pipelined && (sinceSync >= syncEvery || unsynced.length >= holdMax)) await sync();
       prog.tick(done);
       if (o.signal?.aborted) { await Promise.allSettled(writes); await datasync().catch(() => {}); checkCancel(o.signal); }
     }
     await Promise.allSettled(writes);
+    if (pipelined) readBack(null);
     if (failure) throw failure;
     prog.tick(done, true);
     // The head goes last, after everything else is on the disk.

@@ -5,7 +5,6 @@
 // unchanged; the part's BLAKE3 from the signed manifest is checked by the flash's own hash pass
 // before the head of the disk is written (see flash.ts, `expectBlake3`).
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ImageError, IMAGE_MAGIC, openImage, type Part } from '../../os-image/image/image.ts';
 import { LabError, type LabErrorCode, type Blame } from '../errors.ts';
@@ -106,16 +105,17 @@ export function openOrbimg(path: string, trusted: Uint8Array[], want?: string): 
 
 /** Bytes [offset, offset+size) of a file, as a raw image source. */
 function partSource(path: string, offset: number, size: number): Source {
-  let fh: FileHandle | null = null;
+  let fd: number | null = null;
   let consumed = 0;
+  // Read on this thread, not libuv's (as openSource does): its threads are the target's.
   const readAt = async (buf: Uint8Array, pos: number): Promise<number> => {
-    fh ??= await open(path, 'r');
+    fd ??= openSync(path, 'r');
     const want = Math.max(0, Math.min(buf.length, size - pos));
     let got = 0;
     while (got < want) {
-      const { bytesRead } = await fh.read(buf, got, want - got, offset + pos + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
+      const n = readSync(fd, buf, got, want - got, offset + pos + got);
+      if (n === 0) break;
+      got += n;
     }
     consumed = Math.max(consumed, pos + got);
     return got;
@@ -136,6 +136,6 @@ function partSource(path: string, offset: number, size: number): Source {
         pos += n;
       }
     },
-    async close() { if (fh) await fh.close().catch(() => {}); },
+    async close() { if (fd !== null) { try { closeSync(fd); } catch { /* closed */ } fd = null; } },
   };
 }
