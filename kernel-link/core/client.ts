@@ -480,11 +480,12 @@ export class LinkClient {
       s.limit = Math.max(s.limit, s.consumed + this.window);
       this.sendMsg({ t: 'credit', stream: s.rid, limit: s.limit });
     }
-    try { this.takeEntries(m); } finally { if (this.opts.transientEntries) this.keepLast(); }
+    // `s`, not this.stream: the CREDIT just sent can lose the connection (a cut while writing),
+    // which clears this.stream; the entries of this frame are still good and are taken.
+    try { this.takeEntries(m, s); } finally { if (this.opts.transientEntries) this.keepLast(); }
   }
 
-  private takeEntries(m: Extract<Message, { t: 'entries' }>): void {
-    const s = this.stream!;
+  private takeEntries(m: Extract<Message, { t: 'entries' }>, s: NonNullable<LinkClient['stream']>): void {
     for (let i = 0; i < m.entries.length; i++) {
       const seq = m.seq + i;
       if (seq < this.next) { this.stats.duplicatesSkipped++; continue; }

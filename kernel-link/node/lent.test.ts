@@ -137,6 +137,41 @@ describe('lent entries (transientEntries)', () => {
   });
 });
 
+/** A host end whose write can cut the connection there and then (as a fault injector's cut does). */
+class CuttingTransport extends BaseTransport {
+  readonly name = 'cutting';
+  cutNextWrite = false;
+  constructor(private readonly inner: Transport) {
+    super();
+    inner.attach({ data: (c) => this.deliver(c), close: (e) => this.closedBy(e) });
+  }
+  write(b: Uint8Array): boolean {
+    if (this.cutNextWrite) { this.cutNextWrite = false; this.close(); return false; }
+    return this.inner.write(b);
+  }
+  protected doClose(): void { this.inner.close(); }
+}
+
+describe('a connection lost while the client answers an ENTRIES frame', () => {
+  for (const transientEntries of [false, true]) {
+    it(`takes the frame's entries, reconnects and resumes${transientEntries ? ' (lent entries)' : ''}`, async () => {
+      const dev = filledDevice(300, 1000);
+      const pipes: CuttingTransport[] = [];
+      const c = createClient(async () => { const [h, s] = memoryPair(); serveLink(s, dev, { ...nodeCodec, targetFrame: 4096 }); const t = new CuttingTransport(h); pipes.push(t); return t; },
+        { transientEntries, window: 16384, reconnectDelayMs: 5 });
+      const got: Uint8Array[] = [];
+      // Cut on the CREDIT that the 50th and the 300th entry's frames make the client send.
+      c.onEntry((e) => { if (e.seq === got.length) got.push(e.encoded.slice()); if (e.seq === 50 || e.seq === 300) pipes.at(-1)!.cutNextWrite = true; });
+      await c.connect();
+      await until(() => got.length === dev.log.length);
+      c.close();
+      expect(c.stats.reconnects).toBeGreaterThanOrEqual(2);
+      expect(verifyChain(got).ok).toBe(true);
+      for (let i = 0; i < got.length; i++) expect(equalBytes(got[i]!, dev.log[i]!)).toBe(true);
+    });
+  }
+});
+
 describe('the server pools ENTRIES frame buffers', () => {
   it('reuses a frame buffer only after the transport said it was written', async () => {
     const dev = filledDevice(400, 2000);
