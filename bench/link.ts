@@ -35,7 +35,8 @@ import { percentile, round, type BenchContext, type BenchResult } from './harnes
 const RAW_BYTES = 256 * 1024 * 1024;
 const STREAM_PROPOSALS = 10_000; // 20,000 entries of ~4 KiB each (echo of 4000 characters: COMMIT + RECEIPT)
 const RTT_N = 2000;
-const ROUNDS = 5;
+const ROUNDS = 7;
+const WARMUP_STREAMS = 3; // untimed, so both processes' JITs have seen the stream path (the first ones run at ~half speed)
 const STREAM_WINDOW = 4 << 20;
 const PROPOSE_N = 1000;
 const FUZZ_N = Number(process.env.LINK_FUZZ_N ?? 1_000_000);
@@ -259,6 +260,8 @@ export default async function suite(ctx: BenchContext): Promise<BenchResult> {
     const perRound: string[] = [];
     // Each measurement starts from a collected heap, so one does not pay for the garbage of the last.
     const gcNow = collectGarbage();
+    ctx.progress(`warm-up: ${WARMUP_STREAMS} untimed streams of each kind`);
+    for (let w = 0; w < WARMUP_STREAMS; w++) { await stream(false, true, 1); await stream(true, true, 1); await stream(false, false, 1); }
     for (let r = 0; r < ROUNDS; r++) {
       ctx.progress(`round ${r + 1}/${ROUNDS}: raw ${RAW_BYTES / 2 ** 20} MiB (fresh and reused read buffers), framed stream (lent entries), with chain verification, with given entries`);
       gcNow();
@@ -282,7 +285,7 @@ export default async function suite(ctx: BenchContext): Promise<BenchResult> {
     // Where the ceiling is: the same log encoded and decoded in this process, no socket.
     ctx.progress('ceilings: encode and decode the same log in-process (no socket)');
     const { encodeMbS, decodeMbS } = codecCeilings(kept);
-    notes.push(`framed stream: ${count} entries, ${(plain.bytes / 1e6).toFixed(1)} MB of entries (each ~4 KiB), best of ${ROUNDS} runs (raw/raw_reused/framed/framed_owned MB/s per round: ${perRound.join(', ')}), client window ${STREAM_WINDOW / 2 ** 20} MiB, native codec both sides. framed_socket_mb_s: entries lent to the listener (transientEntries; the client reads into one reused buffer and decodes into one reused body, the server reuses frame buffers once written), no chain check; framed_verified_mb_s: the same with every prev link checked (BLAKE3 per entry, the client's default); framed_owned_mb_s: entries given to the listener for good (the client's default), no chain check`);
+    notes.push(`framed stream: ${count} entries, ${(plain.bytes / 1e6).toFixed(1)} MB of entries (each ~4 KiB), best of ${ROUNDS} runs after ${WARMUP_STREAMS} untimed warm-up streams of each kind (raw/raw_reused/framed/framed_owned MB/s per round: ${perRound.join(', ')}), client window ${STREAM_WINDOW / 2 ** 20} MiB, native codec both sides. framed_socket_mb_s: entries lent to the listener (transientEntries; the client reads into one reused buffer and decodes into one reused body, the server reuses frame buffers once written), no chain check; framed_verified_mb_s: the same with every prev link checked (BLAKE3 per entry, the client's default); framed_owned_mb_s: entries given to the listener for good (the client's default), no chain check`);
     h.p.kill();
 
     ctx.progress('baseline: fdatasync of a 300-byte append, the floor of a durable commit');
