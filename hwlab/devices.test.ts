@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { initAxiom, toHex } from '../axiom/index.ts';
 import { buildImage, generateKeys } from '../os-image/image/image.ts';
 import { makeLab, MiB } from './flash/testimg.ts';
+import { journalPath } from './flash/journal.ts';
 import { parseLab } from './labfile.ts';
 import { findConsolePort, inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
@@ -49,7 +50,7 @@ describe('device inventory', () => {
 });
 
 describe('devices names the signed image last flashed to a device', () => {
-  it('from the flash journal and the .orbimg it names, checked against the lab file trust:', async () => {
+  it('as the flash recorded it (also once the file is rebuilt or gone); from the .orbimg for an older journal', async () => {
     await initAxiom();
     const key = generateKeys();
     const l = makeLab();
@@ -65,9 +66,18 @@ describe('devices names the signed image last flashed to a device', () => {
     const j = JSON.parse(run(['--json', 'devices']).stdout.trim().split('\n').pop()!);
     expect(j.devices[0].image).toMatchObject({ source: img, signed: { id: built.id, name: 'orbital-guest', version: '0.3.0', key: toHex(key.publicKey), part: 'disk' } });
     expect(run(['devices']).stdout).toMatch(/last flash ok \S+ \(signed image orbital-guest 0\.3\.0, id [0-9a-f]{16}…, part 'disk'\)/);
-    // The file rebuilt with other bytes since: no longer taken for what the device holds.
+    // The file rebuilt with other bytes, then deleted: the device still holds 0.3.0, as the flash
+    // recorded it in the journal once it had checked the signature and the part's BLAKE3.
     writeFileSync(disk, randomBytes(2 * MiB));
     await buildImage(img, { name: 'orbital-guest', version: '0.4.0', created: 1_700_000_001, parts: [{ name: 'disk', path: disk }] }, key);
+    const rebuilt = JSON.parse(run(['--json', 'devices']).stdout.trim().split('\n').pop()!).devices[0].image;
+    expect(rebuilt.signed).toMatchObject({ id: built.id, version: '0.3.0' });
+    rmSync(img);
+    expect(run(['devices']).stdout).toMatch(/signed image orbital-guest 0\.3\.0, id [0-9a-f]{16}…, part 'disk'/);
+    // A journal from before images were recorded: named only while the file still holds those bytes.
+    await buildImage(img, { name: 'orbital-guest', version: '0.4.0', created: 1_700_000_001, parts: [{ name: 'disk', path: disk }] }, key);
+    const jp = journalPath(l.lab.stateDir, 'dut');
+    const legacy = JSON.parse(readFileSync(jp, 'utf8')); delete legacy.signed; writeFileSync(jp, JSON.stringify(legacy));
     const after = JSON.parse(run(['--json', 'devices']).stdout.trim().split('\n').pop()!).devices[0].image;
     expect(after.signed).toBeUndefined();
     expect(after.signedWhy).toMatch(/no longer holds a part with the flashed BLAKE3/);

@@ -99,9 +99,14 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
   };
 }
 
-/** The signed image a finished flash wrote, when its file is still there and still holds those bytes. */
+/**
+ * The signed image a finished flash wrote: as its journal recorded it, or (a journal from before
+ * that was recorded) when its file is still there and still holds those bytes.
+ */
 function flashedImage(lab: Lab, j: JournalEntry): NonNullable<DeviceStatus['image']> {
   const out: NonNullable<DeviceStatus['image']> = { source: j.source, blake3: j.blake3 ?? null };
+  // Recorded by the flash itself (after the signature and the part's BLAKE3 were checked).
+  if (j.signed) return { ...out, signed: j.signed };
   if (!isOrbimg(j.source)) return out;
   const trust = lab.trust.map((t) => t.key);
   if (!trust.length) return { ...out, signedWhy: 'a signed image, but the lab file trusts no key to check it with' };

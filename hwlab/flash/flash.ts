@@ -100,6 +100,9 @@ export interface FlashResult {
  * The image to read: a signed .orbimg (checked, one part chosen) or a raw/compressed file with an
  * optional bmap. Throws before anything is written.
  */
+/** The journal's record of a signed image (only written once its part's BLAKE3 was checked). */
+const signedOf = (i: OrbimgInfo | null): Pick<JournalEntry, 'signed'> => (i ? { signed: { id: i.id, name: i.name, version: i.version, key: i.key, part: i.part.name } } : {});
+
 async function openImageSource(o: FlashOptions): Promise<{ src: Source; bmapPath: string | null; bmap: Bmap | null; orbimg: OrbimgInfo | null }> {
   if (isOrbimg(o.source)) {
     if (o.bmap) throw new LabError('bad-input', 'bad-usage', `${o.source} is a signed Orbital image: its parts carry their own BLAKE3, a bmap does not apply (drop --bmap)`);
@@ -495,7 +498,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
       seconds.compare = (performance.now() - tc) / 1000;
       if (same) {
         const blake3 = await h.id();
-        writeJournal(o.stateDir, { device: o.device.name, target: t.path, source: o.source, status: 'ok', pid: process.pid, pidStart: null, started: new Date().toISOString(), ended: new Date().toISOString(), blake3, blake3Of: h.of });
+        writeJournal(o.stateDir, { device: o.device.name, target: t.path, source: o.source, status: 'ok', pid: process.pid, pidStart: null, started: new Date().toISOString(), ended: new Date().toISOString(), blake3, blake3Of: h.of, ...signedOf(orbimg) });
         seconds.total = (performance.now() - tStart) / 1000;
         const v: VerifyReport = same;
         return { status: 'skipped', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize: imageSize!, mappedBytes: mappedKnown ?? v.bytes, bytesWritten: 0, blake3, blake3Of: h.of, directIo: v.method === 'o_direct', verify: v, seconds, previous: null, ...(orbimg ? { orbimg } : {}) };
@@ -520,7 +523,7 @@ export async function flash(o: FlashOptions): Promise<FlashResult> {
     seconds.write = (performance.now() - tw) / 1000 - seconds.sync - seconds.verify;
     imageSize ??= result.imageLen;
     const { blake3, blake3Of } = result;
-    writeJournal(o.stateDir, { ...journal, status: 'ok', ended: new Date().toISOString(), blake3, blake3Of });
+    writeJournal(o.stateDir, { ...journal, status: 'ok', ended: new Date().toISOString(), blake3, blake3Of, ...signedOf(orbimg) });
     seconds.total = (performance.now() - tStart) / 1000;
     return { status: 'written', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize, mappedBytes: result.mapped, bytesWritten: result.written, blake3, blake3Of, directIo: result.direct, verify: result.verify, seconds, previous: prevUnfinished, ...(orbimg ? { orbimg } : {}) };
   } finally {

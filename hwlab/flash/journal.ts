@@ -21,6 +21,11 @@ export interface JournalEntry {
    */
   blake3?: string;
   blake3Of?: 'bytes' | 'bmap-sha256';
+  /**
+   * A signed .orbimg: what its manifest said when the flash checked it (signature, trusted key,
+   * and the part's BLAKE3 = `blake3`), so the device can be named after the file is gone.
+   */
+  signed?: { id: string; name: string; version: string; key: string; part: string };
   error?: string;
 }
 
