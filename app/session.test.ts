@@ -32,6 +32,17 @@ describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () =>
     return v;
   }
   const center = (r: { x: number; y: number; w: number; h: number }) => ({ x: r.x + r.w / 2, y: r.y + r.h / 2 });
+  /**
+   * The frame on screen shows window `w` where the model has it. Clicks are hit-tested against
+   * the frame last drawn (what a person sees), which can lag the model on a loaded machine: a test
+   * that clicks at a spot read from the model must first wait for the frame to catch up.
+   */
+  const drawn = (w: Snap['windows'][number] | undefined) => {
+    const t = w?.hits.title, c = w?.hits.close;
+    if (!w || !t || !c) return false;
+    const right = w.x + w.w - (c.x + c.w);
+    return t.x - w.x >= 0 && t.x - w.x <= 4 && t.y - w.y >= 0 && t.y - w.y <= 4 && right > 0 && right <= 40;
+  };
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'orbital-session-'));
@@ -86,7 +97,7 @@ describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () =>
     await page.mouse.down();
     for (let i = 1; i <= 8; i++) await page.mouse.move(from.x + i * 15, from.y + i * 10);
     await page.mouse.up();
-    const moved = await until('the window to move', snap, (x) => { const w = x.windows.find((w) => w.id === con.id)!; return w.x === con.x + 120 && w.y === con.y + 80; });
+    const moved = await until('the window to move, on screen', snap, (x) => { const w = x.windows.find((w) => w.id === con.id)!; return w.x === con.x + 120 && w.y === con.y + 80 && drawn(w); });
     const w2 = moved.windows.find((w) => w.id === con.id)!;
     const close = w2.hits.close!;
     await page.mouse.click(center(close).x, center(close).y);
@@ -132,7 +143,7 @@ describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () =>
   });
 
   it('resizes a window from its edge, and a click focuses the window under it', async () => {
-    const s = await snap();
+    const s = await until('the timeline on screen', snap, (x) => drawn(x.windows.find((w) => w.app === 'timeline')));
     const tl = s.windows.find((w) => w.app === 'timeline')!;
     const e = tl.hits.resizeE!;
     const from = center(e);
@@ -140,7 +151,7 @@ describeWithTools(['chromium'], 'session in web mode (WebGPU, hosted OS)', () =>
     await page.mouse.down();
     for (let i = 1; i <= 4; i++) await page.mouse.move(from.x - i * 15, from.y);
     await page.mouse.up();
-    await until('the narrower window', snap, (x) => x.windows.find((w) => w.id === tl.id)!.w === tl.w - 60);
+    await until('the narrower window, on screen', snap, (x) => { const w = x.windows.find((w) => w.id === tl.id)!; return w.w === tl.w - 60 && drawn(w); });
     // The System window is behind; clicking its content focuses it.
     const sys = (await snap()).windows.find((w) => w.app === 'system')!;
     await page.mouse.click(sys.x + 30, sys.y + sys.h - 20);
