@@ -17,7 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,26 +45,23 @@ const self = fileURLToPath(import.meta.url);
 const childArgs = process.argv.indexOf('--link-bench-child');
 if (childArgs >= 0) await child(process.argv.slice(childArgs + 1));
 
+/** Writes `total` bytes of one reused 256 KiB chunk as fast as the socket takes them, then ends. */
+function sendRaw(s: Socket, total: number): void {
+  const chunk = Buffer.alloc(256 * 1024, 0x5a);
+  let left = total;
+  const pump = () => { while (left > 0) { left -= chunk.length; if (!s.write(chunk)) { s.once('drain', pump); return; } } s.end(); };
+  pump();
+}
+
 async function child([mode, path, arg]: string[]): Promise<void> {
   if (mode === 'raw-send') {
-    const s = connect({ path: path! }, () => {
-      const chunk = Buffer.alloc(256 * 1024, 0x5a);
-      let left = Number(arg);
-      const pump = () => { while (left > 0) { left -= chunk.length; if (!s.write(chunk)) { s.once('drain', pump); return; } } s.end(); };
-      pump();
-    });
+    const s = connect({ path: path! }, () => sendRaw(s, Number(arg)));
     s.on('close', () => process.exit(0));
     return;
   }
   if (mode === 'raw-serve') {
     // The same sender, listening: the bench connects with a reused read buffer (see rawReused).
-    const srv = createServer((s) => {
-      const chunk = Buffer.alloc(256 * 1024, 0x5a);
-      let left = Number(arg);
-      const pump = () => { while (left > 0) { left -= chunk.length; if (!s.write(chunk)) { s.once('drain', pump); return; } } s.end(); };
-      pump();
-      s.on('close', () => process.exit(0));
-    });
+    const srv = createServer((s) => { sendRaw(s, Number(arg)); s.on('close', () => process.exit(0)); });
     srv.listen(path, () => process.stdout.write('ready\n'));
     return;
   }

@@ -4,14 +4,17 @@
 // encodeFrame(MsgType.Entries, encodeEntriesPayload(...)) (tested); the wire format is unchanged.
 import { crc32 as jsCrc32 } from './crc32.ts';
 import { encodeFrame, ESC, HARD_MAX_PAYLOAD, MARKER, putStuffed, u32le, zeroedAlloc, typedFindByte, type FrameCodec } from './frame.ts';
-import { encodeEntriesPayload, MsgType } from './messages.ts';
+import { encodeEntriesPayload, ENTRIES_HEAD, ENTRIES_TAIL, MsgType, writeEntriesHead, writeEntriesTail } from './messages.ts';
 
 /** Room kept before the payload for the marker and the stuffed header (10 bytes, up to 20 stuffed). */
 const HEAD_ROOM = 22;
-const K_ENTRIES = [0x65, 0x6e, 0x74, 0x72, 0x69, 0x65, 0x73], K_SEQ = [0x73, 0x65, 0x71], K_STREAM = [0x73, 0x74, 0x72, 0x65, 0x61, 0x6d];
 
-/** The buffer size encodeEntriesFrame asks `alloc` for, given the payload size `n`. */
-export const entriesFrameAlloc = (n: number) => HEAD_ROOM + n + (n >> 4) + 32;
+/**
+ * The buffer size encodeEntriesFrame asks `alloc` for, given the payload size `n`: the payload,
+ * 1/16 of it for stuffed entry bytes, and room for the fixed fields, an entry prefix and the CRC
+ * even if every one of their bytes is stuffed (so those never need a check of their own).
+ */
+export const entriesFrameAlloc = (n: number) => HEAD_ROOM + n + (n >> 4) + ENTRIES_HEAD + ENTRIES_TAIL + 2 * ENTRIES_TAIL + 10 + 8;
 
 /**
  * One ENTRIES frame. The result may be a view that does not start at offset 0 of the buffer
@@ -20,12 +23,12 @@ export const entriesFrameAlloc = (n: number) => HEAD_ROOM + n + (n >> 4) + 32;
  */
 export function encodeEntriesFrame(stream: number, seq: number, entries: Uint8Array[], codec: Partial<FrameCodec> = {}): Uint8Array {
   const crc = codec.crc32 ?? jsCrc32, find = codec.findByte ?? typedFindByte, alloc = codec.alloc ?? zeroedAlloc;
-  let n = 21 + 35;
+  let n = ENTRIES_HEAD + ENTRIES_TAIL;
   for (const e of entries) n += 5 + e.length;
   if (n > HARD_MAX_PAYLOAD) throw new RangeError(`frame payload of ${n} bytes exceeds ${HARD_MAX_PAYLOAD}`);
   const cap = entriesFrameAlloc(n);
   const out = alloc(cap);
-  const small = new Uint8Array(35);
+  const small = new Uint8Array(ENTRIES_TAIL);
   const dv = new DataView(small.buffer);
   let at = HEAD_ROOM;
   // Where a stuffing 00 went in: the CRC runs over the frame afterwards, skipping them (a few
@@ -35,10 +38,10 @@ export function encodeEntriesFrame(stream: number, seq: number, entries: Uint8Ar
   const putSmall = (len: number) => {
     for (let i = 0; i < len; i++) { const b = small[i]!; out[at++] = b; if (b === ESC) { zeros.push(at); out[at++] = 0; } }
   };
-  small[0] = 0x08; dv.setUint32(1, 3, true); dv.setUint32(5, 7, true); small.set(K_ENTRIES, 9);
-  small[16] = 0x07; dv.setUint32(17, entries.length, true);
-  putSmall(21);
-  const limit = cap - 8 - 10; // the stuffed tail CRC (up to 8) and the seq/stream fields' growth
+  writeEntriesHead(small, dv, 0, entries.length);
+  putSmall(ENTRIES_HEAD);
+  // Room every entry must leave: the next prefix, the tail fields and the CRC, all stuffed at worst.
+  const limit = cap - 2 * ENTRIES_TAIL - 8;
   for (const e of entries) {
     const len = e.length;
     small[0] = 0x05; dv.setUint32(1, len, true);
@@ -60,10 +63,8 @@ export function encodeEntriesFrame(stream: number, seq: number, entries: Uint8Ar
       if (i < len) { out.set(e.subarray(i), at); at += len - i; }
     }
   }
-  dv.setUint32(0, 3, true); small.set(K_SEQ, 4); small[7] = 0x03; dv.setBigInt64(8, BigInt(seq), true);
-  dv.setUint32(16, 6, true); small.set(K_STREAM, 20); small[26] = 0x03; dv.setBigInt64(27, BigInt(stream), true);
-  if (at + 70 + 8 > cap) return twoPass(stream, seq, entries, codec); // 35 bytes, each possibly stuffed
-  putSmall(35);
+  writeEntriesTail(small, dv, 0, seq, stream);
+  putSmall(ENTRIES_TAIL);
   let c = 0, from = HEAD_ROOM;
   for (const z of zeros) { if (z > from) c = crc(out.subarray(from, z), c); from = z + 1; }
   if (at > from) c = crc(out.subarray(from, at), c);

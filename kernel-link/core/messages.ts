@@ -61,14 +61,13 @@ const K_ENTRIES = [0x65, 0x6e, 0x74, 0x72, 0x69, 0x65, 0x73], K_SEQ = [0x73, 0x6
  * each entry exactly once here, and once more when stuffing.
  */
 export function encodeEntriesPayload(stream: number, seq: number, entries: Uint8Array[], scratch?: Uint8Array): Uint8Array {
-  let n = 21 + 35;
+  let n = ENTRIES_HEAD + ENTRIES_TAIL;
   for (const e of entries) n += 5 + e.length;
   // A caller that copies the payload on at once (the server stuffs it into the frame) lends a
   // scratch buffer, so a stream does not allocate and zero a fresh payload for every frame.
   const b = scratch && scratch.length >= n ? scratch.subarray(0, n) : new Uint8Array(n);
   const v = new DataView(b.buffer, b.byteOffset, n);
-  b[0] = 0x08; v.setUint32(1, 3, true); v.setUint32(5, 7, true); b.set(K_ENTRIES, 9);
-  b[16] = 0x07; v.setUint32(17, entries.length, true);
+  writeEntriesHead(b, v, 0, entries.length);
   let at = 21;
   for (const e of entries) {
     const len = e.length;
@@ -76,9 +75,23 @@ export function encodeEntriesPayload(stream: number, seq: number, entries: Uint8
     b.set(e, at + 5);
     at += 5 + len;
   }
+  writeEntriesTail(b, v, at, seq, stream);
+  return b;
+}
+
+/** Bytes before the first entry of an ENTRIES payload (map of 3, key `entries`, list head). */
+export const ENTRIES_HEAD = 21;
+/** Bytes after the last entry (keys `seq` and `stream` with their ints). */
+export const ENTRIES_TAIL = 35;
+/** Writes the ENTRIES payload's head at `at` (`v` views the same bytes as `b`). */
+export function writeEntriesHead(b: Uint8Array, v: DataView, at: number, count: number): void {
+  b[at] = 0x08; v.setUint32(at + 1, 3, true); v.setUint32(at + 5, 7, true); b.set(K_ENTRIES, at + 9);
+  b[at + 16] = 0x07; v.setUint32(at + 17, count, true);
+}
+/** Writes the ENTRIES payload's tail (seq and stream) at `at`. */
+export function writeEntriesTail(b: Uint8Array, v: DataView, at: number, seq: number, stream: number): void {
   v.setUint32(at, 3, true); b.set(K_SEQ, at + 4); b[at + 7] = 0x03; v.setBigInt64(at + 8, BigInt(seq), true);
   v.setUint32(at + 16, 6, true); b.set(K_STREAM, at + 20); b[at + 26] = 0x03; v.setBigInt64(at + 27, BigInt(stream), true);
-  return b;
 }
 
 /** Frame type and payload bytes of a message. Throws only for a value no encoding exists for (a caller bug). */

@@ -73,7 +73,6 @@ export class FramePool {
   put(frame: Uint8Array): void {
     if (this.mine.has(frame.buffer) && this.free.length < this.keep && !this.free.includes(frame.buffer as ArrayBuffer)) this.free.push(frame.buffer as ArrayBuffer);
   }
-  get size(): number { return this.free.length; }
 }
 
 export interface LinkServer {
