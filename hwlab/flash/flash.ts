@@ -686,6 +686,12 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   /** Written since the last sync; zeros left to holes (no sync needed); the head, read back at the very end. */
   let unsynced: Written[] = [];
   let holes: Written[] = [];
+  /**
+   * Holes of an image of unknown length (a compressed stream): the file is only as long as the
+   * writes so far made it, and the last ones may still be in flight, so these are read back after
+   * the final truncate gave the file its length.
+   */
+  const lateHoles: Written[] = [];
   const head: Written[] = [];
   const held: Array<{ offset: number; data: Buffer }> = [];
   const total = ranges ? ranges.reduce((n, r) => n + r.end - r.start, 0) : null;
@@ -772,7 +778,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
         track(hashing, hashed.finally(() => pool.release(c.buf)));
       } else if (fresh && zero.subarray(0, c.length).equals(data)) {
         // Zeros on a new sparse file: a hole already holds them (read back all the same).
-        holes.push({ offset: c.offset, length: c.length, data: null, done: () => {} });
+        (imageSize === null ? lateHoles : holes).push({ offset: c.offset, length: c.length, data: null, done: () => {} });
         track(hashing, hashed.finally(() => pool.release(c.buf)));
       } else {
         const release = holders(c.buf, verifier ? 3 : 2);
@@ -809,7 +815,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
     await datasync();
     let report: VerifyReport | null = null;
     if (verifier) {
-      verifier.push(head);
+      verifier.push(lateHoles.concat(head));
       const tv = performance.now();
       report = await verifier.drain(o.onProgress, done);
       seconds.verify = (performance.now() - tv) / 1000;
