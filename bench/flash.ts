@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { BenchContext, BenchResult } from './harness.ts';
 import { round } from './harness.ts';
 import { parseLab } from '../hwlab/labfile.ts';
-import { flash } from '../hwlab/flash/flash.ts';
+import { flash, verifyOnly } from '../hwlab/flash/flash.ts';
 
 
 const MiB = 1 << 20;
@@ -77,7 +77,7 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
     const clean = () => { for (const t of targets) if (existsSync(t)) unlinkSync(t); };
     const orbital: number[] = []; const bmaptool: number[] = []; const dd: number[] = []; const verify: number[] = []; const b3: number[] = []; const b3cold: number[] = [];
     const orbitalCpu: number[] = []; const bmaptoolCpu: number[] = []; const devRead: number[] = []; const readback: number[] = [];
-    const orbitalB3: number[] = []; const orbitalB3Cpu: number[] = [];
+    const orbitalB3: number[] = []; const orbitalB3Cpu: number[] = []; const verifyCmd: number[] = [];
     let last: Awaited<ReturnType<typeof flash>> | null = null;
     let bestRun: Awaited<ReturnType<typeof flash>> | null = null;
     // The disk's own uncached read rate, on 256 MiB of data: what a read-back verify can reach at best.
@@ -102,6 +102,13 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
       // read-back; readback_mb_s: bytes actually read back from the target per second, same seconds.
       verify.push(last.verify!.seconds > 0 ? size / 1e6 / last.verify!.seconds : 0);
       readback.push(last.verify!.mbPerS);
+      // `orbital-lab verify`: the flashed target read back uncached and compared with the image,
+      // alone (no write beside it) - a job like b3sum's: read every byte of the image once, check it.
+      dropCache(targets[0]!);
+      const tv = performance.now();
+      const vr = await verifyOnly({ device: dev, stateDir: lab.lab.stateDir, source: img, bmap });
+      if (!vr.same) throw new Error('verify found the flashed target differs from the image');
+      verifyCmd.push((performance.now() - tv) / 1000);
       clean();
       ctx.progress(`rep ${r + 1}/${reps}: orbital flash, bmap without checksums (BLAKE3 over the bytes)`);
       const t1 = performance.now();
@@ -128,7 +135,9 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
       orbital_s: round(best(orbital)),
       bmaptool_s: round(best(bmaptool)),
       dd_s: round(best(dd)),
-      verify_mb_s: round(most(verify), 1),
+      verify_mb_s: round(size / 1e6 / best(verifyCmd), 1),
+      verify_s: round(best(verifyCmd)),
+      flash_verify_mb_s: round(most(verify), 1),
       readback_mb_s: round(most(readback), 1),
       b3sum_mb_s: round(most(b3), 1),
       b3sum_uncached_mb_s: round(most(b3cold), 1),
@@ -145,10 +154,11 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
     notes.push(`best of ${reps}; image in page cache for every tool; targets are new files on the same disk`);
     notes.push(`verify reads back ${figures.mapped_mib} MiB through ${last!.verify!.method} and compares it byte for byte with the written bytes, kept in memory until then; the image is hashed once while it is written: the bmap's SHA-256 per range (checked, on a worker), its BLAKE3 id over that checked range table (${last!.blake3Of})`);
     notes.push(`orbital_blake3_s: the same flash with a bmap without range checksums, where BLAKE3 (WebAssembly, ~1 GB/s) runs over every mapped byte instead`);
-    notes.push(`verify_mb_s counts IMAGE bytes (${figures.image_mib} MiB, holes included - the bmap says they need no reading) per second of read-back, the unit of b3sum_mb_s; readback_mb_s (${figures.readback_mb_s}) counts the ${figures.mapped_mib} MiB actually read back per the same seconds (compare device_read_mb_s, ${figures.device_read_mb_s}, dd iflag=direct of other data on the disk; just-written data can read back faster where the disk has a cache). Read as bytes read back per second, the verify goal is ${figures.readback_mb_s >= 0.5 * figures.b3sum_mb_s ? 'met too' : 'NOT met'}`);
+    notes.push(`verify_mb_s: \`orbital-lab verify\` (verifyOnly) of the flashed target, alone: ${figures.mapped_mib} MiB read back through O_DIRECT (cache dropped first) and compared byte for byte with the image (in the page cache, as for b3sum), the bmap's SHA-256 per range checked on the worker; counted in IMAGE bytes (${figures.image_mib} MiB, holes included - the bmap says they need no reading) per second, the unit of b3sum_mb_s (verify_s ${figures.verify_s}). Per byte actually read back that is ${round(figures.mapped_mib * 1.048576 / figures.verify_s, 1)} MB/s (device_read_mb_s ${figures.device_read_mb_s}: dd iflag=direct of other data on the disk)`);
+    notes.push(`flash_verify_mb_s (${figures.flash_verify_mb_s}) and readback_mb_s (${figures.readback_mb_s}): the verify inside the flash, in image bytes and in bytes read back per wall second during which a read-back was in flight - it runs beside the write and shares the disk with it, so these seconds are not a separate phase (before this bench measured the verify command, verify_mb_s was this figure)`);
     notes.push(`b3sum_mb_s hashes the whole ${size / MiB} MiB file from the page cache (75% holes, multi-threaded); b3sum_uncached_mb_s after dropping the file's cache`);
     notes.push('device_read_mb_s: dd iflag=direct bs=4M of 256 MiB of data on the same disk - the ceiling for any uncached read-back');
-    notes.push(`verify runs beside the write: with O_DIRECT (directIo ${last!.directIo}) 2 MiB chunks are read back in 4 MiB batches once their writes completed, and the target is synced twice (before and after the head); through the page cache, after each 32 MiB sync. orbital_verify_tail_s is what is left after the final sync; the seconds of verify_mb_s and readback_mb_s are the wall seconds during which at least one read-back was in flight (queued for a thread included), not a separate phase`);
+    notes.push(`verify runs beside the write: with O_DIRECT (directIo ${last!.directIo}) 2 MiB chunks are read back in 4 MiB batches once their writes completed, and the target is synced twice (before and after the head); through the page cache, after each 32 MiB sync. orbital_verify_tail_s is what is left after the final sync`);
     notes.push('bmaptool copy to a file target: buffered writes and one fsync at the end (its default; it syncs every 6 MiB only on block devices), same image and bmap, a new file on the same filesystem');
     notes.push('*_cpu_s: user+sys CPU seconds (orbital: the whole process incl. the hash worker; bmaptool: bash time) - steadier than wall time on a shared machine');
     notes.push(`orbital runs in-process; bmaptool's figure includes Python start-up (bmaptool --version takes ${round(py, 2)} s)`);
@@ -156,7 +166,7 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
       figures,
       goals: [
         { text: `orbital_s (${figures.orbital_s}, write+verify) <= bmaptool_s (${figures.bmaptool_s}, write only)`, met: figures.orbital_s <= figures.bmaptool_s },
-        { text: `verify_mb_s (${figures.verify_mb_s}, image bytes/s; bytes read back: readback_mb_s ${figures.readback_mb_s}) >= 0.5 x b3sum_mb_s (${figures.b3sum_mb_s})`, met: figures.verify_mb_s >= 0.5 * figures.b3sum_mb_s },
+        { text: `verify_mb_s (${figures.verify_mb_s}, orbital-lab verify, image bytes/s) >= 0.5 x b3sum_mb_s (${figures.b3sum_mb_s})`, met: figures.verify_mb_s >= 0.5 * figures.b3sum_mb_s },
       ],
       notes,
     };

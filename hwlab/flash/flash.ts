@@ -121,6 +121,8 @@ const DEFAULT_SYNC = 32 << 20;
 /** With O_DIRECT, chunks are handed to the verifier in batches of this many bytes (at most the sync interval). */
 const DIRECT_BATCH = 4 << 20;
 const QD = 3;
+/** Target reads in flight ahead of a compare (the skip check and the verify command). */
+const COMPARE_QD = 3;
 const WRITE_QD = 4;
 /** libuv's threadpool, where every positional read and write runs (UV_THREADPOOL_SIZE, default 4). */
 const THREADS = Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4);
@@ -550,9 +552,13 @@ async function compareTarget(src: Source, t: Target, ranges: Range[] | null, ima
   let failure: unknown = null;
   const track = (p: Promise<void>) => { const q: Promise<void> = p.catch((e) => { failure ??= e; }).finally(() => hashing.delete(q)); hashing.add(q); };
   try {
-    const tb = method === 'o_direct' ? await alignedBuffers(fh, 1, chunkBytes + 2 * ALIGN, 'read') : [Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN)];
-    if (!tb) return null;
-    const bufs = Array.from({ length: 4 }, () => newBuffer(chunkBytes, true));
+    // The target is read COMPARE_QD chunks ahead of the compare (its reads run on libuv's threads
+    // while this thread reads the image), so a compare runs at the disk's read speed, not one
+    // request at a time.
+    const tbs = method === 'o_direct' ? await alignedBuffers(fh, COMPARE_QD, chunkBytes + 2 * ALIGN, 'read') : Array.from({ length: COMPARE_QD }, () => Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN));
+    if (!tbs) return null;
+    const tpool = new Pool(tbs);
+    const bufs = Array.from({ length: COMPARE_QD + 3 }, () => newBuffer(chunkBytes, true));
     hw.setBuffers(bufs);
     const pool = new Pool(bufs);
     const total = ranges ? ranges.reduce((n, r) => n + r.end - r.start, 0) : null;
@@ -560,25 +566,38 @@ async function compareTarget(src: Source, t: Target, ranges: Range[] | null, ima
     let done = 0;
     let length = -1;
     const it = chunksOf(src, ranges, ranges ? imageSize : null, pool, chunkBytes, (n) => { length = n; });
+    interface Ahead { c: Chunk; tb: Buffer; skew: number; read: Promise<number | null> }
+    const ahead: Ahead[] = [];
+    /** Compares the oldest chunk read ahead; false when the target differs (or cannot be read there). */
+    const settle = async (x: Ahead): Promise<boolean> => {
+      const n = await x.read;
+      const same = n !== null && n - x.skew >= x.c.length && x.tb.subarray(x.skew, x.skew + x.c.length).equals(x.c.buf.subarray(0, x.c.length));
+      tpool.release(x.tb);
+      if (!same) { pool.release(x.c.buf); return false; }
+      const { hashed, verdict } = hasher.feed(x.c);
+      track(hashed.finally(() => pool.release(x.c.buf)));
+      if (verdict) track(verdict);
+      done += x.c.length;
+      prog.tick(done);
+      return true;
+    };
     try {
       for await (const c of it) {
         const a = method === 'o_direct' ? alignDown(c.offset) : c.offset;
         const len = method === 'o_direct' ? alignUp(c.offset + c.length) - a : c.length;
-        let n: number;
+        const tb = await tpool.acquire();
         // A read error here (EINVAL from an alignment probe that met a hole) only means: write.
-        try { n = await readFull(fh, tb[0]!, len, a); } catch { pool.release(c.buf); return null; }
-        const skew = c.offset - a;
-        const same = n - skew >= c.length && tb[0]!.subarray(skew, skew + c.length).equals(c.buf.subarray(0, c.length));
-        if (!same) { pool.release(c.buf); return null; }
-        const { hashed, verdict } = hasher.feed(c);
-        track(hashed.finally(() => pool.release(c.buf)));
-        if (verdict) track(verdict);
+        ahead.push({ c, tb, skew: c.offset - a, read: readFull(fh, tb, len, a).catch(() => null) });
+        if (ahead.length >= COMPARE_QD && !(await settle(ahead.shift()!))) return null;
         if (failure) throw failure;
-        done += c.length;
-        prog.tick(done);
         checkCancel(o.signal);
       }
-    } finally { await it.return(undefined); }
+      while (ahead.length) if (!(await settle(ahead.shift()!))) return null;
+    } finally {
+      // Reads still in flight use the handle and buffers: let them finish before the handle closes.
+      for (const x of ahead.splice(0)) { await x.read; pool.release(x.c.buf); }
+      await it.return(undefined);
+    }
     await Promise.all(hashing);
     if (failure) throw failure;
     // A stream of unknown length: the target must be exactly as long (a file) or longer (a disk).
