@@ -22,7 +22,7 @@ import { exportChrome } from './traces/export.ts';
 const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
 
   devices [--tag T]...                     devices, their state and who holds them
-  flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--target PATH]
+  flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--no-direct] [--target PATH]
                                            write IMAGE (raw/.gz/.xz/.zst, + .bmap) and verify it
   flash DEVICE FILE.orbimg [--part NAME] [--trust KEY.pub]...
                                            a signed Orbital image: check its signature and key
@@ -91,7 +91,7 @@ const commands: Record<string, Handler> = {
   },
 
   async flash(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' } }, allowPositionals: true });
     const l = lab();
     const dev = getDevice(l, need(positionals[0], 'DEVICE'));
     const image = resolve(need(positionals[1], 'IMAGE'));
@@ -100,7 +100,7 @@ const commands: Record<string, Handler> = {
     const lock = acquireLock(l.stateDir, dev.name, `flash ${image}`);
     const sink = progressSink({ json });
     try {
-      const r = await flash({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, force: values.force, verify: !values['no-verify'], requestedTarget: values.target, trust, part: values.part, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      const r = await flash({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, force: values.force, verify: !values['no-verify'], directIo: values['no-direct'] ? false : undefined, requestedTarget: values.target, trust, part: values.part, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
       sink.end();
       const v = r.verify ? `verified ${human(r.verify.bytes)} through ${r.verify.method} at ${r.verify.mbPerS.toFixed(0)} MB/s` : 'NOT verified (--no-verify)';
       const text = (r.status === 'skipped'

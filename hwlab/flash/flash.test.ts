@@ -1,5 +1,5 @@
 import { describe, expect, it, afterAll } from 'vitest';
-import { readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync, symlinkSync, statSync, existsSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync, symlinkSync, statSync, existsSync, statfsSync } from 'node:fs';
 import { spawnSync, spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -291,5 +291,51 @@ describe('target safety', () => {
     symlinkSync(dev, join(s.dir, 'disk-link'));
     const dev2 = { ...s.dev, flashTarget: join(s.dir, 'disk-link') };
     expect(await code(flash({ device: dev2, stateDir: s.lab.stateDir, source: s.img }))).toBe('target-system-disk');
+  });
+});
+
+// The page-cache path: where O_DIRECT is refused (some FUSE file systems, older tmpfs) or turned
+// off (--no-direct), writes go through the cache with a sync every interval, and each synced batch
+// is read back after its cached pages were dropped (dd iflag=nocache), from the disk under it.
+describeWithTools(['dd'], 'flash through the page cache (directIo: false)', () => {
+  it('writes through the cache, syncs every interval, reads every batch back and says how', async () => {
+    const s = setup();
+    const probe = await open(s.target, 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const real = proto.datasync;
+    let syncs = 0;
+    proto.datasync = function (this: unknown) { syncs++; return real.call(this); };
+    let r;
+    try {
+      r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null, force: true, chunkBytes: 256 * 1024, syncEveryBytes: MiB, directIo: false });
+    } finally { proto.datasync = real; }
+    expect(r.directIo).toBe(false);
+    // On a tmpfs temp dir there is no disk under the cache, and the report says so.
+    expect(r.verify!.method).toBe(statfsSync(s.dir).type === 0x01021994 ? 'cached' : 'dropped-cache');
+    expect(r.verify!.bytes).toBe(12 * MiB);
+    expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+    // 3 MiB + 8 KiB of written chunks (zeros stay holes) cross a 1 MiB sync interval 3 times, then the
+    // syncs before and after the head; with O_DIRECT this flash syncs twice.
+    expect(syncs).toBeGreaterThanOrEqual(5);
+    const again = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null, directIo: false });
+    expect(again.status).toBe('skipped');
+    expect(again.verify!.method).not.toBe('o_direct');
+  });
+
+  it('catches a byte changed between a chunk\'s write and its read-back', async () => {
+    const s = setup();
+    const at = 4 * MiB + 777;
+    let tampered = false;
+    const err = await flash({
+      device: s.dev, stateDir: s.lab.stateDir, source: s.img, chunkBytes: 256 * 1024, syncEveryBytes: MiB, directIo: false,
+      afterWrite: (offset, length) => {
+        if (offset <= at && at < offset + length && !tampered) { tampered = true; const fd = openSync(s.target, 'r+'); writeSync(fd, Buffer.from([0x5a ^ s.whole[at]!]), 0, 1, at); closeSync(fd); }
+      },
+    }).then(() => null, (e: LabError) => e);
+    expect(tampered).toBe(true);
+    expect(err?.code).toBe('verify-mismatch');
+    expect(err?.detail.offset).toBe(at);
+    expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('failed');
   });
 });

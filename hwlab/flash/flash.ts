@@ -69,6 +69,12 @@ export interface FlashOptions {
   view?: SystemView;
   chunkBytes?: number;
   syncEveryBytes?: number;
+  /**
+   * false: never O_DIRECT - write through the page cache (synced every `syncEveryBytes`) and read
+   * back after dropping the synced pages, as where the file system refuses O_DIRECT. Default: O_DIRECT
+   * where it works.
+   */
+  directIo?: boolean;
   /** Called when a chunk's write has completed, before it is read back (tests alter the target in between). */
   afterWrite?: (offset: number, length: number) => void;
 }
@@ -326,8 +332,8 @@ export function imageIdOfTable(imageSize: number, lines: string[]): string {
 }
 
 /** Opens a target for reading around the page cache; says how. */
-async function openUncached(t: Target): Promise<{ fh: FileHandle; method: VerifyReport['method'] }> {
-  if (O_DIRECT) {
+async function openUncached(t: Target, direct = true): Promise<{ fh: FileHandle; method: VerifyReport['method'] }> {
+  if (O_DIRECT && direct) {
     try { return { fh: await open(t.real, constants.O_RDONLY | O_DIRECT), method: 'o_direct' }; } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw fromSystemError(e, `target ${t.path}`);
     }
@@ -383,8 +389,8 @@ class Verifier {
     this.zeros = Buffer.alloc(chunkBytes);
   }
 
-  static async open(t: Target, chunkBytes: number, signal?: AbortSignal): Promise<Verifier> {
-    const { fh, method } = await openUncached(t);
+  static async open(t: Target, chunkBytes: number, signal?: AbortSignal, direct = true): Promise<Verifier> {
+    const { fh, method } = await openUncached(t, direct);
     const bufs = method === 'o_direct' ? await alignedBuffers(fh, QD, chunkBytes + 2 * ALIGN, 'read') : Array.from({ length: QD }, () => Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN));
     if (!bufs) { await fh.close(); throw new LabError('io', 'io-error', `target ${t.path}: no buffer alignment works for O_DIRECT`); }
     return new Verifier(fh, method, new Pool(bufs), t, QD, chunkBytes, signal);
@@ -547,7 +553,7 @@ function pidStart(): number | null {
  */
 async function compareTarget(src: Source, t: Target, ranges: Range[] | null, imageSize: number | null, chunkBytes: number, hasher: ImageHasher, hw: HashWorker, o: FlashOptions): Promise<VerifyReport | null> {
   const t0 = performance.now();
-  const { fh, method } = await openUncached(t);
+  const { fh, method } = await openUncached(t, o.directIo !== false);
   const hashing = new Set<Promise<void>>();
   let failure: unknown = null;
   const track = (p: Promise<void>) => { const q: Promise<void> = p.catch((e) => { failure ??= e; }).finally(() => hashing.delete(q)); hashing.add(q); };
@@ -692,7 +698,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   const batchEvery = Math.min(syncEvery, DIRECT_BATCH);
   let dfh: FileHandle | null = null;
   let dbufs: Buffer[] | null = null;
-  if (O_DIRECT) {
+  if (O_DIRECT && o.directIo !== false) {
     try {
       dfh = await open(t.real, constants.O_RDWR | O_DIRECT);
       dbufs = await alignedBuffers(dfh, nbufOf(batchEvery), chunkBytes, 'write', true);
@@ -706,7 +712,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   // Its own handle, opened after the probe above wrote offset 0 (an O_DIRECT alignment probe must meet allocated blocks).
   let verifier: Verifier | null = null;
   if (verify) {
-    try { verifier = await Verifier.open(t, chunkBytes, o.signal); } catch (e) { await bfh.close().catch(() => {}); if (dfh) await dfh.close().catch(() => {}); throw e; }
+    try { verifier = await Verifier.open(t, chunkBytes, o.signal, o.directIo !== false); } catch (e) { await bfh.close().catch(() => {}); if (dfh) await dfh.close().catch(() => {}); throw e; }
   }
   const zero = Buffer.alloc(chunkBytes);
   /** Written since the last sync; zeros left to holes (no sync needed); the head, read back at the very end. */
