@@ -26,6 +26,16 @@ function setup() {
   makeBmap(join(l.dir, 'os.bmap'), whole, EXTENTS);
   return { ...l, img, whole, bmap: join(l.dir, 'os.bmap') };
 }
+/** Runs f while counting datasync calls on every FileHandle (the target's included). */
+async function countingSyncs<T>(target: string, f: () => Promise<T>): Promise<{ r: T; syncs: number }> {
+  const probe = await open(target, 'w');
+  const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+  await probe.close();
+  const real = proto.datasync;
+  let syncs = 0;
+  proto.datasync = function (this: unknown) { syncs++; return real.call(this); };
+  try { return { r: await f(), syncs }; } finally { proto.datasync = real; }
+}
 const mapped = EXTENTS.reduce((n, [, len]) => n + len, 0);
 
 async function code(p: Promise<unknown>): Promise<string> {
@@ -99,16 +109,7 @@ describe('flash to a file target', () => {
 
   it('with O_DIRECT, syncs once before the head and once after it, and still reads back every byte', async () => {
     const s = setup();
-    const probe = await open(s.target, 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
-    const real = proto.datasync;
-    let syncs = 0;
-    proto.datasync = function (this: unknown) { syncs++; return real.call(this); };
-    let r;
-    try {
-      r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null, force: true, chunkBytes: 256 * 1024, syncEveryBytes: 512 * 1024 });
-    } finally { proto.datasync = real; }
+    const { r, syncs } = await countingSyncs(s.target, () => flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null, force: true, chunkBytes: 256 * 1024, syncEveryBytes: 512 * 1024 }));
     expect(r.verify!.bytes).toBe(12 * MiB);
     expect(readFileSync(s.target).equals(s.whole)).toBe(true);
     if (!r.directIo || r.verify!.method !== 'o_direct') { console.warn(`SKIP: no O_DIRECT where ${s.target} lives`); return; }
@@ -300,16 +301,7 @@ describe('target safety', () => {
 describeWithTools(['dd'], 'flash through the page cache (directIo: false)', () => {
   it('writes through the cache, syncs every interval, reads every batch back and says how', async () => {
     const s = setup();
-    const probe = await open(s.target, 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
-    const real = proto.datasync;
-    let syncs = 0;
-    proto.datasync = function (this: unknown) { syncs++; return real.call(this); };
-    let r;
-    try {
-      r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null, force: true, chunkBytes: 256 * 1024, syncEveryBytes: MiB, directIo: false });
-    } finally { proto.datasync = real; }
+    const { r, syncs } = await countingSyncs(s.target, () => flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null, force: true, chunkBytes: 256 * 1024, syncEveryBytes: MiB, directIo: false }));
     expect(r.directIo).toBe(false);
     // On a tmpfs temp dir there is no disk under the cache, and the report says so.
     expect(r.verify!.method).toBe(statfsSync(s.dir).type === 0x01021994 ? 'cached' : 'dropped-cache');
