@@ -78,6 +78,7 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
     const orbital: number[] = []; const bmaptool: number[] = []; const dd: number[] = []; const verify: number[] = []; const b3: number[] = []; const b3cold: number[] = [];
     const orbitalCpu: number[] = []; const bmaptoolCpu: number[] = []; const devRead: number[] = []; const readback: number[] = [];
     const orbitalB3: number[] = []; const orbitalB3Cpu: number[] = []; const verifyCmd: number[] = [];
+    let verifyMethod = '';
     let last: Awaited<ReturnType<typeof flash>> | null = null;
     let bestRun: Awaited<ReturnType<typeof flash>> | null = null;
     // The disk's own uncached read rate, on 256 MiB of data: what a read-back verify can reach at best.
@@ -98,7 +99,7 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
       orbital.push((performance.now() - t0) / 1000);
       orbitalCpu.push((c.user + c.system) / 1e6);
       if (!bestRun || orbital[orbital.length - 1]! <= Math.min(...orbital)) bestRun = last;
-      // verify_mb_s: image bytes (holes included: the bmap says they need no reading) per second of
+      // flash_verify_mb_s: image bytes (holes included: the bmap says they need no reading) per second of
       // read-back; readback_mb_s: bytes actually read back from the target per second, same seconds.
       verify.push(last.verify!.seconds > 0 ? size / 1e6 / last.verify!.seconds : 0);
       readback.push(last.verify!.mbPerS);
@@ -109,6 +110,7 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
       const vr = await verifyOnly({ device: dev, stateDir: lab.lab.stateDir, source: img, bmap });
       if (!vr.same) throw new Error('verify found the flashed target differs from the image');
       verifyCmd.push((performance.now() - tv) / 1000);
+      verifyMethod = vr.method;
       clean();
       ctx.progress(`rep ${r + 1}/${reps}: orbital flash, bmap without checksums (BLAKE3 over the bytes)`);
       const t1 = performance.now();
@@ -154,7 +156,7 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
     notes.push(`best of ${reps}; image in page cache for every tool; targets are new files on the same disk`);
     notes.push(`verify reads back ${figures.mapped_mib} MiB through ${last!.verify!.method} and compares it byte for byte with the written bytes, kept in memory until then; the image is hashed once while it is written: the bmap's SHA-256 per range (checked, on a worker), its BLAKE3 id over that checked range table (${last!.blake3Of})`);
     notes.push(`orbital_blake3_s: the same flash with a bmap without range checksums, where BLAKE3 (WebAssembly, ~1 GB/s) runs over every mapped byte instead`);
-    notes.push(`verify_mb_s: \`orbital-lab verify\` (verifyOnly) of the flashed target, alone: ${figures.mapped_mib} MiB read back through O_DIRECT (cache dropped first) and compared byte for byte with the image (in the page cache, as for b3sum), the bmap's SHA-256 per range checked on the worker; counted in IMAGE bytes (${figures.image_mib} MiB, holes included - the bmap says they need no reading) per second, the unit of b3sum_mb_s (verify_s ${figures.verify_s}). Per byte actually read back that is ${round(figures.mapped_mib * 1.048576 / figures.verify_s, 1)} MB/s (device_read_mb_s ${figures.device_read_mb_s}: dd iflag=direct of other data on the disk)`);
+    notes.push(`verify_mb_s: \`orbital-lab verify\` (verifyOnly) of the flashed target, alone: ${figures.mapped_mib} MiB read back through ${verifyMethod} (cache dropped first) and compared byte for byte with the image (in the page cache, as for b3sum), the bmap's SHA-256 per range checked on the worker; counted in IMAGE bytes (${figures.image_mib} MiB, holes included - the bmap says they need no reading) per second, the unit of b3sum_mb_s (verify_s ${figures.verify_s}). Per byte actually read back that is ${round(figures.mapped_mib * 1.048576 / figures.verify_s, 1)} MB/s (device_read_mb_s ${figures.device_read_mb_s}: dd iflag=direct of other data on the disk)`);
     notes.push(`flash_verify_mb_s (${figures.flash_verify_mb_s}) and readback_mb_s (${figures.readback_mb_s}): the verify inside the flash, in image bytes and in bytes read back per wall second during which a read-back was in flight - it runs beside the write and shares the disk with it, so these seconds are not a separate phase (before this bench measured the verify command, verify_mb_s was this figure)`);
     notes.push(`b3sum_mb_s hashes the whole ${size / MiB} MiB file from the page cache (75% holes, multi-threaded); b3sum_uncached_mb_s after dropping the file's cache`);
     notes.push('device_read_mb_s: dd iflag=direct bs=4M of 256 MiB of data on the same disk - the ceiling for any uncached read-back');

@@ -689,30 +689,31 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
     }
   } catch (e) { throw fromSystemError(e, `target ${t.path}`); }
   // Written chunks stay in memory until they are read back, so the pool holds one read-back batch
-  // (a sync interval's worth) beside the chunks being read, hashed and written.
-  // With O_DIRECT a written chunk can be read back as soon as its write completed, so only a short
-  // read-back batch is held; through the page cache, a sync interval's worth. Every buffer is fresh
-  // memory whose first touch page-faults (~11 us a page on the VMs we measured, ~0.2 s for 80 MiB),
-  // so the pool is kept as small as the pipeline allows.
-  const nbufOf = (held: number) => (verify ? Math.max(1, Math.ceil(held / chunkBytes)) + WRITE_QD + QD + 2 : WRITE_QD + 4);
+  // beside the chunks being read, hashed and written. With O_DIRECT a chunk can be read back as soon
+  // as its write completed, so the batch is short; through the page cache it is a sync interval's
+  // worth. Every buffer is fresh memory whose first touch page-faults (~11 us a page on the VMs we
+  // measured, ~0.2 s for 80 MiB), so the pool is kept as small as the pipeline allows.
+  const direct = o.directIo !== false;
   const batchEvery = Math.min(syncEvery, DIRECT_BATCH);
+  const chunksIn = (bytes: number) => Math.max(1, Math.ceil(bytes / chunkBytes));
+  const nbufOf = (held: number) => (verify ? chunksIn(held) + WRITE_QD + QD + 2 : WRITE_QD + 4);
   let dfh: FileHandle | null = null;
   let dbufs: Buffer[] | null = null;
-  if (O_DIRECT && o.directIo !== false) {
+  if (O_DIRECT && direct) {
     try {
       dfh = await open(t.real, constants.O_RDWR | O_DIRECT);
       dbufs = await alignedBuffers(dfh, nbufOf(batchEvery), chunkBytes, 'write', true);
       if (!dbufs) { await dfh.close(); dfh = null; }
     } catch { dfh = null; dbufs = null; }
   }
-  const maxUnsynced = Math.max(1, Math.ceil((dbufs ? batchEvery : syncEvery) / chunkBytes));
+  const maxUnsynced = chunksIn(dbufs ? batchEvery : syncEvery);
   const bufs = dbufs ?? Array.from({ length: nbufOf(syncEvery) }, () => newBuffer(chunkBytes, true));
   const pool = new Pool(bufs);
   hw.setBuffers(bufs);
   // Its own handle, opened after the probe above wrote offset 0 (an O_DIRECT alignment probe must meet allocated blocks).
   let verifier: Verifier | null = null;
   if (verify) {
-    try { verifier = await Verifier.open(t, chunkBytes, o.signal, o.directIo !== false); } catch (e) { await bfh.close().catch(() => {}); if (dfh) await dfh.close().catch(() => {}); throw e; }
+    try { verifier = await Verifier.open(t, chunkBytes, o.signal, direct); } catch (e) { await bfh.close().catch(() => {}); if (dfh) await dfh.close().catch(() => {}); throw e; }
   }
   const zero = Buffer.alloc(chunkBytes);
   /** Written since the last sync; zeros left to holes (no sync needed); the head, read back at the very end. */
