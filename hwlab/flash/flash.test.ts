@@ -4,7 +4,7 @@ import { spawnSync, spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeWithTools } from '../../scripts/testkit.ts';
-import { flash, verifyOnly, imageIdOfTable } from './flash.ts';
+import { flash, verifyOnly, imageIdOfTable, HashWorker, ImageHasher } from './flash.ts';
 import { blake3 } from '@noble/hashes/blake3.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { createHash } from 'node:crypto';
@@ -329,5 +329,57 @@ describeWithTools(['dd'], 'flash through the page cache (directIo: false)', () =
     expect(err?.code).toBe('verify-mismatch');
     expect(err?.detail.offset).toBe(at);
     expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('failed');
+  });
+});
+
+describe('range checksums on either thread', () => {
+  // 3 ranges of 2 chunks; the middle one's bytes do not match the bmap's SHA-256.
+  const C = 64 * 1024;
+  const bytes = Buffer.alloc(6 * C);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + (i >> 9)) & 0xff;
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const good = [0, 1, 2].map((k) => ({ start: k * 2 * C, end: (k + 1) * 2 * C, checksum: sha(bytes.subarray(k * 2 * C, (k + 1) * 2 * C)) }));
+  const bad = good.map((r, k) => (k === 1 ? { ...r, checksum: sha(Buffer.from('not these bytes')) } : r));
+  async function run(ranges: typeof good, waitForWorker: boolean, shared = true) {
+    const hw = new HashWorker();
+    try {
+      const bufs = Array.from({ length: 6 }, () => Buffer.from(new SharedArrayBuffer(C)));
+      hw.setBuffers(bufs);
+      if (waitForWorker) await hw.up;
+      const h = new ImageHasher(hw, ranges, 'sha256', bytes.length, 'test.img', null, shared);
+      const verdicts: Array<Promise<string>> = [];
+      for (let i = 0; i < 6; i++) {
+        bytes.copy(bufs[i]!, 0, i * C, (i + 1) * C);
+        const { hashed, verdict } = h.feed({ offset: i * C, length: C, buf: bufs[i]! });
+        // One chunk at a time: the worker's backlog stays empty, so once it is up it takes every range.
+        await hashed;
+        if (verdict) verdicts.push(verdict.then(() => 'ok', (e: LabError) => e.code));
+      }
+      const failed = await Promise.all(verdicts);
+      const id = await h.id().catch((e: LabError) => e.code);
+      return { placed: { ...h.placed }, failed, id };
+    } finally { hw.close(); }
+  }
+  it('hashes here before the worker is up and on the worker after, with the same id', async () => {
+    const here = await run(good, false);
+    const there = await run(good, true);
+    expect(here.placed).toEqual({ here: 3, worker: 0 });
+    expect(there.placed).toEqual({ here: 0, worker: 3 });
+    expect(here.failed).toEqual(['ok', 'ok', 'ok']);
+    expect(there.id).toBe(here.id);
+    expect(here.id).toBe(imageIdOfTable(bytes.length, good.map((r) => `${r.start}-${r.end} ${r.checksum}\n`)));
+  });
+  it('hashes on the worker only, up or not, when not shared (a write)', async () => {
+    const w = await run(bad, false, false);
+    expect(w.placed).toEqual({ here: 0, worker: 3 });
+    expect(w.failed).toEqual(['ok', 'checksum-mismatch', 'ok']);
+  });
+  it('names a range that does not match its checksum, on either thread', async () => {
+    for (const wait of [false, true]) {
+      const r = await run(bad, wait);
+      expect(r.placed[wait ? 'worker' : 'here']).toBe(3);
+      expect(r.failed).toEqual(['ok', 'checksum-mismatch', 'ok']);
+      expect(r.id).toBe('checksum-mismatch');
+    }
   });
 });

@@ -45,3 +45,5 @@ let chain = Promise.resolve();
 parentPort.on('message', (m) => {
   chain = chain.then(() => handle(m)).catch((e) => parentPort.postMessage({ t: 'error', message: String(e?.stack ?? e) }));
 });
+// Up: the main thread may now hand hashing here instead of doing it itself.
+parentPort.postMessage({ t: 'ready' });
