@@ -8,6 +8,7 @@ import { describeWithTools } from '../scripts/testkit.ts';
 import { makeImage, makeLab, MiB } from './flash/testimg.ts';
 import { readJournal } from './flash/journal.ts';
 import { readLock } from './lock.ts';
+import { main, COMMANDS } from './cli.ts';
 
 const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
 const dirs: string[] = [];
@@ -23,6 +24,18 @@ function run(args: string[], opts: { cwd?: string } = {}) {
 }
 
 describe('orbital-lab CLI', () => {
+  it('COMMAND --help prints that command\'s usage and exits 0, for every command', async () => {
+    for (const c of COMMANDS()) {
+      const out: string[] = [];
+      const err: string[] = [];
+      expect(await main([c, '--help'], { out: (x) => out.push(x), err: (x) => err.push(x) })).toBe(0);
+      expect(out.join('\n')).toMatch(new RegExp(`^  ${c}( |$)`, 'm'));
+      expect(err).toEqual([]);
+    }
+    const out: string[] = [];
+    expect(await main(['flash', 'dut', '-h'], { out: (x) => out.push(x), err: () => {} })).toBe(0);
+    expect(out.join('\n')).not.toMatch(/^  capture /m);
+  });
   it('exit codes: 0 ok, 2 bad usage / bad lab file / unknown device, 3 lab failure', () => {
     const l = lab();
     expect(run(['--lab', l.labFile, 'devices']).code).toBe(0);

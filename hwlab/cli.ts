@@ -298,6 +298,21 @@ function qemuPowerText(name: string, q: NonNullable<PowerResult['qemu']>): strin
 /** Registers another command (power/boot/console/trace modules add theirs). */
 export function addCommand(name: string, h: Handler): void { commands[name] = h; }
 
+/** The commands `main` knows. */
+export const COMMANDS = (): string[] => Object.keys(commands);
+
+/** The usage lines of one command (its entries in USAGE, with their continuation lines). */
+export function usageOf(cmd: string): string {
+  const lines = USAGE.split('\n');
+  const picked: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i]!.startsWith(`  ${cmd} `) && lines[i] !== `  ${cmd}`) continue;
+    picked.push(lines[i]!);
+    while (i + 1 < lines.length && /^ {20,}\S/.test(lines[i + 1]!)) picked.push(lines[++i]!);
+  }
+  return `usage: orbital-lab [--lab FILE] [--json] ${cmd} ...\n\n${picked.join('\n')}\n\n${USAGE.split('\n').slice(-2).join('\n')}`;
+}
+
 export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
   const json = argv.includes('--json');
   const out = io?.out ?? ((s: string) => process.stdout.write(s + '\n'));
@@ -320,6 +335,8 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { out(USAGE); return cmd ? EXIT.ok : EXIT.usage; }
     const h = commands[cmd];
     if (!h) throw new LabError('bad-input', 'bad-usage', `unknown command "${cmd}"\n\n${USAGE}`);
+    const ddash = rest.indexOf('--');
+    if (rest.slice(1, ddash < 0 ? undefined : ddash).some((a) => a === '--help' || a === '-h')) { out(usageOf(cmd)); return EXIT.ok; }
     let cached: Lab | undefined;
     const lab = () => (cached ??= loadLab(labPath(labOpt)));
     const r = await h(rest.slice(1), { lab, io: { json, out, err }, signal: ac.signal, json });
