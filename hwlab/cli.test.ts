@@ -4,6 +4,7 @@ import { describe, expect, it, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describeWithTools } from '../scripts/testkit.ts';
 import { makeImage, makeLab, MiB } from './flash/testimg.ts';
 import { readJournal } from './flash/journal.ts';
@@ -61,6 +62,29 @@ describe('orbital-lab CLI', () => {
     makeImage(join(l.dir, 'other.img'), 2 * MiB, [[0, 8192]]);
     const mismatch = run(['--lab', l.labFile, '--json', 'verify', 'dut', join(l.dir, 'other.img')]);
     expect(mismatch.code).toBe(3);
+  });
+
+  it('flashes an image piped to stdin as IMAGE "-" (a gzip stream), verified', () => {
+    const l = lab();
+    const img = join(l.dir, 'os.img');
+    const whole = makeImage(img, 3 * MiB, [[0, 8192], [2 * MiB, 64 * 1024]]);
+    const r = spawnSync(process.execPath, [BIN, '--lab', l.labFile, '--json', 'flash', 'dut', '-'], { input: gzipSync(whole), encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    const last = JSON.parse(r.stdout.trim().split('\n').pop()!) as { status: string; source: { path: string; format: string }; imageSize: number; verify: { bytes: number } };
+    expect(last).toMatchObject({ status: 'written', source: { path: '-', format: 'gzip' }, imageSize: 3 * MiB });
+    expect(readFileSync(l.target).equals(whole)).toBe(true);
+    expect(readJournal(l.lab.stateDir, 'dut')?.status).toBe('ok');
+    // A file redirected to stdin is a file: compared first (and read again from its start to be written).
+    const gz = join(l.dir, 'os.img.gz');
+    writeFileSync(gz, gzipSync(whole));
+    const again = spawnSync('sh', ['-c', `"${process.execPath}" "${BIN}" --lab "${l.labFile}" --json flash dut - < "${gz}"`], { encoding: 'utf8', timeout: 60_000 });
+    expect(again.status).toBe(0);
+    expect(JSON.parse(again.stdout.trim().split('\n').pop()!)).toMatchObject({ status: 'skipped' });
+    writeFileSync(l.target, Buffer.alloc(3 * MiB));
+    const rewrite = spawnSync('sh', ['-c', `"${process.execPath}" "${BIN}" --lab "${l.labFile}" --json flash dut - < "${gz}"`], { encoding: 'utf8', timeout: 60_000 });
+    expect(rewrite.status).toBe(0);
+    expect(JSON.parse(rewrite.stdout.trim().split('\n').pop()!)).toMatchObject({ status: 'written' });
+    expect(readFileSync(l.target).equals(whole)).toBe(true);
   });
 
   it('a SIGKILL mid-flash never reports success; the next flash starts clean', async () => {

@@ -2,6 +2,8 @@
 // object on the last stdout line, progress as JSON lines before it) and exits with 0 success,
 // 1 the OS failed, 2 bad usage or lab file, 3 the lab failed (docs/lab.md, "Exit codes").
 import { parseArgs } from 'node:util';
+import { isatty } from 'node:tty';
+import { STDIN } from './flash/source.ts';
 import { resolve } from 'node:path';
 import { LabError, EXIT, exitCodeFor } from './errors.ts';
 import { loadLab, getDevice, parseDuration, type Lab } from './labfile.ts';
@@ -23,7 +25,7 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
 
   devices [--tag T]...                     devices, their state and who holds them
   flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--no-direct] [--target PATH]
-                                           write IMAGE (raw/.gz/.xz/.zst, + .bmap) and verify it
+                                           write IMAGE (raw/.gz/.xz/.zst, + .bmap; - = stdin) and verify it
   flash DEVICE FILE.orbimg [--part NAME] [--trust KEY.pub]...
                                            a signed Orbital image: check its signature and key
                                            (trusted: the lab file's trust: and --trust), write one part
@@ -82,7 +84,7 @@ const commands: Record<string, Handler> = {
     const rows = list.map((d) => {
       const who = d.state === 'in-use' ? `in use by ${d.holder!.owner} (pid ${d.holder!.pid}, since ${d.holder!.since}, "${d.holder!.command}")` : d.state === 'stale-lock' ? `free (stale lock: ${d.staleWhy})` : 'free';
       const cons = d.console.found ? d.console.found === 'qemu' ? d.console.spec : `${d.console.spec} -> ${d.console.found}` : `${d.console.spec} (NOT FOUND)`;
-      const img = d.image ? d.image.signed ? ` (signed image ${d.image.signed.name} ${d.image.signed.version}, id ${d.image.signed.id.slice(0, 16)}…, part '${d.image.signed.part}')` : ` (${d.image.source}${d.image.blake3 ? `, blake3 ${d.image.blake3.slice(0, 16)}…` : ''}${d.image.signedWhy ? `; ${d.image.signedWhy}` : ''})` : '';
+      const img = d.image ? d.image.signed ? ` (signed image ${d.image.signed.name} ${d.image.signed.version}, id ${d.image.signed.id.slice(0, 16)}…, part '${d.image.signed.part}')` : ` (${d.image.source === STDIN ? 'stdin' : d.image.source}${d.image.blake3 ? `, blake3 ${d.image.blake3.slice(0, 16)}…` : ''}${d.image.signedWhy ? `; ${d.image.signedWhy}` : ''})` : '';
       const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}${img}` : 'never flashed';
       const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why}; ${d.power.exit ? `it ended: ${d.power.exit.summary}` : 'how it ended is unknown'})` : '; power off';
       return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
@@ -94,7 +96,7 @@ const commands: Record<string, Handler> = {
     const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' } }, allowPositionals: true });
     const l = lab();
     const dev = getDevice(l, need(positionals[0], 'DEVICE'));
-    const image = resolve(need(positionals[1], 'IMAGE'));
+    const image = imagePath(need(positionals[1], 'IMAGE'));
     if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
     const trust = trustedKeys(l, values.trust);
     const lock = acquireLock(l.stateDir, dev.name, `flash ${image}`);
@@ -297,6 +299,14 @@ function qemuPowerText(name: string, q: NonNullable<PowerResult['qemu']>): strin
 
 /** Registers another command (power/boot/console/trace modules add theirs). */
 export function addCommand(name: string, h: Handler): void { commands[name] = h; }
+
+/** IMAGE as a path; `-` is stdin (streamed, never compared first: it cannot be read twice), refused on a terminal. */
+function imagePath(arg: string): string {
+  if (arg !== STDIN) return resolve(arg);
+  // (isatty, not process.stdin: that would make fd 0 non-blocking under the flash's reads)
+  if (isatty(0)) throw new LabError('bad-input', 'bad-usage', 'IMAGE "-" reads the image from stdin, which is a terminal: pipe an image in (xz -dc os.img.xz | orbital-lab flash DEVICE -)');
+  return STDIN;
+}
 
 /** The commands `main` knows. */
 export const COMMANDS = (): string[] => Object.keys(commands);

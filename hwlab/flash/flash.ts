@@ -30,7 +30,7 @@ import { bytesToHex as toHex } from '@noble/hashes/utils.js';
 import { LabError, fromSystemError } from '../errors.ts';
 import type { Device } from '../labfile.ts';
 import { parseBmap, byteRanges, type Bmap } from './bmap.ts';
-import { openSource, type Source } from './source.ts';
+import { openSource, STDIN, type Source } from './source.ts';
 import { isOrbimg, openOrbimg, type OrbimgInfo } from './orbimg.ts';
 import { checkTarget, type SystemView, type Target } from './target.ts';
 import { readJournal, writeJournal, type JournalEntry } from './journal.ts';
@@ -143,6 +143,7 @@ interface Range { start: number; end: number; checksum?: string }
 
 /** Finds IMAGE.bmap (or the name without .gz/.xz/.zst) beside the image. */
 export function findBmap(source: string): string | null {
+  if (source === STDIN) return null;
   // bmaptool's names: os.img.xz -> os.img.bmap or os.bmap.
   const base = source.replace(/\.(gz|xz|zst|zstd)$/, '');
   for (const c of [`${base}.bmap`, `${base.replace(/\.[^./]+$/, '')}.bmap`, `${source}.bmap`]) if (existsSync(c)) return c;

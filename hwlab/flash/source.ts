@@ -40,15 +40,19 @@ export function detectFormat(head: Uint8Array): SourceFormat {
 
 const STREAM_CHUNK = 1 << 20;
 
+/** The source path that means this process's stdin (fd 0, used as it is: a pipe or socket cannot be opened again by name). */
+export const STDIN = '-';
+
 export async function openSource(path: string): Promise<Source> {
   let st: Stats;
   let fd: number;
-  try { fd = openSync(path, 'r'); st = fstatSync(fd); } catch (e) {
-    throw new LabError('bad-input', 'source-missing', `cannot open image ${path}: ${(e as Error).message}`);
+  const stdin = path === STDIN;
+  try { fd = stdin ? 0 : openSync(path, 'r'); st = fstatSync(fd); } catch (e) {
+    throw new LabError('bad-input', 'source-missing', `cannot open image ${stdin ? 'stdin' : path}: ${(e as Error).message}`);
   }
   const regular = st.isFile();
-  if (!regular && !st.isFIFO() && !st.isCharacterDevice() && !st.isBlockDevice()) {
-    closeSync(fd);
+  if (!regular && !st.isFIFO() && !st.isCharacterDevice() && !st.isBlockDevice() && !(stdin && st.isSocket())) {
+    if (!stdin) closeSync(fd);
     throw new LabError('bad-input', 'source-missing', `image ${path} is not a file`);
   }
   // Peek at the magic. A pipe cannot be re-read, so its peeked bytes are handed on to the stream.
@@ -66,9 +70,9 @@ export async function openSource(path: string): Promise<Source> {
   /** The stored bytes in order, counted for progress. */
   async function* stored(): AsyncGenerator<Buffer> {
     if (!regular) { consumed += headLen; yield head.subarray(0, headLen); }
-    const rs = regular
+    const rs = regular && !stdin
       ? createReadStream(path, { highWaterMark: STREAM_CHUNK })
-      : createReadStream('', { fd, autoClose: false, highWaterMark: STREAM_CHUNK });
+      : createReadStream('', { fd, autoClose: false, highWaterMark: STREAM_CHUNK, ...(regular ? { start: 0 } : {}) });
     try {
       for await (const b of rs as AsyncIterable<Buffer>) { consumed += b.length; yield b; }
     } finally { rs.destroy(); }
@@ -146,7 +150,7 @@ export async function openSource(path: string): Promise<Source> {
     async close() {
       closed = true;
       if (child && child.exitCode === null) child.kill('SIGKILL');
-      try { closeSync(fd); } catch { /* closed by a stream */ }
+      if (!stdin) try { closeSync(fd); } catch { /* closed by a stream */ }
     },
   };
 }
