@@ -31,7 +31,7 @@ import { LabError, fromSystemError } from '../errors.ts';
 import type { Device } from '../labfile.ts';
 import { parseBmap, byteRanges, type Bmap } from './bmap.ts';
 import { openSource, STDIN, type Source } from './source.ts';
-import { isOrbimg, openOrbimg, type OrbimgInfo } from './orbimg.ts';
+import { isOrbimg, openOrbimg, streamOrbimg, type OrbimgInfo } from './orbimg.ts';
 import { checkTarget, type SystemView, type Target } from './target.ts';
 import { readJournal, writeJournal, type JournalEntry } from './journal.ts';
 import { ALIGN, O_DIRECT, alignDown, alignUp, alignedBuffers, newBuffer, readFull, writeFull } from './direct.ts';
@@ -105,12 +105,14 @@ export interface FlashResult {
   orbimg?: OrbimgInfo;
 }
 
-/**
- * The image to read: a signed .orbimg (checked, one part chosen) or a raw/compressed file with an
- * optional bmap. Throws before anything is written.
- */
 /** The journal's record of a signed image (only written once its part's BLAKE3 was checked). */
 const signedOf = (i: OrbimgInfo | null): Pick<JournalEntry, 'signed'> => (i ? { signed: { id: i.id, name: i.name, version: i.version, key: i.key, part: i.part.name } } : {});
+
+/**
+ * The image to read: a signed .orbimg (checked, one part chosen; a file is read in place, a stream -
+ * a pipe or a compressed file - is checked as its header arrives) or a raw/compressed image with an
+ * optional bmap. Throws before anything is written.
+ */
 
 async function openImageSource(o: FlashOptions): Promise<{ src: Source; bmapPath: string | null; bmap: Bmap | null; orbimg: OrbimgInfo | null }> {
   if (isOrbimg(o.source)) {
@@ -118,10 +120,22 @@ async function openImageSource(o: FlashOptions): Promise<{ src: Source; bmapPath
     const { source, info } = openOrbimg(o.source, o.trust ?? [], o.part);
     return { src: source, bmapPath: null, bmap: null, orbimg: info };
   }
-  if (o.part !== undefined) throw new LabError('bad-input', 'bad-usage', `--part picks a part of a signed Orbital image (.orbimg); ${o.source} is not one`);
-  const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
-  const bmap = bmapPath ? loadBmap(bmapPath) : null;
-  return { src: await openSource(o.source), bmapPath, bmap, orbimg: null };
+  let src = await openSource(o.source);
+  if (!src.seekable) {
+    // A pipe, or a compressed file: a signed image inside shows itself by its first bytes.
+    const s = await streamOrbimg(src, o.trust ?? [], o.part, o.source === STDIN ? 'stdin' : o.source);
+    src = s.source;
+    if (s.info) {
+      if (o.bmap) { await src.close(); throw new LabError('bad-input', 'bad-usage', `${o.source} holds a signed Orbital image: its parts carry their own BLAKE3, a bmap does not apply (drop --bmap)`); }
+      return { src, bmapPath: null, bmap: null, orbimg: s.info };
+    }
+  }
+  try {
+    if (o.part !== undefined) throw new LabError('bad-input', 'bad-usage', `--part picks a part of a signed Orbital image (.orbimg); ${o.source} is not one`);
+    const bmapPath = o.bmap === null ? null : o.bmap ?? findBmap(o.source);
+    const bmap = bmapPath ? loadBmap(bmapPath) : null;
+    return { src, bmapPath, bmap, orbimg: null };
+  } catch (e) { await src.close(); throw e; }
 }
 
 const HEAD = 1 << 20;

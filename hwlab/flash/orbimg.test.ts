@@ -1,12 +1,14 @@
 // Flashing a signed Orbital image (.orbimg): built with os-image/image's builder and a fresh key,
 // flashed to a file target through the whole pipeline, and refused - before any byte is written -
-// when its key is not trusted, its signature is bad or it is cut; a part that does not match its
-// signed BLAKE3 fails the flash before the head of the target is written.
+// when its key is not trusted, its signature is bad or it is cut (from a file or a stream: a pipe,
+// a compressed .orbimg); a part that does not match its signed BLAKE3 fails the flash before the
+// head of the target is written.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeSync, existsSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { initAxiom, toHex } from '../../axiom/index.ts';
 import { buildImage, generateKeys, type KeyPair } from '../../os-image/image/image.ts';
 import { flash, verifyOnly } from './flash.ts';
@@ -218,4 +220,60 @@ describeWithTools(['qemu-system-x86_64', 'grub-mkrescue', 'xorriso'], 'boot a gu
     expect(r.ok, JSON.stringify(r.failure)).toBe(true);
     expect(readFileSync(r.log, 'utf8')).toMatch(/Booting from Hard Disk[\s\S]*GRUB/);
   }, 120_000);
+});
+
+describe('flash a signed Orbital image from a stream', () => {
+  const gz = (path: string, bytes: Buffer) => { writeFileSync(path, gzipSync(bytes)); return path; };
+  it('checks a compressed .orbimg as its header arrives, writes the disk part, and records the image', async () => {
+    const s = await setup();
+    const src = gz(join(s.dir, 'os.orbimg.gz'), readFileSync(s.img));
+    const r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: src, trust: [key.publicKey] });
+    expect(r.status).toBe('written');
+    expect(r.source).toMatchObject({ format: 'orbimg', bmap: null });
+    expect(readFileSync(s.target).equals(s.bytes.disk!)).toBe(true);
+    const disk = s.built.manifest.parts.find((p) => p.name === 'disk')!;
+    expect(r.blake3).toBe(toHex(disk.hash));
+    expect(r.orbimg).toMatchObject({ id: s.built.id, part: { name: 'disk', size: 5 * MiB, offset: s.offsetOf('disk') }, parts: ['kernel', 'disk'] });
+    expect(readJournal(s.lab.stateDir, 'dut')).toMatchObject({ status: 'ok', signed: { id: s.built.id, part: 'disk' } });
+    // --part picks another part of the stream; a bmap does not apply.
+    const k = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: src, trust: [key.publicKey], part: 'kernel' });
+    expect(readFileSync(s.target).equals(s.bytes.kernel!)).toBe(true);
+    expect(k.orbimg!.part.name).toBe('kernel');
+    expect(await code(flash({ device: s.dev, stateDir: s.lab.stateDir, source: src, trust: [key.publicKey], bmap: join(s.dir, 'x.bmap') }))).toBe('bad-usage');
+  });
+
+  it('refuses an untrusted or badly signed stream before writing, and fails an altered part, a cut stream and trailing bytes', async () => {
+    const s = await setup([['disk', diskBytes()], ['kernel', randomBytes(70_000)]]);
+    const raw = readFileSync(s.img);
+    const flashOf = (bytes: Buffer, trust = [key.publicKey]) => flash({ device: s.dev, stateDir: s.lab.stateDir, source: gz(join(s.dir, `v${Math.random()}.gz`), bytes), trust });
+    expect(await code(flashOf(raw, []))).toBe('untrusted-key');
+    expect(await code(flashOf(raw, [generateKeys().publicKey]))).toBe('untrusted-key');
+    const sig = Buffer.from(raw); sig[16 + raw.readUInt32LE(12) + 3] ^= 1;
+    expect(await code(flashOf(sig))).toBe('bad-signature');
+    expect(await code(flashOf(raw.subarray(0, 40)))).toBe('image-truncated');
+    expect(existsSync(s.target)).toBe(false);
+    // The disk part is first: an altered byte in it, and a stream cut or padded after it, in the part the flash does not write.
+    const part = Buffer.from(raw); part[s.offsetOf('disk') + 3 * MiB] ^= 0x5a;
+    const e = await err(flashOf(part));
+    expect(e).toMatchObject({ code: 'checksum-mismatch', blame: 'lab' });
+    expect(readFileSync(s.target).subarray(0, MiB).every((b) => b === 0)).toBe(true);
+    expect(await code(flashOf(raw.subarray(0, raw.length - 1000)))).toBe('image-truncated');
+    expect(await code(flashOf(Buffer.concat([raw, Buffer.from('extra')])))).toBe('bad-image');
+    expect(readJournal(s.lab.stateDir, 'dut')).toMatchObject({ status: 'failed' });
+    expect(await code(flashOf(raw))).toBe('ok');
+    expect(readFileSync(s.target).equals(s.bytes.disk!)).toBe(true);
+  });
+
+  it('orbital-lab flash DEVICE - with an .orbimg piped to stdin', async () => {
+    const s = await setup();
+    const pub = join(s.dir, 'release.pub');
+    writeFileSync(pub, toHex(key.publicKey) + '\n');
+    const r = spawnSync(process.execPath, [BIN, '--lab', s.labFile, '--json', 'flash', 'dut', '-', '--trust', pub], { input: readFileSync(s.img), encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toMatchObject({ ok: true, status: 'written', source: { path: '-', format: 'orbimg' }, orbimg: { id: s.built.id, part: { name: 'disk' } } });
+    expect(readFileSync(s.target).equals(s.bytes.disk!)).toBe(true);
+    const untrusted = spawnSync(process.execPath, [BIN, '--lab', s.labFile, '--json', 'flash', 'dut', '-'], { input: readFileSync(s.img), encoding: 'utf8', timeout: 60_000 });
+    expect(untrusted.status).toBe(2);
+    expect(untrusted.stderr).toMatch(/stdin is a signed Orbital image and no key is trusted/);
+  });
 });

@@ -98,6 +98,24 @@ export async function buildImage(out: string, spec: { name: string; version: str
 
 export interface OpenedImage { manifest: Manifest; manifestBytes: Uint8Array; signature: Uint8Array; id: string; partsOffset: number; fileSize: number }
 
+/** The manifest length M from an image's first 16 bytes (magic, version, M); throws an ImageError. */
+export function headerManifestLength(path: string, head: Uint8Array): number {
+  if (head.length < 16 || new TextDecoder().decode(head.subarray(0, 8)) !== IMAGE_MAGIC) throw new ImageError('not-an-image', `${path} is not an Orbital image (no ORBIMAGE header)`);
+  const dv = new DataView(head.buffer, head.byteOffset, 16);
+  if (dv.getUint16(8, true) !== IMAGE_VERSION) throw new ImageError('unknown-version', `${path}: image format ${dv.getUint16(8, true)} is not supported (this reader knows ${IMAGE_VERSION})`);
+  const m = dv.getUint32(12, true);
+  if (m > MAX_MANIFEST) throw new ImageError('bad-manifest', `${path}: manifest length ${m} exceeds ${MAX_MANIFEST}`);
+  return m;
+}
+
+/** Checks a manifest, its signature and that its key is trusted; throws an ImageError. */
+export function checkSignedManifest(path: string, mbytes: Uint8Array, sig: Uint8Array, trusted: Uint8Array[]): { manifest: Manifest; id: string } {
+  const manifest = parseManifest(mbytes);
+  if (!edVerify(null, mbytes, publicKeyObject(manifest.key), sig)) throw new ImageError('bad-signature', `${path}: the signature does not verify: the manifest was changed or signed by another key`);
+  if (!trusted.some((k) => k.length === 32 && k.every((b, i) => b === manifest.key[i]))) throw new ImageError('untrusted-key', `${path}: signed by key ${toHex(manifest.key).slice(0, 16)}…, which is not trusted here`);
+  return { manifest, id: toHex(blake3(mbytes)) };
+}
+
 /** Reads and checks an image's header, manifest and signature (not yet the parts). */
 export function openImage(path: string, trusted: Uint8Array[]): OpenedImage {
   let fd: number;
@@ -105,21 +123,15 @@ export function openImage(path: string, trusted: Uint8Array[]): OpenedImage {
   try {
     const size = fstatSync(fd).size;
     const head = new Uint8Array(16);
-    if (readSync(fd, head, 0, 16, 0) < 16 || new TextDecoder().decode(head.subarray(0, 8)) !== IMAGE_MAGIC) throw new ImageError('not-an-image', `${path} is not an Orbital image (no ORBIMAGE header)`);
-    const dv = new DataView(head.buffer);
-    if (dv.getUint16(8, true) !== IMAGE_VERSION) throw new ImageError('unknown-version', `${path}: image format ${dv.getUint16(8, true)} is not supported (this reader knows ${IMAGE_VERSION})`);
-    const m = dv.getUint32(12, true);
-    if (m > MAX_MANIFEST) throw new ImageError('bad-manifest', `${path}: manifest length ${m} exceeds ${MAX_MANIFEST}`);
+    const m = headerManifestLength(path, head.subarray(0, readSync(fd, head, 0, 16, 0)));
     if (size < 16 + m + 64) throw new ImageError('truncated', `${path}: the file ends inside its manifest or signature`);
     const mbytes = new Uint8Array(m), sig = new Uint8Array(64);
     readSync(fd, mbytes, 0, m, 16); readSync(fd, sig, 0, 64, 16 + m);
-    const manifest = parseManifest(mbytes);
-    if (!edVerify(null, mbytes, publicKeyObject(manifest.key), sig)) throw new ImageError('bad-signature', `${path}: the signature does not verify: the manifest was changed or signed by another key`);
-    if (!trusted.some((k) => k.length === 32 && k.every((b, i) => b === manifest.key[i]))) throw new ImageError('untrusted-key', `${path}: signed by key ${toHex(manifest.key).slice(0, 16)}…, which is not trusted here`);
+    const { manifest, id } = checkSignedManifest(path, mbytes, sig, trusted);
     const total = 16 + m + 64 + manifest.parts.reduce((n, p) => n + p.size, 0);
     if (size < total) throw new ImageError('truncated', `${path}: ${total - size} bytes of parts are missing`);
     if (size > total) throw new ImageError('trailing-bytes', `${path}: ${size - total} bytes follow the last part`);
-    return { manifest, manifestBytes: mbytes, signature: sig, id: toHex(blake3(mbytes)), partsOffset: 16 + m + 64, fileSize: size };
+    return { manifest, manifestBytes: mbytes, signature: sig, id, partsOffset: 16 + m + 64, fileSize: size };
   } finally { closeSync(fd); }
 }
 
