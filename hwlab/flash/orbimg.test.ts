@@ -12,6 +12,9 @@ import { gzipSync } from 'node:zlib';
 import { initAxiom, toHex } from '../../axiom/index.ts';
 import { buildImage, generateKeys, type KeyPair } from '../../os-image/image/image.ts';
 import { flash, verifyOnly } from './flash.ts';
+import { streamOrbimg } from './orbimg.ts';
+import type { Source } from './source.ts';
+import fc from 'fast-check';
 import { readJournal } from './journal.ts';
 import { LabError } from '../errors.ts';
 import { makeLab, MiB } from './testimg.ts';
@@ -275,5 +278,37 @@ describe('flash a signed Orbital image from a stream', () => {
     const untrusted = spawnSync(process.execPath, [BIN, '--lab', s.labFile, '--json', 'flash', 'dut', '-'], { input: readFileSync(s.img), encoding: 'utf8', timeout: 60_000 });
     expect(untrusted.status).toBe(2);
     expect(untrusted.stderr).toMatch(/stdin is a signed Orbital image and no key is trusted/);
+  });
+});
+
+describe('streamOrbimg on arbitrary bytes', () => {
+  /** A stream Source over `bytes`, cut into pieces at `cuts`. */
+  const streamOf = (bytes: Uint8Array, cuts: number[]): Source => ({
+    path: 'fuzz', format: 'raw', storedSize: null, seekable: false, consumed: () => 0,
+    readAt: () => { throw new Error('not seekable'); },
+    async *stream() {
+      let at = 0;
+      for (const c of [...cuts.map((x) => x % (bytes.length + 1)).sort((a, b) => a - b), bytes.length]) { if (c > at) { yield Buffer.from(bytes.subarray(at, c)); at = c; } }
+    },
+    close: async () => {},
+  });
+  it('gives back the bytes as they were, or a part, or a LabError - never another throw', async () => {
+    const good = readFileSync((await setup()).img);
+    await fc.assert(fc.asyncProperty(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.concat([Buffer.from('ORBIMAGE'), b])),
+        // A real image, cut, padded or with one byte changed in its header, manifest or signature.
+        fc.tuple(fc.nat(good.length), fc.nat(400), fc.integer({ min: 1, max: 255 })).map(([cut, at, x]) => { const b = Buffer.from(good.subarray(0, Math.max(cut, 16 + good.readUInt32LE(12) + 64))); b[at % b.length] ^= x; return b; }),
+      ),
+      fc.array(fc.nat(), { maxLength: 6 }),
+      async (bytes, cuts) => {
+        let r;
+        try { r = await streamOrbimg(streamOf(bytes, cuts), [key.publicKey], undefined, 'fuzz'); } catch (e) { expect(e).toBeInstanceOf(LabError); return; }
+        const out: Buffer[] = [];
+        try { for await (const b of r.source.stream()) out.push(b); } catch (e) { expect(e).toBeInstanceOf(LabError); return; }
+        if (!r.info) expect(Buffer.concat(out).equals(Buffer.from(bytes))).toBe(true);
+        else expect(Buffer.concat(out).length).toBe(r.info.part.size);
+      }), { numRuns: 300 });
   });
 });
