@@ -104,7 +104,7 @@ const commands: Record<string, Handler> = {
     try {
       const r = await flash({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, force: values.force, verify: !values['no-verify'], directIo: values['no-direct'] ? false : undefined, requestedTarget: values.target, trust, part: values.part, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
       sink.end();
-      const v = r.verify ? `verified ${human(r.verify.bytes)} through ${r.verify.method} at ${r.verify.mbPerS.toFixed(0)} MB/s` : 'NOT verified (--no-verify)';
+      const v = r.verify ? `verified ${human(r.verify.bytes)} through ${r.verify.method} at ${r.verify.mbPerS.toFixed(0)} MB/s${r.verify.samples ? `, ${r.verify.samples} samples re-read after the final sync` : ''}` : 'NOT verified (--no-verify)';
       const text = (r.status === 'skipped'
         ? `${dev.name}: target ${r.target.path} already holds this image (compared ${human(r.verify!.bytes)} uncached); nothing written. --force rewrites it.`
         : `${dev.name}: wrote ${human(r.bytesWritten)} of a ${human(r.imageSize)} image (${r.source.format}${r.source.bmap ? ', bmap' : ''}) to ${r.target.path} in ${(r.seconds.write + r.seconds.sync).toFixed(2)} s; ${v}; blake3 ${r.blake3}${r.previous ? `\n(the previous flash, started ${r.previous.started}, was ${r.previous.status}; this one started clean)` : ''}`) + orbimgText(r.orbimg);

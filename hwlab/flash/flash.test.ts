@@ -107,6 +107,41 @@ describe('flash to a file target', () => {
     expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('failed');
   });
 
+  it.each([['O_DIRECT', true], ['the page cache', false]] as const)('catches a chunk overwritten after its read-back matched, as a fake-capacity card does (through %s)', async (_, directIo) => {
+    const s = setup();
+    // A card that holds less than it reports maps a later address onto an earlier one: the later
+    // write lands on a chunk that was already read back and matched. Here the first chunk of the
+    // 3 MiB extent gets the last extent's bytes once its read-back matched.
+    const victim = 3 * MiB;
+    const later = s.whole.subarray(9 * MiB + 4096, 9 * MiB + 4096 + 8192);
+    let overwritten = false;
+    const err = await flash({
+      device: s.dev, stateDir: s.lab.stateDir, source: s.img, directIo,
+      afterReadBack: (offset) => {
+        if (offset === victim && !overwritten) { overwritten = true; const fd = openSync(s.target, 'r+'); writeSync(fd, later, 0, later.length, victim); closeSync(fd); }
+      },
+    }).then(() => null, (e: LabError) => e);
+    expect(overwritten).toBe(true);
+    expect(err?.code).toBe('verify-mismatch');
+    expect(err?.message).toMatch(/changed at byte \d+ after it was written and read back correctly.*fake-capacity/);
+    let first = 0;
+    while (later[first] === s.whole[victim + first]) first++;
+    expect(err?.detail.offset).toBe(victim + first);
+    expect(readJournal(s.lab.stateDir, 'dut')!.status).toBe('failed');
+  });
+
+  it('reads a sample of every written chunk a second time after the final sync, at most 1024 of them spread over the image', async () => {
+    const s = setup();
+    // 2 MiB chunks: the 3 MiB extent is cut at 4 MiB (2 chunks), then the small extent (1); the head is not sampled.
+    const r = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, force: true });
+    expect(r.verify!.samples).toBe(3);
+    expect(r.verify!.bytes).toBe(mapped);
+    // 1 KiB chunks: 3080 written chunks past the head; past 1024 samples every 2nd, then every 4th is kept.
+    const small = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, force: true, chunkBytes: 1024 });
+    expect(small.verify!.samples).toBe(Math.ceil(3080 / 4));
+    expect(readFileSync(s.target).equals(s.whole)).toBe(true);
+  });
+
   it('with O_DIRECT, syncs once before the head and once after it, and still reads back every byte', async () => {
     const s = setup();
     const { r, syncs } = await countingSyncs(s.target, () => flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, bmap: null, force: true, chunkBytes: 256 * 1024, syncEveryBytes: 512 * 1024 }));

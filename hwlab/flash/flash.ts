@@ -80,9 +80,18 @@ export interface FlashOptions {
   directIo?: boolean;
   /** Called when a chunk's write has completed, before it is read back (tests alter the target in between). */
   afterWrite?: (offset: number, length: number) => void;
+  /** Called when a chunk's read-back has matched (tests alter the target after that). */
+  afterReadBack?: (offset: number, length: number) => void;
 }
 
-export interface VerifyReport { method: 'o_direct' | 'dropped-cache' | 'cached'; bytes: number; seconds: number; mbPerS: number }
+export interface VerifyReport {
+  method: 'o_direct' | 'dropped-cache' | 'cached';
+  bytes: number;
+  seconds: number;
+  mbPerS: number;
+  /** A flash: how many 4 KiB samples of written chunks were read back a second time after the final sync (fake-capacity check). */
+  samples?: number;
+}
 
 export interface FlashResult {
   status: 'written' | 'skipped';
@@ -395,7 +404,36 @@ function isTmpfs(path: string): boolean {
  * written stay in memory (`data`; null for a chunk of zeros) until the target's copy has been read
  * back and compared with them byte for byte; `done` then gives the buffer back.
  */
-interface Written { offset: number; length: number; data: Buffer | null; done: () => void }
+interface Written { offset: number; length: number; data: Buffer | null; done: () => void; sample?: true }
+
+/** Bytes kept of each sampled chunk, and the most samples kept (4 MiB). */
+const SAMPLE_BYTES = 4096;
+const MAX_SAMPLES = 1024;
+
+/**
+ * The first 4 KiB of written chunks, read back once more after the final sync. A chunk is read back
+ * soon after its own write, while later chunks are still to come; a fake-capacity card (a device
+ * that reports more than it holds and maps the addresses beyond onto earlier ones) overwrites an
+ * earlier chunk only then, so the first read-back matched. The second read catches it. Every chunk
+ * is sampled until MAX_SAMPLES, then every second one of those kept and of those to come, and so on
+ * (the stride doubles), so the samples stay spread over the whole image whatever its length.
+ */
+class Samples {
+  private kept: Array<{ i: number; w: Written }> = [];
+  private stride = 1;
+  private n = 0;
+  add(offset: number, data: Buffer): void {
+    const i = this.n++;
+    if (i % this.stride !== 0) return;
+    const len = Math.min(SAMPLE_BYTES, data.length);
+    this.kept.push({ i, w: { offset, length: len, data: Buffer.from(data.subarray(0, len)), done: () => {}, sample: true } });
+    if (this.kept.length > MAX_SAMPLES) {
+      this.stride *= 2;
+      this.kept = this.kept.filter((k) => k.i % this.stride === 0);
+    }
+  }
+  get all(): Written[] { return this.kept.map((k) => k.w); }
+}
 
 /** The first offset at which `a` and `b` differ (they are known to differ). */
 function firstDifference(a: Buffer, b: Buffer): number {
@@ -421,7 +459,9 @@ class Verifier {
   private busyMs = 0;
   private zeros: Buffer;
   bytes = 0;
+  samples = 0;
   slots: Slots | null = null;
+  onMatched: ((offset: number, length: number) => void) | null = null;
   private constructor(private fh: FileHandle, readonly method: VerifyReport['method'], private pool: Pool, private t: Target, private qd: number, chunkBytes: number, private signal?: AbortSignal) {
     this.zeros = Buffer.alloc(chunkBytes);
   }
@@ -467,9 +507,11 @@ class Verifier {
         const want = w.data ?? this.zeros.subarray(0, w.length);
         if (!got.equals(want)) {
           const at = w.offset + firstDifference(got, want);
+          if (w.sample) throw new LabError('io', 'verify-mismatch', `verify: target ${this.t.path} changed at byte ${at} after it was written and read back correctly: a later write landed there. The device is probably smaller than it reports (a fake-capacity card maps addresses past its real size onto earlier ones), or something else wrote to it. Check its real capacity (e.g. f3probe) before using it`, 'lab', { offset: at });
           throw new LabError('io', 'verify-mismatch', `verify: target ${this.t.path} differs from the image at byte ${at} (in bytes ${w.offset}-${w.offset + w.length}, read back through ${this.method}): the target is failing or something else wrote to it`, 'lab', { offset: at });
         }
-        this.bytes += w.length;
+        if (w.sample) this.samples++;
+        else { this.bytes += w.length; this.onMatched?.(w.offset, w.length); }
       } catch (e) {
         this.error ??= e instanceof LabError ? e : fromSystemError(e, `verify: reading back ${this.t.path}`);
       } finally {
@@ -493,7 +535,7 @@ class Verifier {
     if (this.error) throw this.error;
     prog.tick(this.bytes, true);
     const seconds = this.busyMs / 1000;
-    return { method: this.method, bytes: this.bytes, seconds, mbPerS: seconds > 0 ? this.bytes / 1e6 / seconds : 0 };
+    return { method: this.method, bytes: this.bytes, seconds, mbPerS: seconds > 0 ? this.bytes / 1e6 / seconds : 0, ...(this.samples ? { samples: this.samples } : {}) };
   }
 
   /** Stops reading (a failed or cancelled flash), gives every buffer back and closes the handle. */
@@ -790,7 +832,8 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   /** Gives a chunk's buffer back to the pool once `n` holders (hash, write, read-back) are done with it. */
   const holders = (buf: Buffer, n: number) => { let left = n; return () => { if (--left === 0) pool.release(buf); }; };
   const slots = new Slots(THREADS);
-  if (verifier) verifier.slots = slots;
+  if (verifier) { verifier.slots = slots; verifier.onMatched = o.afterReadBack ?? null; }
+  const samples = new Samples();
   const put = (buf: Buffer, len: number, pos: number) => {
     const direct = dfh !== null && pos % ALIGN === 0 && len % ALIGN === 0;
     return slots.use(false, () => writeFull(direct ? dfh! : bfh, buf, len, pos));
@@ -862,6 +905,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
         const release = holders(c.buf, verifier ? 3 : 2);
         track(hashing, hashed.finally(release));
         const w: Written = { offset: c.offset, length: c.length, data, done: release };
+        if (verifier) samples.add(c.offset, data);
         track(writes, put(c.buf, c.length, c.offset).then(() => { written += c.length; o.afterWrite?.(c.offset, c.length); if (pipelined) readBack(w); }).finally(release));
         if (!pipelined) unsynced.push(w);
         sinceSync += c.length;
@@ -895,7 +939,10 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
     if (verifier) {
       verifier.push(lateHoles.concat(head));
       const tv = performance.now();
-      report = await verifier.drain(o.onProgress, done);
+      await verifier.drain(o.onProgress, done);
+      // Every chunk matched once; now that nothing more is written, its samples must still match.
+      verifier.push(samples.all);
+      report = await verifier.drain();
       seconds.verify = (performance.now() - tv) / 1000;
     }
     await Promise.all(hashing);
