@@ -10,6 +10,7 @@ import { loadLab, getDevice, parseDuration, type Lab } from './labfile.ts';
 import { inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
 import { flash, verifyOnly } from './flash/flash.ts';
+import { runCommands, type Step } from './run.ts';
 import { readTrustedKey, type OrbimgInfo } from './flash/orbimg.ts';
 import { progressSink, human } from './progress.ts';
 import { power, type PowerAction, type PowerResult } from './power.ts';
@@ -37,6 +38,9 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   boot DEVICE [--image IMG [--part NAME] [--trust KEY.pub]...] [--log FILE] [--timeout 60s] [--append ARGS]
                                            power on with the console attached; report the boot
   console DEVICE [--watch]                 interactive console (--watch: read-only beside the writer)
+  run DEVICE [--boot] CMD [--expect RE]... [CMD [--expect RE]...]... [--timeout 5s] [--char-delay 10ms]
+                                           type each CMD on the console, check its echo, then each
+                                           --expect (in order, after that CMD's echo)
   capture DEVICE -o FILE [--until SEQ] [--for 30s]
                                            stream the device's Axiom log into FILE (resumes FILE)
   replay FILE                              verify a trace, replay it, compare with its checkpoints
@@ -219,6 +223,42 @@ Object.assign(commands, {
       };
     } finally { lock.release(); }
   },
+  async run(args, { lab, signal, json }) {
+    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, log: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true, tokens: true });
+    // Order matters: each --expect belongs to the command before it.
+    let device: string | undefined;
+    const steps: Step[] = [];
+    for (const t of tokens) {
+      if (t.kind === 'positional') { if (device === undefined) device = t.value; else steps.push({ cmd: t.value, expect: [] }); }
+      else if (t.kind === 'option' && t.name === 'expect') {
+        const last = steps[steps.length - 1];
+        if (!last) throw new LabError('bad-input', 'bad-usage', `--expect ${t.value} comes before any command: it checks the output of the command before it`);
+        let regex: RegExp;
+        try { regex = new RegExp(t.value!); } catch (e) { throw new LabError('bad-input', 'bad-usage', `--expect ${t.value}: not a regular expression (${(e as Error).message})`); }
+        last.expect.push({ name: t.value!, source: t.value!, regex });
+      }
+    }
+    const l = lab();
+    const dev = getDevice(l, need(device, 'DEVICE'));
+    if (steps.length === 0) throw new LabError('bad-input', 'bad-usage', `missing CMD: what to type on ${dev.name}'s console\n\n${usageOf('run')}`);
+    const dur = (v: string | undefined, flag: string) => {
+      if (v === undefined) return undefined;
+      const ms = flag === '--char-delay' && /^\s*0+(\.0+)?\s*(ms|s)?\s*$/.test(v) ? 0 : parseDuration(v);
+      if (ms === undefined) throw new LabError('bad-input', 'bad-usage', `${flag} must be a duration like ${flag === '--char-delay' ? '10ms' : '30s'} (got "${v}")`);
+      return ms;
+    };
+    const lock = acquireLock(l.stateDir, dev.name, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`);
+    try {
+      const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
+      const r = await runCommands({ lab: l, device: dev, steps, boot: values.boot, timeoutMs: dur(values.timeout, '--timeout'), bootTimeoutMs: dur(values['boot-timeout'], '--boot-timeout'), charDelayMs: dur(values['char-delay'], '--char-delay'), logPath: values.log ? resolve(values.log) : undefined, signal, onLine: showLine });
+      const done = r.steps.filter((x) => x.echo && x.expect.every((e) => e.line !== null)).length;
+      const text = r.ok
+        ? `${dev.name}: ${r.steps.length} command(s) echoed, ${r.steps.reduce((n, x) => n + x.expect.length, 0)} expectation(s) met; log ${r.log}`
+        : `${dev.name}: run FAILED at ${r.steps.length ? `command ${r.steps.length} (${JSON.stringify(r.steps[r.steps.length - 1]!.cmd)}; ${done} before it passed)` : 'the boot'} - ${r.failure!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${r.failure!.code}): ${r.failure!.message}; log ${r.log}`;
+      return { result: r, text, exit: r.ok ? EXIT.ok : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
+    } finally { lock.release(); }
+  },
+
   async capture(args, { lab, signal, json }) {
     const { values, positionals } = parseArgs({ args, options: { o: { type: 'string', short: 'o' }, out: { type: 'string' }, until: { type: 'string' }, for: { type: 'string' }, append: { type: 'string' } }, allowPositionals: true });
     const l = lab();

@@ -44,6 +44,9 @@ describe('lab file', () => {
     const b = r.lab.devices.get('board-1')!;
     expect(b.console.byId).toBe('/dev/serial/by-id/usb-FTDI_FT232R_A12345-if00-port0');
     expect(b.console.baud).toBe(921600);
+    expect(b.console.charDelayMs).toBe(0);
+    const paced = parseLab(good.replace('baud: 921600 }', 'baud: 921600, char-delay: 10ms }'), '/lab/lab.yaml');
+    expect(paced.ok && paced.lab.devices.get('board-1')!.console.charDelayMs).toBe(10);
     expect(r.lab.stateDir).toBe('/lab/.orbital/lab');
   });
 
@@ -53,6 +56,7 @@ describe('lab file', () => {
     ['a bad kind', good.replace('kind: serial-board', 'kind: board'), 14, 'devices.board-1.kind', /qemu \| serial-board/],
     ['a bad regex', good.replace('"link up"', '"(link"'), 10, 'devices.qemu-1.boot.milestones[1]', /regular expression/],
     ['a bad duration', good.replace('boot: 30s', 'boot: soon'), 12, 'devices.qemu-1.timeouts.boot', /duration/],
+    ['a bad char-delay', good.replace('baud: 921600 }', 'baud: 921600, char-delay: slow }'), 15, 'devices.board-1.console.char-delay', /duration/],
     ['a kernel name for a disk', good.replace('/dev/disk/by-id/usb-Generic_SD-0:0', '/dev/sdb'), 17, 'devices.board-1.flash.target', /by-id/],
     ['command power without off', good.replace(', off: "relay 1 off"', ''), 16, 'devices.board-1.power', /on and off/],
     ['a duplicate key', good.replace('    tags: [x86, ci]\n', '    tags: [x86, ci]\n    tags: [y]\n'), 6, '(duplicate key)', /unique/],

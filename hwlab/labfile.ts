@@ -20,6 +20,8 @@ export interface ConsoleSpec {
   baud: number;
   /** qemu: which guest device carries the console. */
   chardev: 'serial' | 'virtio';
+  /** Pause between typed characters of a scripted command (`run`), in ms: 0 = the line at once. */
+  charDelayMs: number;
 }
 
 export interface QemuSpec {
@@ -199,11 +201,12 @@ function device(v: V, node: YNode | undefined, f: string, name: string, dir: str
 
   // console
   const cn = k.get('console');
-  const cons: ConsoleSpec = { baud: 115200, chardev: 'serial' };
+  const cons: ConsoleSpec = { baud: 115200, chardev: 'serial', charDelayMs: 0 };
   if (cn !== undefined) {
     if (!isMap(cn)) v.fail(cn, `${f}.console`, 'must be a mapping');
     else {
-      const c = v.keys(cn, `${f}.console`, kind === 'qemu' ? ['chardev'] : ['port', 'by-id', 'usb-serial', 'baud']);
+      const c = v.keys(cn, `${f}.console`, kind === 'qemu' ? ['chardev', 'char-delay'] : ['port', 'by-id', 'usb-serial', 'baud', 'char-delay']);
+      cons.charDelayMs = v.duration(c.get('char-delay'), `${f}.console.char-delay`) ?? 0;
       if (kind === 'qemu') {
         cons.chardev = v.oneOf(c.get('chardev'), `${f}.console.chardev`, ['serial', 'virtio'] as const) ?? 'serial';
       } else {

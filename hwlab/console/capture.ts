@@ -114,6 +114,7 @@ export class BootWatch {
   private pendingFatal: BootOutcome['failure'] | null = null;
   private listeners = new Set<(l: LogLine) => void>();
   private fatalListeners = new Set<(f: FatalLine) => void>();
+  private lateListeners = new Set<(f: NonNullable<BootOutcome['failure']>) => void>();
   private stampsFromMark = true;
 
   constructor(private spec: BootSpec, private opts: { logPath?: string; timeoutMs: number; fatalGraceMs?: number; bootId: string; device: string}) {
@@ -157,9 +158,16 @@ export class BootWatch {
 
   /** A failure seen by the caller (console gone, QEMU exited, power command failed). */
   fail(f: NonNullable<BootOutcome['failure']>): void {
-    if (this.settled) return;
+    if (this.settled) { for (const fn of this.lateListeners) fn(f); return; }
     this.finish(false, f);
   }
+
+  /**
+   * Failures reported after the boot's outcome was settled (the console went away, QEMU exited):
+   * they no longer change the boot's result, but a run or console that goes on after a good boot
+   * must still learn that its device is gone.
+   */
+  onLateFailure(fn: (f: NonNullable<BootOutcome['failure']>) => void): () => void { this.lateListeners.add(fn); return () => this.lateListeners.delete(fn); }
 
   /** Ends capture: flushes the partial line and closes the log. */
   close(): void {

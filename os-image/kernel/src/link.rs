@@ -79,6 +79,9 @@ pub struct Server {
     os: String,
     pub max_frame: usize,
     pub stats: Stats,
+    /// Some: the `sh` echoes are also gathered here for a second console (COM1 while the link is
+    /// on virtio, so a person or a lab typing on COM1 sees the answer where they typed).
+    pub mirror: Option<Vec<u8>>,
 }
 
 fn int(m: &Value, k: &str) -> Result<i64, String> { m.get(k).and_then(|v| v.as_int()).ok_or_else(|| format!("missing or non-int '{}'", k)) }
@@ -92,7 +95,7 @@ impl Server {
             seq: Sequencer::new(device, boot, os, k), log: VecDeque::new(), base: 0, log_bytes: 0, log_cap,
             dec: Decoder::new(max_frame), session: None, out: Vec::with_capacity(64 * 1024), queue: VecDeque::new(), front_pos: 0, queued: 0,
             console_backlog: VecDeque::new(), line: Vec::new(), line_overflow: false, console_ids: 0,
-            device, boot, os: String::from(os), max_frame, stats: Stats::default(),
+            device, boot, os: String::from(os), max_frame, stats: Stats::default(), mirror: None,
         };
         let mut a = Vec::new();
         srv.seq.boot(&mut a);
@@ -248,6 +251,7 @@ impl Server {
                 let line = p.args.get("line").and_then(|v| v.as_str()).unwrap_or("");
                 let msg = format!("$ {}{}{}\n", line, if text.is_empty() { String::new() } else { format!("\n{}", text) }, if outcome.outcome == "error" { " (error)" } else { "" });
                 self.console(msg.as_bytes());
+                if let Some(m) = self.mirror.as_mut() { if m.len() < 64 * 1024 { m.extend_from_slice(msg.as_bytes()) } }
             }
         }
         st
@@ -676,5 +680,16 @@ mod tests {
         h.recv(&mut srv);
         let text: Vec<u8> = h.take().iter().filter(|(t, _)| *t == T_CONSOLE).flat_map(|(_, v)| v.get("text").unwrap().as_bytes().unwrap().to_vec()).collect();
         assert!(String::from_utf8_lossy(&text).contains("$ echo still here\nstill here\n"));
+    }
+
+    #[test]
+    fn sh_answers_are_mirrored_only_when_asked() {
+        let mut srv = server();
+        srv.feed(b"echo plain\n");
+        assert!(srv.mirror.is_none());
+        // COM1 beside a virtio link: the answer also goes where it was typed.
+        srv.mirror = Some(Vec::new());
+        srv.feed(b"set a 1\nget nokey\n");
+        assert_eq!(String::from_utf8_lossy(srv.mirror.as_ref().unwrap()), "$ set a 1\na=1\n$ get nokey\nno such key: nokey (error)\n");
     }
 }

@@ -234,6 +234,7 @@ fn serial_loop(mut srv: Server) -> ! {
 }
 
 fn virtio_loop(mut srv: Server, mut c: virtio::Console) -> ! {
+    srv.mirror = Some(Vec::new());
     loop {
         c.poll_rx(|b| srv.feed(b));
         drain_console(&mut srv);
@@ -241,8 +242,10 @@ fn virtio_loop(mut srv: Server, mut c: virtio::Console) -> ! {
         while srv.pending() > 0 && c.tx_ready() {
             match srv.take_chunk() { Some(chunk) => { let _ = c.send_owned(chunk); } None => break }
         }
-        // Anything typed on COM1 (a person at the serial console) is console input too.
+        // Anything typed on COM1 (a person at the serial console) is console input too, and the
+        // shell's answers are shown there as well as on the link.
         if let Some(b) = serial::read_byte() { srv.feed(&[b]) }
+        if let Some(m) = srv.mirror.as_mut() { if !m.is_empty() { serial::write(m); m.clear(); } }
     }
 }
 

@@ -1,0 +1,152 @@
+// `orbital-lab run`: commands typed on a console and their answers checked - on the real guest
+// kernel in QEMU (its shell, over COM1 while the link runs on virtio), and on a "board" played on a
+// socat pty pair whose UART drops characters typed at full speed (console.char-delay fixes it).
+import { expect, it, afterAll, beforeAll } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, write, writeFileSync } from 'node:fs';
+import { ReadStream } from 'node:tty';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeWithTools } from '../scripts/testkit.ts';
+import { parseLab, type Lab } from './labfile.ts';
+import { runCommands, type RunResult } from './run.ts';
+import { main } from './cli.ts';
+import { guestArtifacts, GUEST_BOOT } from './testguest.ts';
+
+const dirs: string[] = [];
+const kids: ChildProcess[] = [];
+const closers: Array<() => void> = [];
+afterAll(() => { for (const c of closers) c(); for (const k of kids) k.kill('SIGKILL'); for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function labAt(dir: string, text: string): Lab {
+  const path = join(dir, 'lab.yaml');
+  writeFileSync(path, text);
+  const r = parseLab(text, path);
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  return r.lab;
+}
+async function cli(args: string[]): Promise<{ code: number; r: RunResult & { error?: unknown } }> {
+  const out: string[] = [];
+  const code = await main([...args, '--json'], { out: (x) => out.push(x), err: () => {} });
+  return { code, r: JSON.parse(out[out.length - 1]!) };
+}
+
+describeWithTools(['qemu-system-x86_64'], 'run commands on the guest kernel in QEMU', () => {
+  let dir!: string;
+  beforeAll(() => {
+    const g = guestArtifacts();
+    dirs.push(g.dir);
+    dir = mkdtempSync(join(tmpdir(), 'orbital-run-'));
+    dirs.push(dir);
+    // The default qemu device: console on COM1, the link on virtio.
+    labAt(dir, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}    timeouts: { boot: 60s, console: 10s }\n`);
+  });
+
+  it('boots, types each command, checks its echo and the expectations after it, in order', async () => {
+    const { code, r } = await cli(['--lab', join(dir, 'lab.yaml'), 'run', 'vm', 'set color blue', '--expect', '^color=blue$', 'get color', '--expect', '^blue$', 'echo one two', '--expect', 'one', '--expect', 'two$']);
+    expect(code).toBe(0);
+    expect(r.ok).toBe(true);
+    expect(r.boot?.ok).toBe(true);
+    expect(r.steps.map((s) => s.cmd)).toEqual(['set color blue', 'get color', 'echo one two']);
+    // The guest's shell echoes `$ CMD` on COM1 (where it was typed), then the answer.
+    expect(r.steps.map((s) => s.echo?.text)).toEqual(['$ set color blue', '$ get color', '$ echo one two']);
+    expect(r.steps[1]!.output).toEqual(['blue']);
+    expect(r.steps[2]!.expect.map((e) => e.text)).toEqual(['one two', 'one two']);
+    const log = readFileSync(r.log, 'utf8');
+    expect(log).toMatch(/\+\d+\.\d{3}s \$ get color\n.*\+\d+\.\d{3}s blue\n/);
+  });
+
+  it('fails as the OS\'s when an expectation is not met, naming what the device printed', async () => {
+    const { code, r } = await cli(['--lab', join(dir, 'lab.yaml'), 'run', 'vm', 'get color', '--expect', '^blue$', 'set never typed', '--timeout', '1500ms']);
+    expect(code).toBe(1);
+    expect(r.failure).toMatchObject({ blame: 'os', code: 'expect-timeout' });
+    // A fresh boot: the key is not there, and the device said so.
+    expect(r.failure!.message).toContain('no such key: color (error)');
+    // The run stops at the failed command.
+    expect(r.steps.map((s) => s.cmd)).toEqual(['get color']);
+  });
+
+  it('refuses an --expect before any command, and a bad pattern, as bad usage', async () => {
+    expect((await cli(['--lab', join(dir, 'lab.yaml'), 'run', 'vm', '--expect', 'x', 'echo x'])).code).toBe(2);
+    expect((await cli(['--lab', join(dir, 'lab.yaml'), 'run', 'vm', 'echo x', '--expect', '(unclosed'])).code).toBe(2);
+    expect((await cli(['--lab', join(dir, 'lab.yaml'), 'run', 'vm'])).code).toBe(2);
+  });
+});
+
+/**
+ * A board on a socat pty pair whose UART keeps only the first two bytes of whatever arrives at
+ * once (its FIFO overflows when characters come back to back, as on a slow or busy board). It
+ * echoes what it keeps, and on a newline answers: `sum A B` prints the sum, `panic` a kernel panic.
+ */
+async function flakyBoard() {
+  const dir = mkdtempSync(join(tmpdir(), 'orbital-run-board-'));
+  dirs.push(dir);
+  const sp = spawn('socat', [`pty,raw,echo=0,link=${dir}/board`, `pty,raw,echo=0,link=${dir}/dut`], { stdio: 'ignore' });
+  kids.push(sp);
+  for (let i = 0; !(existsSync(`${dir}/board`) && existsSync(`${dir}/dut`)); i++) { if (i > 2000) throw new Error('socat ptys'); await sleep(10); }
+  const lab = labAt(dir, `version: 1\ndevices:\n  b:\n    kind: serial-board\n    console: { port: ${dir}/dut, baud: 115200 }\n    timeouts: { console: 2s }\n`);
+  const wfd = openSync(`${dir}/board`, 'w');
+  const send = (s: string) => { const b = Buffer.from(s); write(wfd, b, 0, b.length, null, () => {}); };
+  const rs = new ReadStream(openSync(`${dir}/board`, 'r'));
+  let line = '';
+  let dropped = 0;
+  rs.on('data', (chunk: Buffer) => {
+    const kept = chunk.subarray(0, 2);
+    dropped += chunk.length - kept.length;
+    for (const c of kept.toString('latin1')) {
+      if (c === '\n') {
+        send('\r\n');
+        const [cmd, ...a] = line.trim().split(/\s+/);
+        if (cmd === 'sum') send(`${Number(a[0]) + Number(a[1])}\r\n`);
+        else if (cmd === 'panic') send('[  12.5] Kernel panic - not syncing: asked to\r\n[  12.6] ---[ end Kernel panic ]---\r\n');
+        else if (cmd) send(`sh: ${cmd}: not found\r\n`);
+        send('# ');
+        line = '';
+      } else { line += c; send(c); }
+    }
+  });
+  const stop = () => { rs.destroy(); try { closeSync(wfd); } catch { /* closed */ } };
+  closers.push(stop);
+  send('# ');
+  return { dir, lab, dev: lab.devices.get('b')!, dropped: () => dropped, stop };
+}
+
+describeWithTools(['socat'], 'run commands on a serial board (socat pty, serialport)', () => {
+  it('names the command whose characters were lost, and char-delay makes the same run pass', async () => {
+    const b = await flakyBoard();
+    const steps = [{ cmd: 'sum 2 3', expect: [{ name: '^5$', source: '^5$', regex: /^5$/ }] }];
+    const lost = await runCommands({ lab: b.lab, device: b.dev, steps });
+    expect(lost.ok).toBe(false);
+    expect(lost.failure).toMatchObject({ blame: 'lab', code: 'no-echo' });
+    expect(lost.failure!.message).toContain('"sum 2 3"');
+    expect(lost.failure!.message).toContain('console.char-delay');
+    expect(b.dropped()).toBeGreaterThan(0);
+    b.stop();
+    // The pause between characters (the lab file's console.char-delay; here overridden per run), on
+    // a board that was not left with half a line of lost input.
+    const c = await flakyBoard();
+    const ok = await runCommands({ lab: c.lab, device: c.dev, steps, charDelayMs: 15 });
+    expect(ok.failure).toBeUndefined();
+    expect(ok.ok).toBe(true);
+    expect(ok.charDelayMs).toBe(15);
+    expect(ok.steps[0]!.echo!.text).toContain('sum 2 3');
+    expect(ok.steps[0]!.expect[0]!.text).toBe('5');
+    expect(c.dropped()).toBe(0);
+    c.stop();
+  });
+
+  it('takes the lab file\'s console.char-delay, and a panic during a command is the OS\'s failure', async () => {
+    const b = await flakyBoard();
+    const lab = labAt(b.dir, `version: 1\ndevices:\n  b:\n    kind: serial-board\n    console: { port: ${b.dir}/dut, baud: 115200, char-delay: 15ms }\n    timeouts: { console: 5s }\n`);
+    const r = await runCommands({ lab, device: lab.devices.get('b')!, steps: [{ cmd: 'sum 1 1', expect: [] }, { cmd: 'panic', expect: [{ name: 'never', source: 'never', regex: /never/ }] }, { cmd: 'sum 2 2', expect: [] }] });
+    expect(r.charDelayMs).toBe(15);
+    expect(r.ok).toBe(false);
+    expect(r.failure).toMatchObject({ blame: 'os', code: 'os-fatal' });
+    expect(r.fatal![0]!.text).toContain('Kernel panic - not syncing');
+    // Stopped at the panic: the third command was never typed.
+    expect(r.steps.map((s) => s.cmd)).toEqual(['sum 1 1', 'panic']);
+    expect(r.steps[0]!.output).toContain('2');
+    b.stop();
+  });
+});

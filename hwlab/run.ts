@@ -1,0 +1,213 @@
+// `orbital-lab run DEVICE CMD [--expect RE]... [CMD [--expect RE]...]`: type commands on a device's
+// console and check what it answers - the scripted half of a lab job (boot, then test), as LAVA's
+// test shell or labgrid's `run` does.
+//
+// Typed input is checked, not hoped for: each command must come back in the console's echo (a
+// line holding the command as typed: a shell's echo, or the guest's `$ CMD`) before the next one
+// is typed, so characters lost on a flaky UART show as "not echoed" at that command, not as a
+// confusing failure three commands later. Boards whose UART drops characters typed at full speed
+// get `console.char-delay` in the lab file (a pause between typed characters). Each `--expect`
+// pattern must then appear, in order, on a line after the command's echo, within the console
+// timeout. The device's fatal patterns are watched all the while: a panic during a command is the
+// OS's failure however the expectations went. Every line goes to the boot log as for `boot`.
+import { LabError } from './errors.ts';
+import type { Device, Lab, Pattern } from './labfile.ts';
+import { patternHit, type BootOutcome, type FatalLine, type LogLine } from './console/capture.ts';
+import { powerOnSession, type Session } from './boot.ts';
+import { readVm, sleep } from './vm.ts';
+
+export interface Step {
+  /** The command line typed (without the newline). */
+  cmd: string;
+  /** Patterns that must appear, in this order, after the command's echo. */
+  expect: Pattern[];
+}
+
+export interface StepResult {
+  cmd: string;
+  /** The echo line, or null when the command never came back. */
+  echo: { line: number; t: number; text: string } | null;
+  expect: Array<{ pattern: string; line: number | null; t: number | null; text: string | null }>;
+  /** Lines after the echo, up to the next command's (at most 1000 kept). */
+  output: string[];
+  ms: number;
+}
+
+export interface RunOptions {
+  lab: Lab;
+  device: Device;
+  steps: Step[];
+  /** Boot the device first (a qemu device that is off is booted either way); the run starts only after a successful boot. */
+  boot?: boolean;
+  /** Per command: the echo and then each expectation must come within this (default: the device's console timeout). */
+  timeoutMs?: number;
+  /** Boot timeout (default: the device's). */
+  bootTimeoutMs?: number;
+  logPath?: string;
+  /** Overrides the lab file's console.char-delay. */
+  charDelayMs?: number;
+  signal?: AbortSignal;
+  onLine?: (l: LogLine) => void;
+}
+
+export interface RunResult {
+  ok: boolean;
+  device: string;
+  bootId: string;
+  log: string;
+  /** The boot, when the run booted the device. */
+  boot?: BootOutcome;
+  steps: StepResult[];
+  fatal?: FatalLine[];
+  failure?: NonNullable<BootOutcome['failure']> | { blame: 'lab' | 'os'; code: 'no-echo' | 'expect-timeout'; message: string; line?: number; text?: string };
+  charDelayMs: number;
+}
+
+/** Strips a leading device timestamp (`[  12.345 ms] `), as patterns see a line. */
+const STAMP = /^\[\s*\d+(?:\.\d+)?\s*(?:ms)?\]\s?/;
+const bare = (text: string) => text.replace(STAMP, '');
+
+/** Types the commands and checks the answers. Throws only for bad usage; device trouble is in the result. */
+export async function runCommands(o: RunOptions): Promise<RunResult> {
+  const dev = o.device;
+  if (o.steps.length === 0) throw new LabError('bad-input', 'bad-usage', 'run needs at least one command');
+  for (const s of o.steps) {
+    if (s.cmd.trim() === '') throw new LabError('bad-input', 'bad-usage', 'run: a command must not be empty');
+    if (/[\r\n]/.test(s.cmd)) throw new LabError('bad-input', 'bad-usage', `run: one command per argument, without newlines (got ${JSON.stringify(s.cmd)})`);
+  }
+  const charDelayMs = o.charDelayMs ?? dev.console.charDelayMs;
+  const timeoutMs = o.timeoutMs ?? dev.timeouts.console;
+  // A qemu device that is off has no console to type on until it boots; boot it then.
+  const vmOn = dev.kind === 'qemu' && readVm(o.lab.stateDir, dev.name).state === 'on';
+  const booting = o.boot || (dev.kind === 'qemu' && !vmOn);
+  const s: Session = await powerOnSession({
+    lab: o.lab, device: dev, logPath: o.logPath, signal: o.signal, keep: true, onLine: o.onLine,
+    timeoutMs: booting ? o.bootTimeoutMs ?? dev.timeouts.boot : 7 * 24 * 3600_000,
+    running: booting ? 'reset' : 'join',
+    noPower: dev.kind !== 'qemu' && !booting,
+  });
+  const results: StepResult[] = [];
+  const fatal: FatalLine[] = [];
+  const base = { device: dev.name, bootId: s.bootId, log: s.watch.logPath ?? '', charDelayMs };
+  try {
+    // Every line from here on, for the steps to look at in order.
+    const lines: LogLine[] = [];
+    let wake: (() => void) | null = null;
+    /**
+     * The command typed whose echo has not come yet, and the last echo seen. The echo is found as
+     * its line arrives (not when a step gets to look), so the lines right behind it - a panic the
+     * command caused - are already the device's. An echo is not the device's output: it does not
+     * count as fatal even if it matches a fatal pattern (`run b 'dmesg | grep panic'`).
+     */
+    let echoDue: string | null = null;
+    let echoSeen: LogLine | null = null;
+    const offLine = s.watch.onLine((l) => {
+      lines.push(l);
+      if (echoDue !== null && bare(l.text).includes(echoDue)) { echoSeen = l; echoDue = null; }
+      wake?.();
+    });
+    let ended: NonNullable<BootOutcome['failure']> | null = null;
+    s.watch.onFatal((f) => { if (echoSeen && f.line === echoSeen.n) return; fatal.push(f); wake?.(); });
+    const onAbort = () => s.watch.fail({ blame: 'lab', code: 'cancelled', message: 'run cancelled' });
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    let bootOutcome: BootOutcome | undefined;
+    if (booting) {
+      bootOutcome = await s.watch.done;
+      if (!bootOutcome.ok) return { ...base, ok: false, boot: bootOutcome, steps: [], failure: bootOutcome.failure!, ...(fatal.length ? { fatal } : {}) };
+    }
+    // The console going away (or the run being cancelled) ends the run at once.
+    // (A fatal line settles a joined device's watch too: fatal lines are taken from onFatal above, where a command's own echo is told apart.)
+    const gone = (f: NonNullable<BootOutcome['failure']>) => { if (f.code !== 'boot-timeout' && f.code !== 'os-fatal') { ended ??= f; wake?.(); } };
+    void s.watch.done.then((x) => { if (!x.ok && x.failure) gone(x.failure); });
+    s.watch.onLateFailure(gone);
+    let from = lines.length;
+    /** Waits for the first line from `from` on that `test` accepts, until `deadline`; null on timeout, a fatal line or the end. */
+    const waitFor = async (test: (l: LogLine) => boolean, deadline: number): Promise<LogLine | null> => {
+      for (;;) {
+        while (from < lines.length) { const l = lines[from++]!; if (test(l)) return l; }
+        if (fatal.length || ended || o.signal?.aborted) return null;
+        const left = deadline - performance.now();
+        if (left <= 0) return null;
+        await new Promise<void>((r) => { const t = setTimeout(r, left); wake = () => { clearTimeout(t); r(); }; });
+        wake = null;
+      }
+    };
+    let failure: RunResult['failure'];
+    for (const step of o.steps) {
+      const t0 = performance.now();
+      const r: StepResult = { cmd: step.cmd, echo: null, expect: step.expect.map((p) => ({ pattern: p.name, line: null, t: null, text: null })), output: [], ms: 0 };
+      results.push(r);
+      const outStart = lines.length;
+      echoDue = step.cmd;
+      echoSeen = null;
+      await type(s, `${step.cmd}\n`, charDelayMs, o.signal);
+      const deadline = performance.now() + timeoutMs;
+      const echo = await waitFor((l) => l === echoSeen, deadline);
+      echoDue = null;
+      if (!echo) {
+        if (!fatal.length && !ended) {
+          const seen = lines.slice(outStart).map((l) => l.text).filter((t) => t.trim() !== '').slice(-3);
+          failure = { blame: 'lab', code: 'no-echo', message: `${dev.name} did not echo the command ${JSON.stringify(step.cmd)} within ${timeoutMs} ms: characters typed were lost (a UART that drops input at full speed: set console.char-delay, e.g. 10ms, now ${charDelayMs} ms) or the device does not read its console${seen.length ? `; it printed: ${seen.map((t) => JSON.stringify(t.slice(0, 120))).join(', ')}` : '; it printed nothing'}` };
+        }
+        r.ms = performance.now() - t0;
+        break;
+      }
+      r.echo = { line: echo.n, t: echo.t, text: echo.text };
+      const echoAt = from;
+      for (let i = 0; i < step.expect.length; i++) {
+        const p = step.expect[i]!;
+        const hit = await waitFor((l) => patternHit(p, l.text), deadline);
+        // The next expectation may match the same line again (`--expect one --expect two` on "one two").
+        if (hit) from--;
+        if (!hit) {
+          if (!fatal.length && !ended) {
+            const got = lines.slice(echoAt).map((l) => l.text).slice(-5);
+            failure = { blame: 'os', code: 'expect-timeout', message: `${dev.name}: after ${JSON.stringify(step.cmd)} no line matched /${p.name}/ within ${timeoutMs} ms${got.length ? `; it printed: ${got.map((t) => JSON.stringify(t.slice(0, 120))).join(', ')}` : '; it printed nothing after the echo'}` };
+          }
+          break;
+        }
+        r.expect[i] = { pattern: p.name, line: hit.n, t: hit.t, text: hit.text };
+      }
+      r.ms = performance.now() - t0;
+      if (failure || fatal.length || ended) break;
+    }
+    // The last command's output: lines until the console has been quiet for a moment.
+    if (!failure && !fatal.length && !ended) {
+      for (let n = -1; n !== lines.length && !fatal.length && !ended;) { n = lines.length; await sleep(200); }
+      if (fatal.length) await sleep(300); // the whole crash report lands in the log
+    }
+    // Each command's output: the lines after its echo, up to the next command's echo.
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!;
+      if (!r.echo) continue;
+      const next = results[i + 1]?.echo?.line ?? Infinity;
+      r.output = lines.filter((l) => l.n > r.echo!.line && l.n < next).slice(0, 1000).map((l) => l.text);
+    }
+    offLine();
+    o.signal?.removeEventListener('abort', onAbort);
+    const end = ended as NonNullable<BootOutcome['failure']> | null;
+    // Whose failure: the console going away is the lab's (or the OS's, for a guest that crashed
+    // QEMU), a fatal line the OS's, then the first unmet step.
+    const why: RunResult['failure'] = end && end.blame === 'lab' ? end
+      : fatal.length ? { blame: 'os', code: 'os-fatal', message: `fatal pattern "${fatal[0]!.name}" at line ${fatal[0]!.line}: ${fatal[0]!.text.slice(0, 200)}${fatal.length > 1 ? ` (${fatal.length} fatal lines in all)` : ''}`, line: fatal[0]!.line, text: fatal[0]!.text }
+      : end ?? failure;
+    return { ...base, ok: !why, ...(bootOutcome ? { boot: bootOutcome } : {}), steps: results, ...(fatal.length ? { fatal } : {}), ...(why ? { failure: why } : {}) };
+  } finally {
+    await s.stop();
+  }
+}
+
+/** Types a line on the console: at once, or a character at a time with a pause between. */
+async function type(s: Session, text: string, delayMs: number, signal?: AbortSignal): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  if (delayMs <= 0) { s.write(bytes); return; }
+  for (let i = 0; i < bytes.length; i++) {
+    if (signal?.aborted) return;
+    // One UTF-8 sequence at a time (its continuation bytes go with it).
+    let j = i + 1;
+    while (j < bytes.length && (bytes[j]! & 0xc0) === 0x80) j++;
+    s.write(bytes.subarray(i, j));
+    i = j - 1;
+    if (j < bytes.length) await sleep(delayMs);
+  }
+}
