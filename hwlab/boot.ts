@@ -24,6 +24,7 @@ import type { Device, Lab } from './labfile.ts';
 import { BootWatch, type BootOutcome, type LogLine } from './console/capture.ts';
 import { ConsoleHub } from './console/hub.ts';
 import { openSerial } from './console/serial.ts';
+import type { LatencyTimer } from './console/latency.ts';
 import { findConsolePort } from './devices.ts';
 import { power } from './power.ts';
 import { flash, type FlashProgress, type FlashResult } from './flash/flash.ts';
@@ -67,6 +68,8 @@ export interface BootResult extends BootOutcome {
   qemuExit?: QemuExit;
   /** The boot reset a QEMU that `power on` started (it keeps running). */
   attached?: Session['attached'];
+  /** A board's USB-serial latency timer (FTDI): lowered to 1 ms, or why not. */
+  latencyTimer?: LatencyTimer;
 }
 
 /** A powered device with its console attached. */
@@ -82,6 +85,8 @@ export interface Session {
   linkPath?: string;
   /** The console transport (a capture whose link shares the virtio console uses it). */
   console?: StreamTransport;
+  /** A board's USB-serial latency timer (FTDI), lowered to 1 ms on open where the lab may. */
+  latency?: LatencyTimer;
   /** Set when the session attached to a QEMU that `power on` started (it keeps running after stop). */
   attached?: { pid: number; since: string; consoleLog: string; reset: boolean; exit?: VmExit };
   hub: ConsoleHub;
@@ -159,6 +164,8 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
   try { path = findConsolePort(dev); } catch (e) { hub.close(); watch.close(); throw e; }
   const sc = await openSerial(path, dev.console.baud, dev.name).catch((e) => { hub.close(); watch.close(); throw e; });
   sc.onData(onBytes);
+  if (sc.latency && sc.latency.was !== sc.latency.now) watch.annotate(`console ${sc.latency.tty}: USB-serial latency timer lowered from ${sc.latency.was} ms to ${sc.latency.now} ms`);
+  else if (sc.latency?.error) watch.annotate(`console ${sc.latency.tty}: USB-serial latency timer stays at ${sc.latency.was} ms (${sc.latency.error}): ${sc.latency.hint}`);
   sc.onClose((gone, why) => { if (gone) watch.fail({ blame: 'lab', code: 'console-gone', message: `${dev.name}: console ${path} went away mid-boot (${why}) - unplugged or the adapter reset` }); });
   // The power-on edge: drop what the port still holds from before (and let queued reads land
   // first), then mark. Bytes before the mark are an earlier boot's and never count.
@@ -178,7 +185,7 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
     watch.fail({ blame: le.blame === 'usage' ? 'lab' : 'lab', code: 'power-failed', message: le.message });
   }
   return {
-    device: dev, bootId, watch, hub,
+    device: dev, bootId, watch, hub, ...(sc.latency ? { latency: sc.latency } : {}),
     write: (b) => sc.write(b),
     onBytes: (fn) => { byteFns.push(fn); },
     stop: async () => { watch.close(); hub.close(); await sc.close(); },
@@ -307,5 +314,5 @@ export async function boot(o: BootOptions): Promise<BootResult> {
     await s.stop();
     if (s.machine) qemuExit = await s.machine.exited;
   }
-  return { ...outcome, device: dev.name, bootId: s.bootId, log: s.watch.logPath!, powerOnAt: s.watch.powerOnIso ?? '', flash: flashed, qemuExit, ...(s.attached ? { attached: s.attached } : {}) };
+  return { ...outcome, device: dev.name, bootId: s.bootId, log: s.watch.logPath!, powerOnAt: s.watch.powerOnIso ?? '', flash: flashed, qemuExit, ...(s.attached ? { attached: s.attached } : {}), ...(s.latency ? { latencyTimer: s.latency } : {}) };
 }

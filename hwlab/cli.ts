@@ -87,7 +87,8 @@ const commands: Record<string, Handler> = {
     const list = inventory(l, values.tag ?? []);
     const rows = list.map((d) => {
       const who = d.state === 'in-use' ? `in use by ${d.holder!.owner} (pid ${d.holder!.pid}, since ${d.holder!.since}, "${d.holder!.command}")` : d.state === 'stale-lock' ? `free (stale lock: ${d.staleWhy})` : 'free';
-      const cons = d.console.found ? d.console.found === 'qemu' ? d.console.spec : `${d.console.spec} -> ${d.console.found}` : `${d.console.spec} (NOT FOUND)`;
+      const lt = d.console.latencyTimer;
+      const cons = (d.console.found ? d.console.found === 'qemu' ? d.console.spec : `${d.console.spec} -> ${d.console.found}` : `${d.console.spec} (NOT FOUND)`) + (lt && lt.now > 1 ? ` (USB-serial latency timer ${lt.now} ms; a boot lowers it to 1 ms when it may)` : '');
       const img = d.image ? d.image.signed ? ` (signed image ${d.image.signed.name} ${d.image.signed.version}, id ${d.image.signed.id.slice(0, 16)}…, part '${d.image.signed.part}')` : ` (${d.image.source === STDIN ? 'stdin' : d.image.source}${d.image.blake3 ? `, blake3 ${d.image.blake3.slice(0, 16)}…` : ''}${d.image.signedWhy ? `; ${d.image.signedWhy}` : ''})` : '';
       const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}${img}` : 'never flashed';
       const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why}; ${d.power.exit ? `it ended: ${d.power.exit.summary}` : 'how it ended is unknown'})` : '; power off';
@@ -163,7 +164,8 @@ Object.assign(commands, {
       const text = r.ok
         ? `${dev.name}: booted${r.attached ? ` (reset of the running QEMU pid ${r.attached.pid}, which keeps running)` : ''} in ${(r.bootMs! / 1000).toFixed(3)} s (stages: ${ms || 'none configured'}); log ${r.log}`
         : `${dev.name}: boot FAILED - ${r.failure!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${r.failure!.code}): ${r.failure!.message}\nstage reached: ${r.stage ?? 'none'}; log ${r.log}`;
-      return { result: r, text, exit: r.ok ? EXIT.ok : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
+      const lt = r.latencyTimer?.error ? `\nnote: the USB-serial latency timer of ${r.latencyTimer.tty} stays at ${r.latencyTimer.was} ms (${r.latencyTimer.error}): ${r.latencyTimer.hint}` : '';
+      return { result: r, text: text + lt, exit: r.ok ? EXIT.ok : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
     } finally { sink.end(); lock.release(); }
   },
 

@@ -1,5 +1,6 @@
 // The device inventory as it is right now: each device from the lab file with its lock holder,
 // whether its console and flash target can be found, and how its last flash ended.
+import { lowerLatency, type LatencyTimer } from './console/latency.ts';
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Device, Lab } from './labfile.ts';
@@ -16,7 +17,7 @@ export interface DeviceStatus {
   state: 'free' | 'in-use' | 'stale-lock';
   holder?: LockInfo;
   staleWhy?: string;
-  console: { spec: string; found: string | null; why?: string };
+  console: { spec: string; found: string | null; why?: string; latencyTimer?: LatencyTimer };
   flashTarget: { path: string; exists: boolean } | null;
   lastFlash: JournalEntry | null;
   /**
@@ -82,6 +83,8 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
     power = v.state === 'on' ? { state: 'on', pid: v.rec.pid, since: v.rec.since, owner: v.rec.owner, consoleLog: v.rec.consoleLog }
       : v.state === 'stale' ? { state: 'stale', pid: v.rec?.pid, since: v.rec?.since, why: v.why, exit: v.exit ?? null } : { state: 'off' };
   }
+  // A USB-serial adapter's latency timer as it is now (opening the port for a boot lowers it).
+  const latency = found && found !== 'qemu' ? lowerLatency(found, { readOnly: true }) : null;
   const journal = readJournal(lab.stateDir, d.name);
   const image = journal?.status === 'ok' ? flashedImage(lab, journal) : undefined;
   return {
@@ -91,7 +94,7 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
     state: lock.state === 'free' ? 'free' : lock.state === 'held' ? 'in-use' : 'stale-lock',
     holder: lock.state === 'held' ? lock.info : lock.state === 'stale' ? lock.info ?? undefined : undefined,
     staleWhy: lock.state === 'stale' ? lock.why : undefined,
-    console: { spec: consoleSpecText(d), found, why },
+    console: { spec: consoleSpecText(d), found, why, ...(latency ? { latencyTimer: latency } : {}) },
     flashTarget: d.flashTarget ? { path: d.flashTarget, exists: existsSync(d.flashTarget) } : null,
     lastFlash: journal,
     ...(image ? { image } : {}),

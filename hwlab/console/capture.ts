@@ -176,6 +176,9 @@ export class BootWatch {
     if (this.fd !== null) { try { fsyncSync(this.fd); closeSync(this.fd); } catch { /* closed */ } this.fd = null; }
   }
 
+  /** A line of the lab's own in the log (not the device's output; not matched). */
+  annotate(text: string): void { this.note(`--- ${text} ---`); }
+
   private stage(): string | null { return this.milestones.length ? this.milestones[this.milestones.length - 1]!.name : null; }
 
   private note(text: string): void {

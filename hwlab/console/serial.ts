@@ -2,10 +2,13 @@
 // takes (the tests drive it with ptys from QEMU and socat).
 import { SerialPort } from 'serialport';
 import { LabError } from '../errors.ts';
+import { lowerLatency, type LatencyTimer } from './latency.ts';
 
 export interface SerialConsole {
   port: SerialPort;
   path: string;
+  /** A USB-serial adapter's latency timer (FTDI), lowered to 1 ms on open where the lab may. */
+  latency: LatencyTimer | null;
   write(b: Uint8Array): void;
   /** Called once when the port goes away (unplugged, pty closed) or is closed; `gone` is true for the former. */
   onClose(fn: (gone: boolean, why: string) => void): void;
@@ -18,6 +21,7 @@ export interface SerialConsole {
 export async function openSerial(path: string, baudRate: number, device: string): Promise<SerialConsole> {
   const port = new SerialPort({ path, baudRate, autoOpen: false, hupcl: false });
   await new Promise<void>((res, rej) => port.open((e) => (e ? rej(new LabError('disconnected', 'console-missing', `${device}: cannot open console ${path}: ${e.message}`, 'lab')) : res())));
+  const latency = lowerLatency(path);
   // Whatever the port buffered before now belongs to an earlier boot.
   await new Promise<void>((res) => port.flush(() => res()));
   let closing = false;
@@ -29,6 +33,7 @@ export async function openSerial(path: string, baudRate: number, device: string)
   return {
     port,
     path,
+    latency,
     write: (b) => { port.write(Buffer.from(b)); },
     onClose: (fn) => { closers.push(fn); },
     onData: (fn) => { port.on('data', (b: Buffer) => fn(new Uint8Array(b.buffer, b.byteOffset, b.byteLength))); },

@@ -21,6 +21,7 @@ import { findConsolePort } from '../devices.ts';
 import { powerOnSession, type Session } from '../boot.ts';
 import type { BootOutcome, FatalLine } from '../console/capture.ts';
 import { SerialPort } from 'serialport';
+import { lowerLatency, type LatencyTimer } from '../console/latency.ts';
 
 export interface CaptureOptions {
   lab: Lab;
@@ -59,6 +60,8 @@ export interface CaptureResult {
   deviceFailure?: BootOutcome['failure'];
   /** Set when the capture joined a QEMU that `power on` started (with its exit, when it ended). */
   attached?: Session['attached'];
+  /** A board's USB-serial latency timer (FTDI), as the capture left it (lowered to 1 ms where it could). */
+  latencyTimer?: LatencyTimer;
 }
 
 function bootInfo(encoded: Uint8Array): TraceHeader | null {
@@ -95,6 +98,7 @@ export async function captureTrace(o: CaptureOptions): Promise<CaptureResult> {
   }
 
   let session: Session | null = null;
+  let latency: LatencyTimer | null = null;
   let factory: () => Promise<Transport>;
   if (dev.link.on === 'none') throw new LabError('bad-input', 'bad-usage', `${dev.name} has link: none in the lab file; it cannot stream its log`);
   if (dev.link.on === 'socket') {
@@ -106,6 +110,8 @@ export async function captureTrace(o: CaptureOptions): Promise<CaptureResult> {
       const path = findConsolePort(dev); // found again each time: survives re-enumeration
       const port = new SerialPort({ path, baudRate: dev.console.baud, autoOpen: false, hupcl: false });
       await new Promise<void>((res, rej) => port.open((e) => (e ? rej(e) : res())));
+      // Each request and its answer would otherwise wait out an FTDI adapter's 16 ms timer.
+      latency = lowerLatency(path) ?? latency;
       return new StreamTransport(port, `${dev.name} ${path}`);
     };
   } else {
@@ -216,5 +222,5 @@ export async function captureTrace(o: CaptureOptions): Promise<CaptureResult> {
   try { flush(); } finally { (writer as TraceWriter | null)?.close(); }
   await session?.stop();
   if (failure) throw failure;
-  return { file: o.out, device: dev.name, deviceId: header ? toHex(header.deviceId) : '', resumedFrom, written, lastSeq: next - 1, duplicatesSkipped: dups + client.stats.duplicatesSkipped, reconnects, boots, stopped: end.why, detail: end.detail, ...(fatal.length ? { fatal } : {}), ...(deviceFailure ? { deviceFailure } : {}), ...(session?.attached ? { attached: session.attached } : {}) };
+  return { file: o.out, device: dev.name, deviceId: header ? toHex(header.deviceId) : '', resumedFrom, written, lastSeq: next - 1, duplicatesSkipped: dups + client.stats.duplicatesSkipped, reconnects, boots, stopped: end.why, detail: end.detail, ...(fatal.length ? { fatal } : {}), ...(deviceFailure ? { deviceFailure } : {}), ...(session?.attached ? { attached: session.attached } : {}), ...(latency ? { latencyTimer: latency } : {}) };
 }
