@@ -1,7 +1,7 @@
 // `orbital-lab run`: commands typed on a console and their answers checked - on the real guest
 // kernel in QEMU (its shell, over COM1 while the link runs on virtio), and on a "board" played on a
 // socat pty pair whose UART drops characters typed at full speed (console.char-delay fixes it).
-import { expect, it, afterAll, beforeAll } from 'vitest';
+import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, write, writeFileSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
@@ -148,5 +148,36 @@ describeWithTools(['socat'], 'run commands on a serial board (socat pty, serialp
     expect(r.steps.map((s) => s.cmd)).toEqual(['sum 1 1', 'panic']);
     expect(r.steps[0]!.output).toContain('2');
     b.stop();
+  });
+});
+
+describe('run commands on the hosted OS (link socket, no console)', () => {
+  it('runs each line as an sh action over the link, prints the answer as the guest does, and names a device that is not there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'orbital-run-hosted-'));
+    dirs.push(dir);
+    const data = join(dir, 'data');
+    // Through the package's bin, as `npx orbital-os serve` starts it.
+    const os = spawn(process.execPath, [join(import.meta.dirname, '../bin/orbital-os.mjs'), 'serve', '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] });
+    kids.push(os);
+    await new Promise<void>((res, rej) => {
+      let out = '';
+      os.stdout!.on('data', (d: Buffer) => { out += d; if (/kernel-link: unix:/.test(out)) res(); });
+      os.once('exit', (c) => rej(new Error(`hosted OS exited ${c}: ${out}`)));
+    });
+    labAt(dir, `version: 1\ndevices:\n  hosted:\n    kind: serial-board\n    link: { socket: ${join(data, 'link.sock')} }\n`);
+    const lab = ['--lab', join(dir, 'lab.yaml')];
+    const a = await cli([...lab, 'run', 'hosted', 'set a 1', '--expect', '^a=1$', 'get nokey', '--expect', 'no such key']);
+    expect(a.code).toBe(0);
+    expect(a.r.steps.map((s) => s.echo?.text)).toEqual(['$ set a 1', '$ get nokey']);
+    expect(a.r.steps[1]!.output).toEqual(['no such key: nokey (error)']);
+    // The commands were committed to the device's log: a second run sees the state.
+    const b = await cli([...lab, 'run', 'hosted', 'get a', '--expect', '^1$']);
+    expect(b.code).toBe(0);
+    expect((await cli([...lab, 'run', 'hosted', '--boot', 'get a'])).code).toBe(2);
+    os.kill('SIGKILL');
+    await new Promise((r) => os.once('exit', r));
+    const gone = await cli([...lab, 'run', 'hosted', 'get a']);
+    expect(gone.code).toBe(3);
+    expect(JSON.stringify(gone.r)).toContain('cannot reach its link socket');
   });
 });

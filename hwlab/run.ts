@@ -13,8 +13,16 @@
 import { LabError } from './errors.ts';
 import type { Device, Lab, Pattern } from './labfile.ts';
 import { patternHit, type BootOutcome, type FatalLine, type LogLine } from './console/capture.ts';
-import { powerOnSession, type Session } from './boot.ts';
+import { BootWatch } from './console/capture.ts';
+import { defaultLogPath, powerOnSession } from './boot.ts';
+import { consoleSpecText } from './devices.ts';
 import { readVm, sleep } from './vm.ts';
+import { initAxiom } from '../axiom/index.ts';
+import { connectLink } from '../kernel-link/node/client.ts';
+import { randomBytes } from 'node:crypto';
+
+/** What a run needs of a console: its log and patterns (the watch), a way to type, and an end. */
+interface RunConsole { bootId: string; watch: BootWatch; write(b: Uint8Array): void; stop(): Promise<void> }
 
 export interface Step {
   /** The command line typed (without the newline). */
@@ -80,7 +88,10 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
   // A qemu device that is off has no console to type on until it boots; boot it then.
   const vmOn = dev.kind === 'qemu' && readVm(o.lab.stateDir, dev.name).state === 'on';
   const booting = o.boot || (dev.kind === 'qemu' && !vmOn);
-  const s: Session = await powerOnSession({
+  const overLink = dev.link.on === 'socket' && consoleSpecText(dev) === 'none';
+  if (overLink && o.boot) throw new LabError('bad-input', 'bad-usage', `${dev.name} is reached over its link socket only (no console, no power): it cannot be booted from here; run without --boot`);
+  // A device reached only over a link socket (the hosted OS) has no console to type on: its shell is its `sh` action.
+  const s: RunConsole = overLink && dev.link.on === 'socket' ? await linkConsole(o, dev.link.path) : await powerOnSession({
     lab: o.lab, device: dev, logPath: o.logPath, signal: o.signal, keep: true, onLine: o.onLine,
     timeoutMs: booting ? o.bootTimeoutMs ?? dev.timeouts.boot : 7 * 24 * 3600_000,
     running: booting ? 'reset' : 'join',
@@ -197,8 +208,60 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
   }
 }
 
+/**
+ * The console of a device reached over a kernel-link socket (the hosted OS): its console lines
+ * come as link console frames, and a typed line is proposed as an `sh` action of the os domain -
+ * what the guest kernel does with a line typed on its console. The device prints the committed
+ * line and its answer on its console (`$ CMD`, the output, ` (error)`), as the guest does; a line it
+ * refuses is shown as `rejected: REASON`. Everything is logged as for a boot.
+ */
+async function linkConsole(o: RunOptions, path: string): Promise<RunConsole> {
+  const dev = o.device;
+  await initAxiom();
+  const bootId = randomBytes(8).toString('hex');
+  const watch = new BootWatch(dev.boot, { logPath: o.logPath ?? defaultLogPath(o.lab, dev.name, bootId), timeoutMs: 7 * 24 * 3600_000, bootId, device: dev.name });
+  if (o.onLine) watch.onLine(o.onLine);
+  let c;
+  try { c = await connectLink({ path }, { client: 'orbital-lab run', actor: 1, subscribe: false, reconnect: false, handshakeTimeoutMs: 3000 }); } catch (e) {
+    watch.close();
+    throw new LabError('disconnected', 'console-missing', `${dev.name}: cannot reach its link socket ${path}: ${(e as Error).message} (is the hosted OS running? orbital-os serve)`, 'lab');
+  }
+  const link = c;
+  watch.powerOn(performance.now(), `attached over the link socket ${path} (typed lines run as sh actions)`, { stamps: false });
+  const enc = new TextEncoder();
+  link.onConsole((l) => watch.feed(enc.encode(`${l.text}\n`)));
+  let closed = false;
+  link.onEvent((e) => {
+    if (closed) return;
+    if (e.t === 'disconnected') watch.fail({ blame: 'lab', code: 'console-gone', message: `${dev.name}: the link socket ${path} went away (${e.error.message})` });
+    else if (e.t === 'closed-by-device') watch.fail({ blame: 'lab', code: 'console-gone', message: `${dev.name} closed the link (${e.reason}${e.detail ? `: ${e.detail}` : ''})` });
+  });
+  let pending = '';
+  let chain = Promise.resolve();
+  const idBase = Date.now() * 1000;
+  let n = 0;
+  const runLine = async (line: string) => {
+    try {
+      const r = await link.propose({ id: idBase + n++, domain: 1, action: 'sh', args: { line } });
+      // A committed line comes back on the device's console (`$ CMD`, then the answer); a refused one never ran.
+      if (r.status !== 'committed') watch.feed(enc.encode(`$ ${line}\nrejected: ${r.reason}${r.detail ? ` (${r.detail})` : ''}\n`));
+    } catch (e) {
+      watch.fail({ blame: 'lab', code: 'console-gone', message: `${dev.name}: the link failed while running ${JSON.stringify(line)}: ${(e as Error).message}` });
+    }
+  };
+  return {
+    bootId, watch,
+    write: (b) => {
+      pending += new TextDecoder().decode(b);
+      let i: number;
+      while ((i = pending.indexOf('\n')) >= 0) { const line = pending.slice(0, i).replace(/\r$/, ''); pending = pending.slice(i + 1); chain = chain.then(() => runLine(line)); }
+    },
+    stop: async () => { await chain; closed = true; link.close(); watch.close(); },
+  };
+}
+
 /** Types a line on the console: at once, or a character at a time with a pause between. */
-async function type(s: Session, text: string, delayMs: number, signal?: AbortSignal): Promise<void> {
+async function type(s: RunConsole, text: string, delayMs: number, signal?: AbortSignal): Promise<void> {
   const bytes = new TextEncoder().encode(text);
   if (delayMs <= 0) { s.write(bytes); return; }
   for (let i = 0; i < bytes.length; i++) {
