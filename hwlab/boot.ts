@@ -57,6 +57,12 @@ export interface BootOptions {
    * with the new boot's first byte (default; boot), or 'join' it as it runs (console, capture).
    */
   running?: 'reset' | 'join';
+  /**
+   * Boot again (power off, on) up to this many times after a failure that was the lab's
+   * (boot-timeout, console-gone, power-failed) - never after the OS's (a fatal line, a reset, the
+   * guest's exit), which is the result. Each attempt has its own boot id and log. Default 0.
+   */
+  retries?: number;
 }
 
 export interface BootResult extends BootOutcome {
@@ -70,6 +76,8 @@ export interface BootResult extends BootOutcome {
   attached?: Session['attached'];
   /** A board's USB-serial latency timer (FTDI): lowered to 1 ms, or why not. */
   latencyTimer?: LatencyTimer;
+  /** Earlier attempts that failed on the lab's side and were retried (`retries`), oldest first. */
+  retried?: Array<{ bootId: string; log: string; failure: NonNullable<BootOutcome['failure']>; stage: string | null }>;
 }
 
 /** A powered device with its console attached. */
@@ -304,15 +312,21 @@ export async function boot(o: BootOptions): Promise<BootResult> {
       throw new LabError(le.kind, le.code, `flash before boot failed: ${le.message}`, le.blame === 'usage' ? 'usage' : 'lab', le.detail);
     }
   }
-  const s = await powerOnSession(o);
-  const onAbort = () => s.watch.fail({ blame: 'lab', code: 'cancelled', message: 'boot cancelled' });
-  o.signal?.addEventListener('abort', onAbort, { once: true });
-  const outcome = await s.watch.done;
-  o.signal?.removeEventListener('abort', onAbort);
-  let qemuExit: QemuExit | undefined;
-  if (!o.keep) {
-    await s.stop();
-    if (s.machine) qemuExit = await s.machine.exited;
+  const retried: NonNullable<BootResult['retried']> = [];
+  for (let attempt = 0; ; attempt++) {
+    const s = await powerOnSession(o);
+    const onAbort = () => s.watch.fail({ blame: 'lab', code: 'cancelled', message: 'boot cancelled' });
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    const outcome = await s.watch.done;
+    o.signal?.removeEventListener('abort', onAbort);
+    // Only the lab's own trouble is worth another try: what the OS did is the answer.
+    const again = !outcome.ok && attempt < (o.retries ?? 0) && outcome.failure!.blame === 'lab' && outcome.failure!.code !== 'cancelled' && !o.signal?.aborted;
+    let qemuExit: QemuExit | undefined;
+    if (!o.keep || again) {
+      await s.stop();
+      if (s.machine) qemuExit = await s.machine.exited;
+    }
+    if (again) { retried.push({ bootId: s.bootId, log: s.watch.logPath!, failure: outcome.failure!, stage: outcome.stage }); continue; }
+    return { ...outcome, device: dev.name, bootId: s.bootId, log: s.watch.logPath!, powerOnAt: s.watch.powerOnIso ?? '', flash: flashed, qemuExit, ...(s.attached ? { attached: s.attached } : {}), ...(s.latency ? { latencyTimer: s.latency } : {}), ...(retried.length ? { retried } : {}) };
   }
-  return { ...outcome, device: dev.name, bootId: s.bootId, log: s.watch.logPath!, powerOnAt: s.watch.powerOnIso ?? '', flash: flashed, qemuExit, ...(s.attached ? { attached: s.attached } : {}), ...(s.latency ? { latencyTimer: s.latency } : {}) };
 }

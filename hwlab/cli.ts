@@ -35,7 +35,7 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   power DEVICE on|off|cycle [--append ARGS]
                                            switch a board (its power commands, or ask a person);
                                            a qemu device over QMP: on starts its QEMU in the background
-  boot DEVICE [--image IMG [--part NAME] [--trust KEY.pub]...] [--log FILE] [--timeout 60s] [--append ARGS]
+  boot DEVICE [--image IMG [--part NAME] [--trust KEY.pub]...] [--log FILE] [--timeout 60s] [--retries N] [--append ARGS]
                                            power on with the console attached; report the boot
   console DEVICE [--watch]                 interactive console (--watch: read-only beside the writer)
   run DEVICE [--boot] CMD [--expect RE]... [CMD [--expect RE]...]... [--timeout 5s] [--char-delay 10ms]
@@ -149,7 +149,9 @@ Object.assign(commands, {
   },
 
   async boot(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true });
+    const retries = values.retries === undefined ? 0 : Number(values.retries);
+    if (!Number.isInteger(retries) || retries < 0 || retries > 100) throw new LabError('bad-input', 'bad-usage', `--retries takes a count from 0 to 100 (got "${values.retries}")`);
     const l = lab();
     const dev = getDevice(l, need(positionals[0], 'DEVICE'));
     const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
@@ -158,14 +160,15 @@ Object.assign(commands, {
     const sink = progressSink({ json });
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
-      const r = await boot({ lab: l, device: dev, image: values.image ? resolve(values.image) : undefined, bmap: values.bmap ? resolve(values.bmap) : undefined, trust: trustedKeys({ ...l, trust: [] }, values.trust), part: values.part, force: values.force, logPath: values.log ? resolve(values.log) : undefined, timeoutMs, append: values.append, signal, onLine: showLine, onFlashProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      const r = await boot({ lab: l, device: dev, image: values.image ? resolve(values.image) : undefined, bmap: values.bmap ? resolve(values.bmap) : undefined, trust: trustedKeys({ ...l, trust: [] }, values.trust), part: values.part, force: values.force, logPath: values.log ? resolve(values.log) : undefined, timeoutMs, append: values.append, retries, signal, onLine: showLine, onFlashProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
       sink.end();
       const ms = r.milestones.map((m) => `${m.name} +${(m.t / 1000).toFixed(3)}s`).join(', ');
       const text = r.ok
         ? `${dev.name}: booted${r.attached ? ` (reset of the running QEMU pid ${r.attached.pid}, which keeps running)` : ''} in ${(r.bootMs! / 1000).toFixed(3)} s (stages: ${ms || 'none configured'}); log ${r.log}`
         : `${dev.name}: boot FAILED - ${r.failure!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${r.failure!.code}): ${r.failure!.message}\nstage reached: ${r.stage ?? 'none'}; log ${r.log}`;
+      const tries = r.retried?.length ? `\n${r.retried.length} earlier attempt(s) failed on the lab's side and were retried: ${r.retried.map((x) => `${x.failure.code} (log ${x.log})`).join('; ')}` : '';
       const lt = r.latencyTimer?.error ? `\nnote: the USB-serial latency timer of ${r.latencyTimer.tty} stays at ${r.latencyTimer.was} ms (${r.latencyTimer.error}): ${r.latencyTimer.hint}` : '';
-      return { result: r, text: text + lt, exit: r.ok ? EXIT.ok : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
+      return { result: r, text: text + tries + lt, exit: r.ok ? EXIT.ok : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
     } finally { sink.end(); lock.release(); }
   },
 

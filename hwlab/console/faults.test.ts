@@ -106,6 +106,35 @@ describeWithTools(['socat'], 'console faults (socat pty pairs, serialport)', () 
     b.done();
   });
 
+  it('retries a boot that failed on the lab\'s side, never one the OS failed', async () => {
+    const b = await board();
+    const p = boot({ lab: b.lab, device: b.dev, timeoutMs: 700, retries: 2 });
+    // 1st power-on: the board stays silent (a lab failure: boot-timeout). The power-on command
+    // touches DIR/powered each time: remove it to see the next one.
+    await until(b.powered, 'power-on 1');
+    rmSync(join(b.dir, 'powered'));
+    await until(b.powered, 'power-on 2');
+    await b.send('KERNEL UP\nBOOT OK\n');
+    const r = await p;
+    expect(r.ok).toBe(true);
+    expect(r.retried).toHaveLength(1);
+    expect(r.retried![0]!.failure).toMatchObject({ blame: 'lab', code: 'boot-timeout' });
+    expect(r.retried![0]!.bootId).not.toBe(r.bootId);
+    expect(readFileSync(r.retried![0]!.log, 'utf8')).toMatch(/boot failed \(lab: boot-timeout\)/);
+    rmSync(join(b.dir, 'powered'));
+    // A panic is the OS's answer: not retried, even with retries left.
+    const q = boot({ lab: b.lab, device: b.dev, timeoutMs: 5000, retries: 2 });
+    await until(b.powered, 'power-on 3');
+    rmSync(join(b.dir, 'powered'));
+    await b.send('KERNEL UP\nKernel panic - not syncing: test\n');
+    const f = await q;
+    expect(f.failure).toMatchObject({ blame: 'os', code: 'os-fatal' });
+    expect(f.retried).toBeUndefined();
+    await sleep(300);
+    expect(b.powered()).toBe(false);
+    b.done();
+  });
+
   it('console attached to a running board sees fatal lines after a device timestamp and after ready', async () => {
     const b = await board();
     const BIN = resolve(import.meta.dirname, '../../bin/orbital-lab.mjs');
