@@ -2,8 +2,9 @@
 // full target. The flash's source is a FIFO fed by the test, so the kill lands mid-write for sure.
 import { describe, expect, it, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parseLab } from './labfile.ts';
+import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describeWithTools } from '../scripts/testkit.ts';
 import { makeImage, makeLab, MiB } from './flash/testimg.ts';
@@ -37,6 +38,27 @@ describe('orbital-lab CLI', () => {
     expect(await main(['flash', 'dut', '-h'], { out: (x) => out.push(x), err: () => {} })).toBe(0);
     expect(out.join('\n')).not.toMatch(/^  capture /m);
   });
+  it('init writes a starter lab file that parses, and does not overwrite one without --force', async () => {
+    const l = lab();
+    const file = join(l.dir, 'starter', 'lab.yaml');
+    mkdirSync(dirname(file));
+    const out: string[] = [];
+    const io = { out: (x: string) => out.push(x), err: () => {} };
+    expect(await main(['--lab', file, '--json', 'init'], io)).toBe(0);
+    expect(JSON.parse(out.pop()!)).toMatchObject({ ok: true, file, devices: ['vm-1', 'hosted'] });
+    const parsed = parseLab(readFileSync(file, 'utf8'), file);
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    // The guest kernel of this checkout, and a target folder ready for `flash vm-1 IMG`.
+    expect(parsed.lab.devices.get('vm-1')!.qemu!.kernel).toBe(resolve(import.meta.dirname, '../os-image/kernel/target/kernel/orbital-kernel.elf'));
+    expect(existsSync(dirname(parsed.lab.devices.get('vm-1')!.flashTarget!))).toBe(true);
+    expect(await main(['--lab', file, 'init'], io)).toBe(2);
+    expect(await main(['--lab', file, 'init', '--force'], io)).toBe(0);
+    expect(await main(['--lab', file, '--json', 'devices'], io)).toBe(0);
+    const devs = JSON.parse(out.pop()!).devices as Array<{ name: string; console: { spec: string; found: string | null } }>;
+    expect(devs.find((d) => d.name === 'hosted')!.console).toMatchObject({ spec: expect.stringMatching(/^link socket .*link\.sock$/), found: null });
+  });
+
   it('exit codes: 0 ok, 2 bad usage / bad lab file / unknown device, 3 lab failure', () => {
     const l = lab();
     expect(run(['--lab', l.labFile, 'devices']).code).toBe(0);

@@ -4,9 +4,10 @@
 import { parseArgs } from 'node:util';
 import { isatty } from 'node:tty';
 import { STDIN } from './flash/source.ts';
-import { resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { LabError, EXIT, exitCodeFor } from './errors.ts';
-import { loadLab, getDevice, parseDuration, type Lab } from './labfile.ts';
+import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Lab } from './labfile.ts';
 import { inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
 import { flash, verifyOnly } from './flash/flash.ts';
@@ -24,6 +25,8 @@ import { exportChrome } from './traces/export.ts';
 
 const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
 
+  init [--force]                           write a starter lab file: the guest kernel in QEMU,
+                                           the hosted OS, and a commented-out board
   devices [--tag T]...                     devices, their state and who holds them
   flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--no-direct] [--target PATH]
                                            write IMAGE (raw/.gz/.xz/.zst, + .bmap; - = stdin) and verify it
@@ -78,9 +81,25 @@ function need<T>(v: T | undefined, what: string): T {
   return v;
 }
 
-type Handler = (args: string[], ctx: { lab: () => Lab; io: Io; signal: AbortSignal; json: boolean }) => Promise<{ result: unknown; text: string; exit?: number }>;
+type Handler = (args: string[], ctx: { lab: () => Lab; labFile: string; io: Io; signal: AbortSignal; json: boolean }) => Promise<{ result: unknown; text: string; exit?: number }>;
 
 const commands: Record<string, Handler> = {
+  async init(args, { labFile: file }) {
+    const { values } = parseArgs({ args, options: { force: { type: 'boolean' } }, allowPositionals: false });
+    if (existsSync(file) && !values.force) throw new LabError('bad-input', 'bad-usage', `${file} exists; --force overwrites it`);
+    const text = starterLab(dirname(file));
+    const parsed = parseLab(text, file);
+    if (!parsed.ok) throw new LabError('bug', 'bug', `the starter lab file does not parse: ${parsed.issues.map((i) => formatIssue(file, i)).join('; ')}`, 'lab');
+    writeFileSync(file, text);
+    // The qemu device's disk image lives in the lab's state folder: make it, so `flash vm-1 IMG` works at once.
+    mkdirSync(dirname(parsed.lab.devices.get('vm-1')!.flashTarget!), { recursive: true });
+    const kernel = parsed.lab.devices.get('vm-1')!.qemu!.kernel!;
+    return {
+      result: { ok: true, file, devices: [...parsed.lab.devices.keys()], kernelBuilt: existsSync(kernel) },
+      text: `wrote ${file}: vm-1 (the guest kernel in QEMU${existsSync(kernel) ? '' : `; build it first: npm run os:build`}) and hosted (the hosted OS: npm run os -- serve); try:\n  orbital-lab devices\n  orbital-lab boot vm-1\n  orbital-lab run vm-1 --boot 'set a 1' --expect '^a=1$'`,
+    };
+  },
+
   async devices(args, { lab }) {
     const { values } = parseArgs({ args, options: { tag: { type: 'string', multiple: true } }, allowPositionals: false });
     const l = lab();
@@ -342,6 +361,45 @@ function qemuPowerText(name: string, q: NonNullable<PowerResult['qemu']>): strin
   }
 }
 
+/** A lab file to start from, for a lab file in `dir`: the guest kernel and the hosted OS of this checkout. */
+function starterLab(dir: string): string {
+  const root = resolve(import.meta.dirname, '..');
+  const rel = (p: string) => { const r = relative(dir, p); return r.startsWith('..') || isAbsolute(r) ? p : r || '.'; };
+  return `# Orbital lab file (docs/lab.md). Paths are relative to this file.
+version: 1
+devices:
+  # The guest kernel in QEMU (npm run os:build builds it). Its console is COM1, its link virtio.
+  vm-1:
+    kind: qemu
+    tags: [x86_64, guest]
+    qemu:
+      kernel: ${rel(join(root, 'os-image/kernel/target/kernel/orbital-kernel.elf'))}
+      memory: 256
+    flash: { target: .orbital/lab/images/vm-1.img }   # a disk image file for \`flash vm-1 IMG\`
+    boot:
+      milestones:
+        - { name: kernel, pattern: "orbital kernel: long mode" }
+        - { name: cpu, pattern: "cpu: GDT" }
+        - { name: memory, pattern: "memory: .* MiB usable" }
+        - { name: axiom, pattern: "axiom: sequencer booted" }
+      success: "ready: head"
+      reset: 'SeaBIOS \\(version'
+    timeouts: { boot: 60s }
+  # The hosted OS, reached over its link socket (start it: npm run os -- serve).
+  hosted:
+    kind: serial-board
+    tags: [hosted]
+    link: { socket: ${rel(resolve('.orbital/hosted/link.sock'))} }
+  # A real board: a USB-serial console found by its by-id name, power switched by commands.
+  # board-1:
+  #   kind: serial-board
+  #   console: { by-id: usb-FTDI_FT232R_USB_UART_A12345-if00-port0, baud: 115200 }
+  #   power: { kind: command, on: "relay 3 on", off: "relay 3 off" }   # or kind: manual
+  #   flash: { target: /dev/disk/by-id/usb-Generic_STORAGE_DEVICE_000000000819-0:0 }
+  #   boot: { success: "login:", fatal: ["Kernel panic"] }
+`;
+}
+
 /** Registers another command (power/boot/console/trace modules add theirs). */
 export function addCommand(name: string, h: Handler): void { commands[name] = h; }
 
@@ -394,7 +452,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     if (rest.slice(1, ddash < 0 ? undefined : ddash).some((a) => a === '--help' || a === '-h')) { out(usageOf(cmd)); return EXIT.ok; }
     let cached: Lab | undefined;
     const lab = () => (cached ??= loadLab(labPath(labOpt)));
-    const r = await h(rest.slice(1), { lab, io: { json, out, err }, signal: ac.signal, json });
+    const r = await h(rest.slice(1), { lab, labFile: labPath(labOpt), io: { json, out, err }, signal: ac.signal, json });
     if (json) out(JSON.stringify(r.result)); else out(r.text);
     return r.exit ?? EXIT.ok;
   } catch (e) {

@@ -73,8 +73,14 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
   const lock = readLock(lab.stateDir, d.name);
   let found: string | null = null;
   let why: string | undefined;
+  let spec = consoleSpecText(d);
   if (d.kind === 'qemu') found = 'qemu';
-  else {
+  else if (spec === 'none' && d.link.on === 'socket') {
+    // No console: the device (the hosted OS) is reached over its link socket alone.
+    spec = `link socket ${d.link.path}`;
+    if (existsSync(d.link.path)) found = d.link.path;
+    else why = `${d.name}: its link socket ${d.link.path} does not exist (is the hosted OS running? orbital-os serve)`;
+  } else {
     try { found = findConsolePort(d); } catch (e) { why = (e as Error).message; }
   }
   let power: DeviceStatus['power'];
@@ -94,7 +100,7 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
     state: lock.state === 'free' ? 'free' : lock.state === 'held' ? 'in-use' : 'stale-lock',
     holder: lock.state === 'held' ? lock.info : lock.state === 'stale' ? lock.info ?? undefined : undefined,
     staleWhy: lock.state === 'stale' ? lock.why : undefined,
-    console: { spec: consoleSpecText(d), found, why, ...(latency ? { latencyTimer: latency } : {}) },
+    console: { spec, found, why, ...(latency ? { latencyTimer: latency } : {}) },
     flashTarget: d.flashTarget ? { path: d.flashTarget, exists: existsSync(d.flashTarget) } : null,
     lastFlash: journal,
     ...(image ? { image } : {}),
