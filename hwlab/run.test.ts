@@ -79,7 +79,7 @@ describeWithTools(['qemu-system-x86_64'], 'run commands on the guest kernel in Q
  * once (its FIFO overflows when characters come back to back, as on a slow or busy board). It
  * echoes what it keeps, and on a newline answers: `sum A B` prints the sum, `panic` a kernel panic.
  */
-async function flakyBoard() {
+async function flakyBoard(o: { kmsgAt?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'orbital-run-board-'));
   dirs.push(dir);
   const sp = spawn('socat', [`pty,raw,echo=0,link=${dir}/board`, `pty,raw,echo=0,link=${dir}/dut`], { stdio: 'ignore' });
@@ -91,6 +91,7 @@ async function flakyBoard() {
   const rs = new ReadStream(openSync(`${dir}/board`, 'r'));
   let line = '';
   let dropped = 0;
+  let typed = 0;
   rs.on('data', (chunk: Buffer) => {
     const kept = chunk.subarray(0, 2);
     dropped += chunk.length - kept.length;
@@ -103,7 +104,12 @@ async function flakyBoard() {
         else if (cmd) send(`sh: ${cmd}: not found\r\n`);
         send('# ');
         line = '';
-      } else { line += c; send(c); }
+      } else {
+        line += c;
+        send(c);
+        // A kernel message in the middle of the echo, as printk writes it: no newline before it.
+        if (++typed === o.kmsgAt) send('[   12.345678] usb 1-1: new high-speed USB device number 2 using xhci_hcd\r\n');
+      }
     }
   });
   const stop = () => { rs.destroy(); try { closeSync(wfd); } catch { /* closed */ } };
@@ -134,6 +140,19 @@ describeWithTools(['socat'], 'run commands on a serial board (socat pty, serialp
     expect(ok.steps[0]!.expect[0]!.text).toBe('5');
     expect(c.dropped()).toBe(0);
     c.stop();
+  });
+
+  it('finds an echo split by a kernel message printed in its middle', async () => {
+    const b = await flakyBoard({ kmsgAt: 5 });
+    const r = await runCommands({ lab: b.lab, device: b.dev, charDelayMs: 15, steps: [{ cmd: 'sum 20 22', expect: [{ name: '^42$', source: '^42$', regex: /^42$/ }] }] });
+    expect(r.failure).toBeUndefined();
+    expect(r.ok).toBe(true);
+    // The echo's second half, after the message (the first half shares a line with the message).
+    expect(r.steps[0]!.echo!.text).toBe('0 22');
+    const log = readFileSync(r.log, 'utf8');
+    expect(log).toMatch(/ sum 2\[   12\.345678\] usb 1-1: new high-speed/);
+    expect(log).toMatch(/--- run ok: 1 command\(s\) echoed, every expectation met ---\n$/);
+    b.stop();
   });
 
   it('takes the lab file\'s console.char-delay, and a panic during a command is the OS\'s failure', async () => {

@@ -74,6 +74,8 @@ export interface RunResult {
 /** Strips a leading device timestamp (`[  12.345 ms] `), as patterns see a line. */
 const STAMP = /^\[\s*\d+(?:\.\d+)?\s*(?:ms)?\]\s?/;
 const bare = (text: string) => text.replace(STAMP, '');
+/** A kernel message from its timestamp to the end of the line, wherever it starts (printk does not start a new line). */
+const KMSG = /\[\s*\d+(?:\.\d+)?\s*(?:ms)?\][^]*$/;
 
 /** Types the commands and checks the answers. Throws only for bad usage; device trouble is in the result. */
 export async function runCommands(o: RunOptions): Promise<RunResult> {
@@ -112,9 +114,18 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
      */
     let echoDue: string | null = null;
     let echoSeen: LogLine | null = null;
+    /**
+     * The lines since the command was typed, without kernel messages: a message the kernel printed
+     * while the command was being echoed splits the echo over two lines (`# sum 2[ 12.3] usb 1-1:
+     * new device` and ` 3`); joined without it, the echo is whole again.
+     */
+    let echoAcc = '';
     const offLine = s.watch.onLine((l) => {
       lines.push(l);
-      if (echoDue !== null && bare(l.text).includes(echoDue)) { echoSeen = l; echoDue = null; }
+      if (echoDue !== null) {
+        echoAcc += bare(l.text).replace(KMSG, '');
+        if (bare(l.text).includes(echoDue) || echoAcc.includes(echoDue)) { echoSeen = l; echoDue = null; }
+      }
       wake?.();
     });
     let ended: NonNullable<BootOutcome['failure']> | null = null;
@@ -151,6 +162,7 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
       const outStart = lines.length;
       echoDue = step.cmd;
       echoSeen = null;
+      echoAcc = '';
       await type(s, `${step.cmd}\n`, charDelayMs, o.signal);
       const deadline = performance.now() + timeoutMs;
       const echo = await waitFor((l) => l === echoSeen, deadline);
@@ -202,6 +214,8 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
     const why: RunResult['failure'] = end && end.blame === 'lab' ? end
       : fatal.length ? { blame: 'os', code: 'os-fatal', message: `fatal pattern "${fatal[0]!.name}" at line ${fatal[0]!.line}: ${fatal[0]!.text.slice(0, 200)}${fatal.length > 1 ? ` (${fatal.length} fatal lines in all)` : ''}`, line: fatal[0]!.line, text: fatal[0]!.text }
       : end ?? failure;
+    s.watch.endNote = why ? `run failed (${why.blame}: ${why.code}) at ${JSON.stringify(results[results.length - 1]?.cmd ?? '')}` : `run ok: ${results.length} command(s) echoed, every expectation met`;
+    if (s.watch.endNote && booting) s.watch.annotate(s.watch.endNote);
     return { ...base, ok: !why, ...(bootOutcome ? { boot: bootOutcome } : {}), steps: results, ...(fatal.length ? { fatal } : {}), ...(why ? { failure: why } : {}) };
   } finally {
     await s.stop();

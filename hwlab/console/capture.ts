@@ -169,10 +169,16 @@ export class BootWatch {
    */
   onLateFailure(fn: (f: NonNullable<BootOutcome['failure']>) => void): () => void { this.lateListeners.add(fn); return () => this.lateListeners.delete(fn); }
 
+  /**
+   * How the log ends when the capture stops before a boot outcome (a console or run attached to a
+   * running device has no boot to finish): this line instead of "boot failed (cancelled)".
+   */
+  endNote: string | null = null;
+
   /** Ends capture: flushes the partial line and closes the log. */
   close(): void {
     this.split.flush();
-    if (!this.settled) this.finish(false, { blame: 'lab', code: 'cancelled', message: 'capture stopped before the boot finished' });
+    if (!this.settled) this.finish(false, { blame: 'lab', code: 'cancelled', message: 'capture stopped before the boot finished' }, undefined, this.endNote ?? undefined);
     if (this.fd !== null) { try { fsyncSync(this.fd); closeSync(this.fd); } catch { /* closed */ } this.fd = null; }
   }
 
@@ -227,12 +233,12 @@ export class BootWatch {
     if (ok && !this.pendingFatal) this.finish(true, undefined, { name: ok.name, t: l.t, line: l.n });
   }
 
-  private finish(ok: boolean, failure?: BootOutcome['failure'], success?: BootOutcome['success']): void {
+  private finish(ok: boolean, failure?: BootOutcome['failure'], success?: BootOutcome['success'], endNote?: string): void {
     if (this.settled) return;
     this.settled = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.fatalTimer) clearTimeout(this.fatalTimer);
-    this.note(ok ? `--- boot ok: ${success!.name} at +${(success!.t / 1000).toFixed(3)}s ---` : `--- boot failed (${failure!.blame}: ${failure!.code}): ${failure!.message} ---`);
+    this.note(endNote !== undefined ? `--- ${endNote} ---` : ok ? `--- boot ok: ${success!.name} at +${(success!.t / 1000).toFixed(3)}s ---` : `--- boot failed (${failure!.blame}: ${failure!.code}): ${failure!.message} ---`);
     this.resolve({ ok, stage: this.stage(), milestones: this.milestones, bootMs: success ? success.t : null, success, failure, lines: this.n, bytes: this.bytes, staleLines: this.stale });
   }
 }
