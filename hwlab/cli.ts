@@ -233,6 +233,7 @@ Object.assign(commands, {
       await done;
       if (tty) process.stdin.setRawMode(false);
       process.stdin.pause();
+      s.watch.endNote = `console closed${endedBy ? ` (${endedBy.code})` : ''}`;
       await s.stop();
       // How the session went: the device's end (console gone: the lab's; its QEMU exited because
       // of the guest: the OS's), else the first fatal line (the OS failed), else ok.
