@@ -10,7 +10,8 @@ import { openSerial } from '../../kernel-link/node/serial.ts';
 import { connectTransport } from '../../kernel-link/node/socket.ts';
 import { which } from '../../scripts/testkit.ts';
 import { HostedOs } from './hosted-os.ts';
-import { serveHosted } from './link.ts';
+import { serveHosted, editLine } from './link.ts';
+import { describe, expect, it } from 'vitest';
 
 const CLI = new URL('./cli.ts', import.meta.url).pathname;
 
@@ -64,3 +65,11 @@ if (which('socat') || process.env.CI === 'true') {
 } else {
   console.warn('SKIP hosted OS as a serial board: missing tool socat (see README: system packages)');
 }
+
+describe('typed console lines', () => {
+  it('are edited as a terminal does it, the same way the guest kernel edits them', () => {
+    expect(editLine('echo ab\u00e9\x7f\x7fc\bd')).toBe('echo ad');
+    expect(editLine('junk\x15echo clean\r')).toBe('echo clean');
+    expect(editLine('\x7f\x7fok')).toBe('ok');
+  });
+});

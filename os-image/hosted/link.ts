@@ -28,7 +28,7 @@ export function hostedLinkDevice(os: HostedOs): LinkDevice {
       pendingInput += new TextDecoder().decode(bytes);
       let i: number;
       while ((i = pendingInput.indexOf('\n')) >= 0) {
-        const line = pendingInput.slice(0, i).replace(/\r$/, '');
+        const line = editLine(pendingInput.slice(0, i));
         pendingInput = pendingInput.slice(i + 1);
         os.propose({ actor: 1, id: Date.now() * 1000 + (inputSeq++ % 1000), domain: 1, action: 'sh', args: { line }, time: 0 });
       }
@@ -58,4 +58,19 @@ export async function serveHosted(os: HostedOs, addresses: Address[], opts: Serv
 export function serveStdio(os: HostedOs, opts: ServeOptions = {}): LinkServer {
   const duplex: Duplex = DuplexStream.from({ readable: process.stdin, writable: process.stdout });
   return serveLink(new StreamTransport(duplex, 'stdio'), hostedLinkDevice(os), { ...nodeCodec, ...opts });
+}
+
+/**
+ * A typed line after a terminal's line editing, as the guest kernel does it: carriage returns
+ * dropped, Backspace (DEL or BS) takes back the last character, Ctrl-U the whole line so far.
+ */
+export function editLine(raw: string): string {
+  const out: string[] = [];
+  for (const c of raw) {
+    if (c === '\r') continue;
+    if (c === '\x7f' || c === '\b') out.pop();
+    else if (c === '\x15') out.length = 0;
+    else out.push(c);
+  }
+  return out.join('');
 }

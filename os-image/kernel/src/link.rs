@@ -224,6 +224,12 @@ impl Server {
         self.stats.text_in += 1;
         match b {
             b'\r' => {}
+            // Line editing as a terminal's line discipline does it: Backspace (DEL or BS) takes
+            // back the last character (a whole UTF-8 sequence), Ctrl-U the whole line.
+            0x7f | 0x08 => {
+                while let Some(c) = self.line.pop() { if c & 0xc0 != 0x80 { break } }
+            }
+            0x15 => { self.line.clear(); self.line_overflow = false; }
             b'\n' => {
                 let line = core::mem::take(&mut self.line);
                 if core::mem::replace(&mut self.line_overflow, false) { self.console(b"console: line longer than 4096 bytes ignored\n"); return }
@@ -680,6 +686,16 @@ mod tests {
         h.recv(&mut srv);
         let text: Vec<u8> = h.take().iter().filter(|(t, _)| *t == T_CONSOLE).flat_map(|(_, v)| v.get("text").unwrap().as_bytes().unwrap().to_vec()).collect();
         assert!(String::from_utf8_lossy(&text).contains("$ echo still here\nstill here\n"));
+    }
+
+    #[test]
+    fn typed_lines_can_be_edited() {
+        let mut srv = server();
+        srv.mirror = Some(Vec::new());
+        // Backspace (DEL and BS, a two-byte character taken back whole), then Ctrl-U.
+        srv.feed("echo ab\u{e9}\x7f\x7fc\x08d\n".as_bytes());
+        srv.feed(b"junk\x15echo clean\n");
+        assert_eq!(String::from_utf8_lossy(srv.mirror.as_ref().unwrap()), "$ echo ad\nad\n$ echo clean\nclean\n");
     }
 
     #[test]
