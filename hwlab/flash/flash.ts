@@ -881,11 +881,15 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
     // A disk keeps its old head until the new one is written last: zero it now.
     if (!fresh) { await writeFull(bfh, Buffer.alloc(HEAD), Math.min(HEAD, t.size), 0); await bfh.datasync(); }
     const it = chunksOf(src, ranges, bmap ? bmap.imageSize : null, pool, chunkBytes, (n) => { imageLen = n; });
-    let pending = it.next();
+    // The next chunk is read while this one is written. When the write fails first, the flash
+    // ends without awaiting that read; it is marked handled so its own failure (a source cut
+    // off as the flash stops) cannot surface later as an unhandled rejection that kills the process.
+    const next = () => { const p = it.next(); p.catch(() => {}); return p; };
+    let pending = next();
     for (;;) {
       const r = await pending;
       if (r.done) break;
-      pending = it.next();
+      pending = next();
       const c = r.value;
       const data = c.buf.subarray(0, c.length);
       done += c.length;
