@@ -7,6 +7,7 @@ export { encodeEntry, decodeEntry, decodeEntryTrusted, entryHash, readHeader, GE
 export { Sequencer, type Appended, type ProposeResult, type SequencerOptions } from './sequencer.ts';
 export { systemReducer, type SystemState } from './reducers/system.ts';
 export { osReducer, OS_ACTIONS, checkArgs, hasCap, jobResult, INITIAL_CAPS, type OsState } from './reducers/os.ts';
+export { labReducer, LAB_ACTIONS, checkLabArgs, type LabState, type LabDevice } from './reducers/lab.ts';
 export { stateHash } from './reducers/state-hash.ts';
 export { Replayer, replay, Seeker } from './replay.ts';
 export { ChainVerifier, verifyChain, type VerifyFailure } from './verify.ts';

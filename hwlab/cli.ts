@@ -12,6 +12,7 @@ import { inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
 import { flash, verifyOnly } from './flash/flash.ts';
 import { runCommands, type Step } from './run.ts';
+import { recordLab, readHistory, labLogPath, type LabRecord } from './history.ts';
 import { readTrustedKey, type OrbimgInfo } from './flash/orbimg.ts';
 import { progressSink, human } from './progress.ts';
 import { power, type PowerAction, type PowerResult } from './power.ts';
@@ -46,6 +47,8 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
                                            --expect (in order, after that CMD's echo)
   capture DEVICE -o FILE [--until SEQ] [--for 30s]
                                            stream the device's Axiom log into FILE (resumes FILE)
+  history [DEVICE]                         what the lab did to each device (flashes, boots, power,
+                                           runs), replayed from the lab's own Axiom log
   replay FILE                              verify a trace, replay it, compare with its checkpoints
   verify-trace FILE                        check a trace file's chain only
   export FILE --format chrome -o OUT       Chrome trace JSON (opens in Perfetto)
@@ -284,6 +287,21 @@ Object.assign(commands, {
     } finally { lock.release(); }
   },
 
+  async history(args, { lab }) {
+    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true });
+    const l = lab();
+    if (positionals[0]) getDevice(l, positionals[0]);
+    const h = await readHistory(l.stateDir);
+    const devices = positionals[0] ? h.devices.filter((d) => d.name === positionals[0]) : h.devices;
+    const when = (t: number) => (t > 0 ? new Date(t).toISOString() : '?');
+    const rows = devices.map((d) => {
+      const f = d.lastFlash ? `; last ${d.lastFlash.status}${d.lastFlash.code ? ` (${d.lastFlash.code})` : ''} ${d.lastFlash.image}${d.lastFlash.blake3 ? `, blake3 ${d.lastFlash.blake3.slice(0, 16)}…` : ''} at ${when(d.lastFlash.time)}` : '';
+      const b = d.lastBoot ? `; last ${d.lastBoot.ok ? `ok (stage ${d.lastBoot.stage || 'none'}, ${(d.lastBoot.bootMs / 1000).toFixed(3)} s)` : `FAILED (${d.lastBoot.blame}: ${d.lastBoot.code}, stage ${d.lastBoot.stage || 'none'})`} at ${when(d.lastBoot.time)}` : '';
+      return `${d.name.padEnd(14)} flashes ${d.flashes} (${d.flashFailures} failed)${f}\n${' '.repeat(15)}boots ${d.boots} (${d.bootFailuresOs} the OS's failures, ${d.bootFailuresLab} the lab's)${b}\n${' '.repeat(15)}power ${d.power || 'never switched'}${d.powerFailures ? ` (${d.powerFailures} failed)` : ''}; runs ${d.runs} (${d.runFailures} failed)`;
+    });
+    return { result: { ok: true, ...h, devices }, text: rows.length ? `${rows.join('\n')}\n(${h.entries} entries in ${h.file}; orbital-lab replay verifies it)` : `nothing recorded yet in ${h.file}` };
+  },
+
   async capture(args, { lab, signal, json }) {
     const { values, positionals } = parseArgs({ args, options: { o: { type: 'string', short: 'o' }, out: { type: 'string' }, until: { type: 'string' }, for: { type: 'string' }, append: { type: 'string' } }, allowPositionals: true });
     const l = lab();
@@ -401,6 +419,55 @@ devices:
 `;
 }
 
+/** Appends what a command did to the lab's log; a failure to record is said, never the command's failure. */
+async function record(l: Lab, recs: LabRecord[], err: (s: string) => void): Promise<void> {
+  if (recs.length === 0) return;
+  try { await recordLab(l.stateDir, recs); } catch (e) { err(`orbital-lab: warning: not recorded in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`); }
+}
+
+/**
+ * What a command did, as lab-domain records (docs/lab-domain.md): flashes, power switches, boots
+ * and runs, whether they worked or not. Nothing is recorded for bad usage or a device someone else
+ * holds - nothing happened to the device then.
+ */
+function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: LabError | null): LabRecord[] {
+  if (!['flash', 'power', 'boot', 'run'].includes(cmd)) return [];
+  if (e && (e.blame === 'usage' || e.code === 'device-locked')) return [];
+  const device = args.find((a) => !a.startsWith('-'));
+  if (!device || !l.devices.has(device)) return [];
+  const r = (result ?? {}) as Record<string, any>;
+  const code = (x: { code?: string } | undefined | null) => String(x?.code ?? '').slice(0, 64);
+  const flashRec = (f: Record<string, any> | null, image: string): LabRecord => ({ action: 'flash', args: {
+    device, image: image.slice(0, 4096), status: f ? f.status : 'failed', blake3: f ? String(f.blake3 ?? '') : '', bytes: f ? Number(f.bytesWritten ?? 0) : 0, code: e ? code(e) : '' } });
+  const imageArg = () => args.filter((a) => !a.startsWith('-'))[1] ?? '';
+  switch (cmd) {
+    case 'flash': return [flashRec(e ? null : r, e ? imageArg() : String(r.source?.path ?? imageArg()))];
+    case 'power': {
+      const action = args.filter((a) => !a.startsWith('-'))[1];
+      if (!['on', 'off', 'cycle'].includes(action ?? '')) return [];
+      return [{ action: 'power', args: { device, action: action!, ok: e ? 0 : 1, code: e ? code(e) : '' } }];
+    }
+    case 'boot': {
+      const out: LabRecord[] = [];
+      const img = args[args.indexOf('--image') + 1];
+      if (r.flash) out.push(flashRec(r.flash, String(r.flash.source?.path ?? img ?? '')));
+      // A flash that failed before the boot: the device was never powered, so no boot is recorded.
+      else if (e && args.includes('--image') && /^flash before boot failed/.test(e.message)) return [flashRec(null, img ?? '')];
+      const f = e ? { blame: e.blame === 'os' ? 'os' : 'lab', code: e.code } : r.failure;
+      out.push({ action: 'boot', args: { device, boot_id: String(r.bootId ?? ''), ok: !e && r.ok ? 1 : 0, stage: String(r.stage ?? '').slice(0, 64), blame: f ? String(f.blame) : '', code: code(f), boot_ms: Math.max(0, Math.round(Number(r.bootMs ?? 0))) } });
+      return out;
+    }
+    case 'run': {
+      const f = e ? { blame: e.blame === 'os' ? 'os' : 'lab', code: e.code } : r.failure;
+      // run --boot booted the device first: that boot is recorded as a boot too.
+      const bt = r.boot as Record<string, any> | undefined;
+      const booted: LabRecord[] = bt ? [{ action: 'boot', args: { device, boot_id: String(r.bootId ?? ''), ok: bt.ok ? 1 : 0, stage: String(bt.stage ?? '').slice(0, 64), blame: bt.failure ? String(bt.failure.blame) : '', code: code(bt.failure), boot_ms: Math.max(0, Math.round(Number(bt.bootMs ?? 0))) } }] : [];
+      return [...booted, { action: 'run', args: { device, ok: !e && r.ok ? 1 : 0, commands: Array.isArray(r.steps) ? r.steps.length : 0, blame: f ? String(f.blame) : '', code: code(f) } }];
+    }
+  }
+  return [];
+}
+
 /** Registers another command (power/boot/console/trace modules add theirs). */
 export function addCommand(name: string, h: Handler): void { commands[name] = h; }
 
@@ -453,7 +520,14 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     if (rest.slice(1, ddash < 0 ? undefined : ddash).some((a) => a === '--help' || a === '-h')) { out(usageOf(cmd)); return EXIT.ok; }
     let cached: Lab | undefined;
     const lab = () => (cached ??= loadLab(labPath(labOpt)));
-    const r = await h(rest.slice(1), { lab, labFile: labPath(labOpt), io: { json, out, err }, signal: ac.signal, json });
+    let r: Awaited<ReturnType<Handler>>;
+    try {
+      r = await h(rest.slice(1), { lab, labFile: labPath(labOpt), io: { json, out, err }, signal: ac.signal, json });
+    } catch (e) {
+      if (cached && e instanceof LabError) await record(cached, labRecordsOf(cmd, rest.slice(1), cached, null, e), err);
+      throw e;
+    }
+    if (cached) await record(cached, labRecordsOf(cmd, rest.slice(1), cached, r.result, null), err);
     if (json) out(JSON.stringify(r.result)); else out(r.text);
     return r.exit ?? EXIT.ok;
   } catch (e) {

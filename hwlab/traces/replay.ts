@@ -3,12 +3,13 @@
 // ones. A divergence names the first checkpoint that disagrees, the window of entries since the
 // last one that agreed (the first divergent seq lies in it: the device records hashes, not
 // states), and a diff of the replayed state across that window with the entries that made it.
-import { initAxiom, systemReducer, osReducer, decodeEntryTrusted, describeEntry, jsonValue, Kind, Replayer, type Reducer } from '../../axiom/index.ts';
+import { initAxiom, systemReducer, osReducer, labReducer, decodeEntryTrusted, describeEntry, jsonValue, Kind, Replayer, type Reducer } from '../../axiom/index.ts';
 import { verifyAndReplayFile } from '../../axiom/node/replay-file.ts';
 import { scanTraceSync, verifyTraceFile, type VerifyFileResult } from '../../axiom/node/trace-file.ts';
 import { toHex } from '../../axiom/index.ts';
 
-export const DEVICE_REDUCERS: Reducer<any>[] = [systemReducer, osReducer];
+// The lab's own log (STATE/lab.orbtrace) is replayed by the same command: its checkpoints hold the lab domain.
+export const DEVICE_REDUCERS: Reducer<any>[] = [systemReducer, osReducer, labReducer];
 
 export interface StateChange { path: string; before: unknown; after: unknown }
 
