@@ -13,6 +13,7 @@ import { acquireLock } from './lock.ts';
 import { flash, verifyOnly } from './flash/flash.ts';
 import { runCommands, type Step } from './run.ts';
 import { recordLab, readHistory, labLogPath, type LabRecord } from './history.ts';
+import { GUEST_BOOT } from './guest-boot.ts';
 import { readTrustedKey, type OrbimgInfo } from './flash/orbimg.ts';
 import { progressSink, human } from './progress.ts';
 import { power, type PowerAction, type PowerResult } from './power.ts';
@@ -395,15 +396,7 @@ devices:
       kernel: ${rel(join(root, 'os-image/kernel/target/kernel/orbital-kernel.elf'))}
       memory: 256
     flash: { target: .orbital/lab/images/vm-1.img }   # a disk image file for \`flash vm-1 IMG\`
-    boot:
-      milestones:
-        - { name: kernel, pattern: "orbital kernel: long mode" }
-        - { name: cpu, pattern: "cpu: GDT" }
-        - { name: memory, pattern: "memory: .* MiB usable" }
-        - { name: axiom, pattern: "axiom: sequencer booted" }
-      success: "ready: head"
-      reset: 'SeaBIOS \\(version'
-    timeouts: { boot: 60s }
+${GUEST_BOOT}    timeouts: { boot: 60s }
   # The hosted OS, reached over its link socket (start it: npm run os -- serve).
   hosted:
     kind: serial-board

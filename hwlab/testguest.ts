@@ -23,13 +23,5 @@ export function guestArtifacts(opts: { iso?: boolean } = {}): { elf: string; iso
   return { elf: join(dir, 'kernel.elf'), iso: opts.iso ? join(dir, 'orbital.iso') : undefined, dir };
 }
 
-/** Boot patterns for the guest kernel's stage lines. */
-export const GUEST_BOOT = `    boot:
-      milestones:
-        - { name: kernel, pattern: "orbital kernel: long mode" }
-        - { name: cpu, pattern: "cpu: GDT" }
-        - { name: memory, pattern: "memory: .* MiB usable" }
-        - { name: axiom, pattern: "axiom: sequencer booted" }
-      success: "ready: head"
-      reset: "SeaBIOS \\\\(version"
-`;
+/** Boot patterns for the guest kernel's stage lines (those `orbital-lab init` writes). */
+export { GUEST_BOOT } from './guest-boot.ts';
