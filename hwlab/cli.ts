@@ -12,7 +12,7 @@ import { inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
 import { flash, verifyOnly } from './flash/flash.ts';
 import { runCommands, type Step } from './run.ts';
-import { recordLab, readHistory, labLogPath, type LabRecord } from './history.ts';
+import { recordLab, readHistory, labLogPath, type DeviceHistory, type LabRecord } from './history.ts';
 import { GUEST_BOOT } from './guest-boot.ts';
 import { readTrustedKey, type OrbimgInfo } from './flash/orbimg.ts';
 import { progressSink, human } from './progress.ts';
@@ -108,16 +108,23 @@ const commands: Record<string, Handler> = {
     const { values } = parseArgs({ args, options: { tag: { type: 'string', multiple: true } }, allowPositionals: false });
     const l = lab();
     const list = inventory(l, values.tag ?? []);
+    // The last boot and run of each device, from the lab log (a log that cannot be read is said, not fatal).
+    let hist: Map<string, DeviceHistory> = new Map();
+    let histWhy: string | undefined;
+    try { hist = new Map((await readHistory(l.stateDir)).devices.map((d) => [d.name, d])); } catch (e) { histWhy = `lab log ${labLogPath(l.stateDir)} unreadable: ${(e as Error).message}`; }
     const rows = list.map((d) => {
+      const h = hist.get(d.name);
+      const lb = h?.lastBoot ? `; last boot ${h.lastBoot.ok ? `ok (${(h.lastBoot.bootMs / 1000).toFixed(3)} s)` : `FAILED (${h.lastBoot.blame}: ${h.lastBoot.code})`} ${new Date(h.lastBoot.time).toISOString()}` : '';
       const who = d.state === 'in-use' ? `in use by ${d.holder!.owner} (pid ${d.holder!.pid}, since ${d.holder!.since}, "${d.holder!.command}")` : d.state === 'stale-lock' ? `free (stale lock: ${d.staleWhy})` : 'free';
       const lt = d.console.latencyTimer;
       const cons = (d.console.found ? d.console.found === 'qemu' ? d.console.spec : `${d.console.spec} -> ${d.console.found}` : `${d.console.spec} (NOT FOUND)`) + (lt && lt.now > 1 ? ` (USB-serial latency timer ${lt.now} ms; a boot lowers it to 1 ms when it may)` : '');
       const img = d.image ? d.image.signed ? ` (signed image ${d.image.signed.name} ${d.image.signed.version}, id ${d.image.signed.id.slice(0, 16)}…, part '${d.image.signed.part}')` : ` (${d.image.source === STDIN ? 'stdin' : d.image.source}${d.image.blake3 ? `, blake3 ${d.image.blake3.slice(0, 16)}…` : ''}${d.image.signedWhy ? `; ${d.image.signedWhy}` : ''})` : '';
       const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}${img}` : 'never flashed';
       const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why}; ${d.power.exit ? `it ended: ${d.power.exit.summary}` : 'how it ended is unknown'})` : '; power off';
-      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
+      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${lb}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
     });
-    return { result: { ok: true, lab: l.path, devices: list }, text: rows.join('\n') || '(no devices)' };
+    const devices = list.map((d) => { const h = hist.get(d.name); return h ? { ...d, history: { boots: h.boots, lastBoot: h.lastBoot, runs: h.runs, runFailures: h.runFailures } } : d; });
+    return { result: { ok: true, lab: l.path, devices, ...(histWhy ? { historyError: histWhy } : {}) }, text: (rows.join('\n') || '(no devices)') + (histWhy ? `\n(${histWhy})` : '') };
   },
 
   async flash(args, { lab, signal, json }) {

@@ -55,6 +55,12 @@ describeWithTools(['qemu-system-x86_64'], 'run commands on the guest kernel in Q
     expect(r.steps[2]!.expect.map((e) => e.text)).toEqual(['one two', 'one two']);
     const log = readFileSync(r.log, 'utf8');
     expect(log).toMatch(/\+\d+\.\d{3}s \$ get color\n.*\+\d+\.\d{3}s blue\n/);
+    // The boot and the run are in the lab log: devices shows the last boot, history both.
+    const out: string[] = [];
+    expect(await main(['--lab', join(dir, 'lab.yaml'), '--json', 'devices'], { out: (x) => out.push(x), err: () => {} })).toBe(0);
+    const vm = (JSON.parse(out.pop()!).devices as Array<{ name: string; history?: { lastBoot: { ok: boolean; bootId: string }; runs: number } }>).find((d) => d.name === 'vm')!;
+    expect(vm.history!.lastBoot).toMatchObject({ ok: true, bootId: r.bootId });
+    expect(vm.history!.runs).toBeGreaterThanOrEqual(1);
   });
 
   it('fails as the OS\'s when an expectation is not met, naming what the device printed', async () => {
