@@ -43,7 +43,7 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   boot DEVICE [--image IMG [--part NAME] [--trust KEY.pub]...] [--log FILE] [--timeout 60s] [--retries N] [--append ARGS]
                                            power on with the console attached; report the boot
   console DEVICE [--watch]                 interactive console (--watch: read-only beside the writer)
-  run DEVICE [--boot] CMD [--expect RE]... [CMD [--expect RE]...]... [--timeout 5s] [--char-delay 10ms]
+  run DEVICE [--boot] CMD [--expect RE]... [CMD [--expect RE]...]... [--timeout 5s] [--char-delay 10ms] [--line-kill]
                                            type each CMD on the console, check its echo, then each
                                            --expect (in order, after that CMD's echo)
   capture DEVICE -o FILE [--until SEQ] [--for 30s]
@@ -260,7 +260,7 @@ Object.assign(commands, {
     } finally { lock.release(); }
   },
   async run(args, { lab, signal, json }) {
-    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, log: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true, tokens: true });
+    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true, tokens: true });
     // Order matters: each --expect belongs to the command before it.
     let device: string | undefined;
     const steps: Step[] = [];
@@ -286,7 +286,7 @@ Object.assign(commands, {
     const lock = acquireLock(l.stateDir, dev.name, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`);
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
-      const r = await runCommands({ lab: l, device: dev, steps, boot: values.boot, timeoutMs: dur(values.timeout, '--timeout'), bootTimeoutMs: dur(values['boot-timeout'], '--boot-timeout'), charDelayMs: dur(values['char-delay'], '--char-delay'), logPath: values.log ? resolve(values.log) : undefined, signal, onLine: showLine });
+      const r = await runCommands({ lab: l, device: dev, steps, boot: values.boot, timeoutMs: dur(values.timeout, '--timeout'), bootTimeoutMs: dur(values['boot-timeout'], '--boot-timeout'), charDelayMs: dur(values['char-delay'], '--char-delay'), lineKill: values['line-kill'], logPath: values.log ? resolve(values.log) : undefined, signal, onLine: showLine });
       const done = r.steps.filter((x) => x.echo && x.expect.every((e) => e.line !== null)).length;
       const text = r.ok
         ? `${dev.name}: ${r.steps.length} command(s) echoed, ${r.steps.reduce((n, x) => n + x.expect.length, 0)} expectation(s) met; log ${r.log}`

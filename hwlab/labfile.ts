@@ -22,6 +22,8 @@ export interface ConsoleSpec {
   chardev: 'serial' | 'virtio';
   /** Pause between typed characters of a scripted command (`run`), in ms: 0 = the line at once. */
   charDelayMs: number;
+  /** `run` types Ctrl-U (the line-kill character) before each command, dropping whatever is on the device's input line. */
+  lineKill: boolean;
 }
 
 export interface QemuSpec {
@@ -201,12 +203,13 @@ function device(v: V, node: YNode | undefined, f: string, name: string, dir: str
 
   // console
   const cn = k.get('console');
-  const cons: ConsoleSpec = { baud: 115200, chardev: 'serial', charDelayMs: 0 };
+  const cons: ConsoleSpec = { baud: 115200, chardev: 'serial', charDelayMs: 0, lineKill: false };
   if (cn !== undefined) {
     if (!isMap(cn)) v.fail(cn, `${f}.console`, 'must be a mapping');
     else {
-      const c = v.keys(cn, `${f}.console`, kind === 'qemu' ? ['chardev', 'char-delay'] : ['port', 'by-id', 'usb-serial', 'baud', 'char-delay']);
+      const c = v.keys(cn, `${f}.console`, kind === 'qemu' ? ['chardev', 'char-delay', 'line-kill'] : ['port', 'by-id', 'usb-serial', 'baud', 'char-delay', 'line-kill']);
       cons.charDelayMs = v.duration(c.get('char-delay'), `${f}.console.char-delay`) ?? 0;
+      cons.lineKill = v.bool(c.get('line-kill'), `${f}.console.line-kill`) ?? false;
       if (kind === 'qemu') {
         cons.chardev = v.oneOf(c.get('chardev'), `${f}.console.chardev`, ['serial', 'virtio'] as const) ?? 'serial';
       } else {
@@ -378,6 +381,12 @@ class V {
     const s = String(node.value);
     if (s.length === 0) { this.fail(node, field, 'must not be empty'); return undefined; }
     return s;
+  }
+  bool(node: YNode | undefined, field: string): boolean | undefined {
+    if (node === undefined) return undefined;
+    const val = isScalar(node) ? node.value : undefined;
+    if (typeof val !== 'boolean') { this.fail(node, field, `must be true or false${isScalar(node) ? ` (got ${JSON.stringify(node.value)})` : ''}`); return undefined; }
+    return val;
   }
   int(node: YNode | undefined, field: string, o: { min: number; max: number; required?: boolean; node?: unknown }): number | undefined {
     if (node === undefined) { if (o.required) this.fail(o.node, field, 'required'); return undefined; }

@@ -19,6 +19,7 @@ import { consoleSpecText } from './devices.ts';
 import { readVm, sleep } from './vm.ts';
 import { initAxiom } from '../axiom/index.ts';
 import { connectLink } from '../kernel-link/node/client.ts';
+import { editLine } from '../kernel-link/core/console.ts';
 import { randomBytes } from 'node:crypto';
 
 /** What a run needs of a console: its log and patterns (the watch), a way to type, and an end. */
@@ -54,6 +55,8 @@ export interface RunOptions {
   logPath?: string;
   /** Overrides the lab file's console.char-delay. */
   charDelayMs?: number;
+  /** Overrides the lab file's console.line-kill. */
+  lineKill?: boolean;
   signal?: AbortSignal;
   onLine?: (l: LogLine) => void;
 }
@@ -86,6 +89,7 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
     if (/[\r\n]/.test(s.cmd)) throw new LabError('bad-input', 'bad-usage', `run: one command per argument, without newlines (got ${JSON.stringify(s.cmd)})`);
   }
   const charDelayMs = o.charDelayMs ?? dev.console.charDelayMs;
+  const lineKill = o.lineKill ?? dev.console.lineKill;
   const timeoutMs = o.timeoutMs ?? dev.timeouts.console;
   // A qemu device that is off has no console to type on until it boots; boot it then.
   const vmOn = dev.kind === 'qemu' && readVm(o.lab.stateDir, dev.name).state === 'on';
@@ -163,7 +167,8 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
       echoDue = step.cmd;
       echoSeen = null;
       echoAcc = '';
-      await type(s, `${step.cmd}\n`, charDelayMs, o.signal);
+      // Ctrl-U first: whatever an earlier run or a person left on the device's input line goes.
+      await type(s, `${lineKill ? '\x15' : ''}${step.cmd}\n`, charDelayMs, o.signal);
       const deadline = performance.now() + timeoutMs;
       const echo = await waitFor((l) => l === echoSeen, deadline);
       echoDue = null;
@@ -268,7 +273,8 @@ async function linkConsole(o: RunOptions, path: string): Promise<RunConsole> {
     write: (b) => {
       pending += new TextDecoder().decode(b);
       let i: number;
-      while ((i = pending.indexOf('\n')) >= 0) { const line = pending.slice(0, i).replace(/\r$/, ''); pending = pending.slice(i + 1); chain = chain.then(() => runLine(line)); }
+      // Edited as the device edits a line typed on its console (Backspace, Ctrl-U), then proposed.
+      while ((i = pending.indexOf('\n')) >= 0) { const line = editLine(pending.slice(0, i)); pending = pending.slice(i + 1); chain = chain.then(() => runLine(line)); }
     },
     stop: async () => { await chain; closed = true; link.close(); watch.close(); },
   };

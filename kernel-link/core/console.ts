@@ -48,3 +48,18 @@ export class LineAssembler {
     this.emit({ t: this.t0, bytes: b, text: td.decode(b), partial });
   }
 }
+
+/**
+ * A typed line after a terminal's line editing, as the guest kernel's link server does it (os-image/kernel/src/link.rs): carriage returns
+ * dropped, Backspace (DEL or BS) takes back the last character, Ctrl-U the whole line so far.
+ */
+export function editLine(raw: string): string {
+  const out: string[] = [];
+  for (const c of raw) {
+    if (c === '\r') continue;
+    if (c === '\x7f' || c === '\b') out.pop();
+    else if (c === '\x15') out.length = 0;
+    else out.push(c);
+  }
+  return out.join('');
+}

@@ -10,7 +10,8 @@ import { openSerial } from '../../kernel-link/node/serial.ts';
 import { connectTransport } from '../../kernel-link/node/socket.ts';
 import { which } from '../../scripts/testkit.ts';
 import { HostedOs } from './hosted-os.ts';
-import { serveHosted, editLine } from './link.ts';
+import { serveHosted } from './link.ts';
+import { editLine } from '../../kernel-link/core/console.ts';
 import { describe, expect, it } from 'vitest';
 
 const CLI = new URL('./cli.ts', import.meta.url).pathname;

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { Duplex as DuplexStream } from 'node:stream';
 import type { LinkDevice, ProposeOutcome } from '../../kernel-link/core/device.ts';
 import { serveLink, type LinkServer, type ServeOptions } from '../../kernel-link/core/server.ts';
+import { editLine } from '../../kernel-link/core/console.ts';
 import { nodeCodec } from '../../kernel-link/node/crc.ts';
 import { StreamTransport, listenTransport, type Address, type Listener } from '../../kernel-link/node/socket.ts';
 import type { HostedOs } from './hosted-os.ts';
@@ -60,17 +61,3 @@ export function serveStdio(os: HostedOs, opts: ServeOptions = {}): LinkServer {
   return serveLink(new StreamTransport(duplex, 'stdio'), hostedLinkDevice(os), { ...nodeCodec, ...opts });
 }
 
-/**
- * A typed line after a terminal's line editing, as the guest kernel does it: carriage returns
- * dropped, Backspace (DEL or BS) takes back the last character, Ctrl-U the whole line so far.
- */
-export function editLine(raw: string): string {
-  const out: string[] = [];
-  for (const c of raw) {
-    if (c === '\r') continue;
-    if (c === '\x7f' || c === '\b') out.pop();
-    else if (c === '\x15') out.length = 0;
-    else out.push(c);
-  }
-  return out.join('');
-}
