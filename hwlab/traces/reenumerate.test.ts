@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describeWithTools } from '../../scripts/testkit.ts';
 import { scanTraceSync } from '../../axiom/node/trace-file.ts';
-import { HostedOs } from '../../os-image/hosted/hosted-os.ts';
 import { parseLab } from '../labfile.ts';
 import { captureTrace } from './capture.ts';
 import { replayTrace } from './replay.ts';
@@ -32,10 +31,14 @@ function entriesOf(file: string): string[] {
   if (existsSync(file)) scanTraceSync(file, (r) => { out.push(Buffer.from(r.entry).toString('hex')); });
   return out;
 }
+/** Boots the OS once (as the board does while unplugged from the lab) and commits n commands: `orbital-os serve --stdio`, JSON lines in. */
 async function addEntries(data: string, from: number, n: number): Promise<void> {
-  const os = await HostedOs.start({ dataDir: data, k: 16 });
-  for (let i = 0; i < n; i++) os.propose({ actor: 1, id: from + i, domain: 1, action: 'sh', args: { line: `set k${from + i} ${'v'.repeat(200)}` }, time: 0 });
-  os.close();
+  const p = spawn(process.execPath, [join(ROOT, 'bin/orbital-os.mjs'), 'serve', '--stdio', '--data', data, '--k', '16'], { stdio: ['pipe', 'ignore', 'inherit'] });
+  kids.push(p);
+  for (let i = 0; i < n; i++) p.stdin!.write(JSON.stringify({ id: from + i, action: 'sh', args: { line: `set k${from + i} ${'v'.repeat(200)}` } }) + '\n');
+  p.stdin!.end();
+  const code = await new Promise<number | null>((r) => p.once('exit', r));
+  if (code !== 0) throw new Error(`orbital-os serve --stdio exited ${code}`);
 }
 
 describeWithTools(['socat'], 'capture from a board that re-enumerates', () => {
