@@ -199,9 +199,11 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
       r.ms = performance.now() - t0;
       if (failure || fatal.length || ended) break;
     }
-    // The last command's output: lines until the console has been quiet for a moment.
+    // The last command's output: lines until the console has been quiet for a moment (at most the
+    // console timeout: a device that never stops printing does not hold the run).
     if (!failure && !fatal.length && !ended) {
-      for (let n = -1; n !== lines.length && !fatal.length && !ended;) { n = lines.length; await sleep(200); }
+      const until = performance.now() + timeoutMs;
+      for (let n = -1; n !== lines.length && !fatal.length && !ended && performance.now() < until;) { n = lines.length; await sleep(200); }
       if (fatal.length) await sleep(300); // the whole crash report lands in the log
     }
     // Each command's output: the lines after its echo, up to the next command's echo.
