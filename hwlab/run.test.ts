@@ -109,6 +109,7 @@ async function flakyBoard(o: { kmsgAt?: number } = {}) {
         send('\r\n');
         const [cmd, ...a] = line.trim().split(/\s+/);
         if (cmd === 'sum') send(`${Number(a[0]) + Number(a[1])}\r\n`);
+        else if (cmd === 'spam') { const t = setInterval(() => send('tick\r\n'), 50); closers.push(() => clearInterval(t)); }
         else if (cmd === 'panic') send('[  12.5] Kernel panic - not syncing: asked to\r\n[  12.6] ---[ end Kernel panic ]---\r\n');
         else if (cmd) send(`sh: ${cmd}: not found\r\n`);
         send('# ');
@@ -156,6 +157,15 @@ describeWithTools(['socat'], 'run commands on a serial board (socat pty, serialp
     expect(ok.steps[0]!.expect[0]!.text).toBe('5');
     expect(c.dropped()).toBe(0);
     c.stop();
+  });
+
+  it('ends after the console timeout when the device never stops printing after the last command', async () => {
+    const b = await flakyBoard();
+    // Without the bound this never returns (the test's timeout fails it).
+    const r = await runCommands({ lab: b.lab, device: b.dev, charDelayMs: 15, steps: [{ cmd: 'spam', expect: [{ name: 'tick', source: 'tick', regex: /tick/ }] }] });
+    expect(r.ok).toBe(true);
+    expect(r.steps[0]!.output.length).toBeGreaterThan(5);
+    b.stop();
   });
 
   it('finds an echo split by a kernel message printed in its middle', async () => {
