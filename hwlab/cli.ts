@@ -111,7 +111,11 @@ const commands: Record<string, Handler> = {
     // The last boot and run of each device, from the lab log (a log that cannot be read is said, not fatal).
     let hist: Map<string, DeviceHistory> = new Map();
     let histWhy: string | undefined;
-    try { hist = new Map((await readHistory(l.stateDir)).devices.map((d) => [d.name, d])); } catch (e) { histWhy = `lab log ${labLogPath(l.stateDir)} unreadable: ${(e as Error).message}`; }
+    try {
+      const h = await readHistory(l.stateDir);
+      hist = new Map(h.devices.map((d) => [d.name, d]));
+      if (h.damaged) histWhy = `the lab log ${h.file} is damaged at entry ${h.damaged.seq} (${h.damaged.reason}); boots shown are those before it - see orbital-lab history`;
+    } catch (e) { histWhy = `lab log ${labLogPath(l.stateDir)} unreadable: ${(e as Error).message}`; }
     const rows = list.map((d) => {
       const h = hist.get(d.name);
       const lb = h?.lastBoot ? `; last boot ${h.lastBoot.ok ? `ok (${(h.lastBoot.bootMs / 1000).toFixed(3)} s)` : `FAILED (${h.lastBoot.blame}: ${h.lastBoot.code})`} ${new Date(h.lastBoot.time).toISOString()}` : '';
@@ -307,7 +311,8 @@ Object.assign(commands, {
       const b = d.lastBoot ? `; last ${d.lastBoot.ok ? `ok (stage ${d.lastBoot.stage || 'none'}, ${(d.lastBoot.bootMs / 1000).toFixed(3)} s)` : `FAILED (${d.lastBoot.blame}: ${d.lastBoot.code}, stage ${d.lastBoot.stage || 'none'})`} at ${when(d.lastBoot.time)}` : '';
       return `${d.name.padEnd(14)} flashes ${d.flashes} (${d.flashFailures} failed)${f}\n${' '.repeat(15)}boots ${d.boots} (${d.bootFailuresOs} the OS's failures, ${d.bootFailuresLab} the lab's)${b}\n${' '.repeat(15)}power ${d.power || 'never switched'}${d.powerFailures ? ` (${d.powerFailures} failed)` : ''}; runs ${d.runs} (${d.runFailures} failed)`;
     });
-    return { result: { ok: true, ...h, devices }, text: rows.length ? `${rows.join('\n')}\n(${h.entries} entries in ${h.file}; orbital-lab replay verifies it)` : `nothing recorded yet in ${h.file}` };
+    const dmg = h.damaged ? `\nthe lab log ${h.file} is DAMAGED at entry ${h.damaged.seq} (${h.damaged.reason}: ${h.damaged.message}): the history above is that of the ${h.entries} entries before it, and nothing more can be recorded until the file is moved aside (orbital-lab replay ${h.file} shows the damage)` : '';
+    return { result: { ok: !h.damaged, ...h, devices }, text: (rows.length ? `${rows.join('\n')}\n(${h.entries} entries in ${h.file}; orbital-lab replay verifies it)` : `nothing recorded yet in ${h.file}`) + dmg, exit: h.damaged ? EXIT.lab : EXIT.ok };
   },
 
   async capture(args, { lab, signal, json }) {

@@ -3,7 +3,7 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { makeBmap, makeImage, makeLab, MiB } from './flash/testimg.ts';
@@ -45,6 +45,21 @@ describe('the lab log', () => {
     expect(rep.ok).toBe(true);
     expect(Object.keys(rep.final)).toContain('lab');
     expect(cli(['--lab', l.labFile, 'replay', labLogPath(l.lab.stateDir)]).code).toBe(0);
+
+    // A byte flipped in the middle of the log: history says so (exit 3) and shows what came
+    // before; a command still works and warns that it was not recorded; the log is not cut.
+    const log = labLogPath(l.lab.stateDir);
+    const bytes = readFileSync(log);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    writeFileSync(log, bytes);
+    const dh = cli(['--lab', l.labFile, '--json', 'history']);
+    expect(dh.code).toBe(3);
+    expect(dh.last).toMatchObject({ ok: false, damaged: { reason: expect.any(String) } });
+    expect(dh.last.entries).toBe(dh.last.damaged.seq);
+    const again = cli(['--lab', l.labFile, 'flash', 'dut', img]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/warning: not recorded in the lab log .*move .* aside/);
+    expect(readFileSync(log).equals(bytes)).toBe(true);
   });
 
   it('takes writers from several processes one at a time: every record kept, the chain whole', async () => {

@@ -7,8 +7,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { initAxiom, decodeEntry, Domain, Sequencer, systemReducer, labReducer, toHex, Replayer, decodeEntryTrusted, type LabDevice, type LabState, type ValueMap } from '../axiom/index.ts';
-import { TraceWriter, scanTraceSync } from '../axiom/node/trace-file.ts';
+import { initAxiom, decodeEntry, Domain, Sequencer, systemReducer, labReducer, toHex, type LabDevice, type LabState, type ValueMap } from '../axiom/index.ts';
+import { TraceWriter } from '../axiom/node/trace-file.ts';
+import { verifyAndReplayFile } from '../axiom/node/replay-file.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { LabError } from './errors.ts';
 
@@ -44,7 +45,11 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: { wai
     if (deviceId.length !== 16) throw new LabError('bad-input', 'bad-usage', `${idFile} does not hold a 16-byte hex id; remove it to start a new lab log`);
     const bootId = new Uint8Array(randomBytes(16));
     const restored: Array<{ encoded: Uint8Array; hash: Uint8Array }> = [];
-    const { writer, header } = TraceWriter.open(labLogPath(stateDir), { deviceId, bootId, k: LAB_K }, (encoded, hash) => restored.push({ encoded, hash }), 'always');
+    let opened;
+    try { opened = TraceWriter.open(labLogPath(stateDir), { deviceId, bootId, k: LAB_K }, (encoded, hash) => restored.push({ encoded, hash }), 'always'); } catch (e) {
+      throw new LabError('io', 'trace-bad', `${(e as Error).message.replace(/ — verify it with .*$/, '')}; move ${labLogPath(stateDir)} aside to start a new lab log (orbital-lab replay shows the damage)`, 'lab');
+    }
+    const { writer, header } = opened;
     try {
       const seq = new Sequencer({ deviceId, bootId, os: 'orbital-lab', k: header.k, reducers: [systemReducer, labReducer] });
       for (const r of restored) {
@@ -69,14 +74,23 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: { wai
 
 export interface DeviceHistory extends LabDevice { name: string }
 
-/** Replays the lab log: each device's history, and how many entries the log holds. */
-export async function readHistory(stateDir: string): Promise<{ file: string; entries: number; devices: DeviceHistory[]; errors: number }> {
+export interface History {
+  file: string;
+  entries: number;
+  devices: DeviceHistory[];
+  errors: number;
+  /** The log is damaged from this seq on: the history is that of the entries before it. */
+  damaged?: { seq: number; reason: string; message: string };
+}
+
+/** Verifies and replays the lab log: each device's history (up to the first damaged entry, if any). */
+export async function readHistory(stateDir: string): Promise<History> {
   await initAxiom();
   const file = labLogPath(stateDir);
   if (!existsSync(file)) return { file, entries: 0, devices: [], errors: 0 };
-  const rep = new Replayer([systemReducer, labReducer]);
-  let entries = 0;
-  scanTraceSync(file, (r) => { rep.apply(decodeEntryTrusted(r.entry)); entries++; });
-  const s = rep.states[1] as LabState;
-  return { file, entries, devices: [...s.devices].map(([name, d]) => ({ name, ...d })).sort((a, b) => a.name.localeCompare(b.name)), errors: s.errors };
+  const r = await verifyAndReplayFile(file, [systemReducer, labReducer], { parallel: false });
+  const v = r.verify;
+  const s = r.replayer.replayer.states[1] as LabState;
+  const damaged = v.ok ? undefined : { seq: v.failure?.seq ?? v.error?.seq ?? 0, reason: v.failure?.reason ?? v.error?.reason ?? 'io', message: v.failure?.message ?? v.error?.message ?? '' };
+  return { file, entries: r.replayed, devices: [...s.devices].map(([name, d]) => ({ name, ...d })).sort((a, b) => a.name.localeCompare(b.name)), errors: s.errors, ...(damaged ? { damaged } : {}) };
 }
