@@ -438,17 +438,19 @@ async function record(l: Lab, recs: LabRecord[], err: (s: string) => void): Prom
 function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: LabError | null): LabRecord[] {
   if (!['flash', 'power', 'boot', 'run'].includes(cmd)) return [];
   if (e && (e.blame === 'usage' || e.code === 'device-locked')) return [];
-  const device = args.find((a) => !a.startsWith('-'));
-  if (!device || !l.devices.has(device)) return [];
   const r = (result ?? {}) as Record<string, any>;
+  // The device the command named: from its result, else the first argument that names one (a flag's value may come first).
+  const device = typeof r.device === 'string' && l.devices.has(r.device) ? r.device : args.find((a) => l.devices.has(a));
+  if (!device) return [];
+  const after = (k: number) => args.slice(args.indexOf(device) + 1).filter((a) => !a.startsWith('-'))[k];
   const code = (x: { code?: string } | undefined | null) => String(x?.code ?? '').slice(0, 64);
   const flashRec = (f: Record<string, any> | null, image: string): LabRecord => ({ action: 'flash', args: {
     device, image: image.slice(0, 4096), status: f ? f.status : 'failed', blake3: f ? String(f.blake3 ?? '') : '', bytes: f ? Number(f.bytesWritten ?? 0) : 0, code: e ? code(e) : '' } });
-  const imageArg = () => args.filter((a) => !a.startsWith('-'))[1] ?? '';
+  const imageArg = () => after(0) ?? '';
   switch (cmd) {
     case 'flash': return [flashRec(e ? null : r, e ? imageArg() : String(r.source?.path ?? imageArg()))];
     case 'power': {
-      const action = args.filter((a) => !a.startsWith('-'))[1];
+      const action = after(0);
       if (!['on', 'off', 'cycle'].includes(action ?? '')) return [];
       return [{ action: 'power', args: { device, action: action!, ok: e ? 0 : 1, code: e ? code(e) : '' } }];
     }
