@@ -25,7 +25,9 @@ describe('the lab log', () => {
     const img = join(l.dir, 'os.img');
     makeImage(img, 2 * MiB, [[0, 8192], [MiB, 4096]]);
     expect(cli(['--lab', l.labFile, 'flash', 'dut', img]).code).toBe(0);
-    expect(cli(['--lab', l.labFile, 'flash', 'dut', img]).code).toBe(0); // skipped: already there
+    // A flag and its value before the device: still recorded for the device (skipped: already there).
+    makeBmap(join(l.dir, 'os.bmap'), readFileSync(img), [[0, 8192], [MiB, 4096]]);
+    expect(cli(['--lab', l.labFile, 'flash', '--bmap', join(l.dir, 'os.bmap'), 'dut', img]).code).toBe(0);
     // A corrupted image (its bytes no longer match the bmap's SHA-256): the flash fails as the lab's
     // failure, and that is recorded too.
     const img2 = join(l.dir, 'os2.img');
