@@ -49,9 +49,9 @@ describeWithTools(['qemu-system-x86_64'], 'run commands on the guest kernel in Q
     expect(r.ok).toBe(true);
     expect(r.boot?.ok).toBe(true);
     expect(r.steps.map((s) => s.cmd)).toEqual(['set color blue', 'get color', 'echo one two']);
-    // The guest's shell echoes `$ CMD` on COM1 (where it was typed), then the answer.
-    expect(r.steps.map((s) => s.echo?.text)).toEqual(['$ set color blue', '$ get color', '$ echo one two']);
-    expect(r.steps[1]!.output).toEqual(['blue']);
+    // The guest echoes typed characters on COM1 (where they were typed), then its shell `$ CMD` and the answer.
+    expect(r.steps.map((s) => s.echo?.text)).toEqual(['set color blue', 'get color', 'echo one two']);
+    expect(r.steps[1]!.output).toEqual(['$ get color', 'blue']);
     expect(r.steps[2]!.expect.map((e) => e.text)).toEqual(['one two', 'one two']);
     const log = readFileSync(r.log, 'utf8');
     expect(log).toMatch(/\+\d+\.\d{3}s \$ get color\n.*\+\d+\.\d{3}s blue\n/);

@@ -19,7 +19,7 @@ import { consoleSpecText } from './devices.ts';
 import { readVm, sleep } from './vm.ts';
 import { initAxiom } from '../axiom/index.ts';
 import { connectLink } from '../kernel-link/node/client.ts';
-import { editLine } from '../kernel-link/core/console.ts';
+import { TypedLines } from '../kernel-link/core/console.ts';
 import { randomBytes } from 'node:crypto';
 
 /** What a run needs of a console: its log and patterns (the watch), a way to type, and an end. */
@@ -133,7 +133,11 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
       wake?.();
     });
     let ended: NonNullable<BootOutcome['failure']> | null = null;
-    s.watch.onFatal((f) => { if (echoSeen && f.line === echoSeen.n) return; fatal.push(f); wake?.(); });
+    // A line ending with the command typed is an echo of it (a terminal's, then a shell's `$ CMD`),
+    // not the device's output: not fatal, and not what an expectation is matched against.
+    let typedCmd: string | null = null;
+    const isEcho = (text: string) => typedCmd !== null && bare(text).trimEnd().endsWith(typedCmd.trimEnd());
+    s.watch.onFatal((f) => { if ((echoSeen && f.line === echoSeen.n) || isEcho(f.text)) return; fatal.push(f); wake?.(); });
     const onAbort = () => s.watch.fail({ blame: 'lab', code: 'cancelled', message: 'run cancelled' });
     o.signal?.addEventListener('abort', onAbort, { once: true });
     let bootOutcome: BootOutcome | undefined;
@@ -165,6 +169,7 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
       results.push(r);
       const outStart = lines.length;
       echoDue = step.cmd;
+      typedCmd = step.cmd;
       echoSeen = null;
       echoAcc = '';
       // Ctrl-U first: whatever an earlier run or a person left on the device's input line goes.
@@ -184,7 +189,7 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
       const echoAt = from;
       for (let i = 0; i < step.expect.length; i++) {
         const p = step.expect[i]!;
-        const hit = await waitFor((l) => patternHit(p, l.text), deadline);
+        const hit = await waitFor((l) => !isEcho(l.text) && patternHit(p, l.text), deadline);
         // The next expectation may match the same line again (`--expect one --expect two` on "one two").
         if (hit) from--;
         if (!hit) {
@@ -257,7 +262,7 @@ async function linkConsole(o: RunOptions, path: string): Promise<RunConsole> {
     if (e.t === 'disconnected') watch.fail({ blame: 'lab', code: 'console-gone', message: `${dev.name}: the link socket ${path} went away (${e.error.message})` });
     else if (e.t === 'closed-by-device') watch.fail({ blame: 'lab', code: 'console-gone', message: `${dev.name} closed the link (${e.reason}${e.detail ? `: ${e.detail}` : ''})` });
   });
-  let pending = '';
+  const typed = new TypedLines();
   let chain = Promise.resolve();
   const idBase = Date.now() * 1000;
   let n = 0;
@@ -273,10 +278,8 @@ async function linkConsole(o: RunOptions, path: string): Promise<RunConsole> {
   return {
     bootId, watch,
     write: (b) => {
-      pending += new TextDecoder().decode(b);
-      let i: number;
-      // Edited as the device edits a line typed on its console (Backspace, Ctrl-U), then proposed.
-      while ((i = pending.indexOf('\n')) >= 0) { const line = editLine(pending.slice(0, i)); pending = pending.slice(i + 1); chain = chain.then(() => runLine(line)); }
+      // Split and edited as the device reads a line typed on its console (Enter, Backspace, Ctrl-U), then proposed.
+      for (const line of typed.push(new TextDecoder().decode(b))) chain = chain.then(() => runLine(line));
     },
     stop: async () => { await chain; closed = true; link.close(); watch.close(); },
   };

@@ -63,3 +63,23 @@ export function editLine(raw: string): string {
   }
   return out.join('');
 }
+
+/**
+ * Typed console input as lines, the way the guest kernel reads it: Enter is CR (a terminal in raw
+ * mode), LF (a pipe) or CR LF, each ending the line once, even when the CR and the LF come in
+ * separate chunks; each line is edited (editLine) before it is returned.
+ */
+export class TypedLines {
+  private pending = '';
+  private lastCR = false;
+  push(text: string): string[] {
+    const out: string[] = [];
+    for (const c of text) {
+      const afterCR = this.lastCR;
+      this.lastCR = c === '\r';
+      if (c === '\n' && afterCR) continue;
+      if (c === '\r' || c === '\n') { out.push(editLine(this.pending)); this.pending = ''; } else if (this.pending.length < 65_536) this.pending += c;
+    }
+    return out;
+  }
+}

@@ -11,7 +11,7 @@ import { connectTransport } from '../../kernel-link/node/socket.ts';
 import { which } from '../../scripts/testkit.ts';
 import { HostedOs } from './hosted-os.ts';
 import { serveHosted } from './link.ts';
-import { editLine } from '../../kernel-link/core/console.ts';
+import { editLine, TypedLines } from '../../kernel-link/core/console.ts';
 import { describe, expect, it } from 'vitest';
 
 const CLI = new URL('./cli.ts', import.meta.url).pathname;
@@ -72,5 +72,11 @@ describe('typed console lines', () => {
     expect(editLine('echo ab\u00e9\x7f\x7fc\bd')).toBe('echo ad');
     expect(editLine('junk\x15echo clean\r')).toBe('echo clean');
     expect(editLine('\x7f\x7fok')).toBe('ok');
+  });
+  it('end at CR, LF or CR LF - once, even with the CR and the LF in separate chunks', () => {
+    const t = new TypedLines();
+    expect(t.push('echo a\recho b\necho c\r\necho d\r')).toEqual(['echo a', 'echo b', 'echo c', 'echo d']);
+    expect(t.push('\necho e')).toEqual([]);
+    expect(t.push('\x7fx\r')).toEqual(['echo x']);
   });
 });

@@ -5,13 +5,13 @@ import type { Duplex } from 'node:stream';
 import { Duplex as DuplexStream } from 'node:stream';
 import type { LinkDevice, ProposeOutcome } from '../../kernel-link/core/device.ts';
 import { serveLink, type LinkServer, type ServeOptions } from '../../kernel-link/core/server.ts';
-import { editLine } from '../../kernel-link/core/console.ts';
+import { TypedLines } from '../../kernel-link/core/console.ts';
 import { nodeCodec } from '../../kernel-link/node/crc.ts';
 import { StreamTransport, listenTransport, type Address, type Listener } from '../../kernel-link/node/socket.ts';
 import type { HostedOs } from './hosted-os.ts';
 
 export function hostedLinkDevice(os: HostedOs): LinkDevice {
-  let pendingInput = '';
+  const lines = new TypedLines();
   let inputSeq = 0;
   return {
     info: () => ({ deviceId: os.deviceId, bootId: os.bootId, os: os.info.os, head: os.head, headHash: os.headHash }),
@@ -26,11 +26,7 @@ export function hostedLinkDevice(os: HostedOs): LinkDevice {
     onConsole(listener) { return os.onConsole(listener); },
     consoleInput(bytes) {
       // A person typing at the console: each complete line becomes an `sh` action of the session.
-      pendingInput += new TextDecoder().decode(bytes);
-      let i: number;
-      while ((i = pendingInput.indexOf('\n')) >= 0) {
-        const line = editLine(pendingInput.slice(0, i));
-        pendingInput = pendingInput.slice(i + 1);
+      for (const line of lines.push(new TextDecoder().decode(bytes))) {
         os.propose({ actor: 1, id: Date.now() * 1000 + (inputSeq++ % 1000), domain: 1, action: 'sh', args: { line }, time: 0 });
       }
     },

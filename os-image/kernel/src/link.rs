@@ -82,6 +82,10 @@ pub struct Server {
     /// Some: the `sh` echoes are also gathered here for a second console (COM1 while the link is
     /// on virtio, so a person or a lab typing on COM1 sees the answer where they typed).
     pub mirror: Option<Vec<u8>>,
+    /// The last console byte was a CR: a LF right after it ends nothing more (CR LF is one Enter).
+    last_cr: bool,
+    /// The bytes being fed were typed on the mirror's console (COM1): echo them there.
+    pub typed_on_mirror: bool,
 }
 
 fn int(m: &Value, k: &str) -> Result<i64, String> { m.get(k).and_then(|v| v.as_int()).ok_or_else(|| format!("missing or non-int '{}'", k)) }
@@ -95,7 +99,7 @@ impl Server {
             seq: Sequencer::new(device, boot, os, k), log: VecDeque::new(), base: 0, log_bytes: 0, log_cap,
             dec: Decoder::new(max_frame), session: None, out: Vec::with_capacity(64 * 1024), queue: VecDeque::new(), front_pos: 0, queued: 0,
             console_backlog: VecDeque::new(), line: Vec::new(), line_overflow: false, console_ids: 0,
-            device, boot, os: String::from(os), max_frame, stats: Stats::default(), mirror: None,
+            device, boot, os: String::from(os), max_frame, stats: Stats::default(), mirror: None, last_cr: false, typed_on_mirror: false,
         };
         let mut a = Vec::new();
         srv.seq.boot(&mut a);
@@ -222,15 +226,31 @@ impl Server {
     /// Console input: a typed line runs as an `sh` action of actor 0 (the device itself).
     fn text_in(&mut self, b: u8) {
         self.stats.text_in += 1;
+        // Enter is CR from a terminal in raw mode (picocom, orbital-lab console), LF from a pipe,
+        // CR LF from some: each ends the line once.
+        let after_cr = core::mem::replace(&mut self.last_cr, b == b'\r');
+        if b == b'\n' && after_cr { return }
+        // Characters typed on COM1 beside a virtio link are echoed there, as a terminal's line
+        // discipline echoes them (not text that came over the link: nobody types that on COM1).
+        if let (true, Some(m)) = (self.typed_on_mirror, self.mirror.as_mut()) {
+            if m.len() < 64 * 1024 {
+                match b {
+                    b'\r' | b'\n' => m.extend_from_slice(b"\r\n"),
+                    0x7f | 0x08 => { if !self.line.is_empty() { m.extend_from_slice(b"\x08 \x08") } }
+                    0x15 => m.extend_from_slice(b"^U\r\n"),
+                    0x20..=0x7e | 0x80..=0xff | b'\t' => m.push(b),
+                    _ => {}
+                }
+            }
+        }
         match b {
-            b'\r' => {}
             // Line editing as a terminal's line discipline does it: Backspace (DEL or BS) takes
             // back the last character (a whole UTF-8 sequence), Ctrl-U the whole line.
             0x7f | 0x08 => {
                 while let Some(c) = self.line.pop() { if c & 0xc0 != 0x80 { break } }
             }
             0x15 => { self.line.clear(); self.line_overflow = false; }
-            b'\n' => {
+            b'\r' | b'\n' => {
                 let line = core::mem::take(&mut self.line);
                 if core::mem::replace(&mut self.line_overflow, false) { self.console(b"console: line longer than 4096 bytes ignored\n"); return }
                 match core::str::from_utf8(&line) {
@@ -692,10 +712,14 @@ mod tests {
     fn typed_lines_can_be_edited() {
         let mut srv = server();
         srv.mirror = Some(Vec::new());
+        srv.typed_on_mirror = true;
         // Backspace (DEL and BS, a two-byte character taken back whole), then Ctrl-U.
         srv.feed("echo ab\u{e9}\x7f\x7fc\x08d\n".as_bytes());
-        srv.feed(b"junk\x15echo clean\n");
-        assert_eq!(String::from_utf8_lossy(srv.mirror.as_ref().unwrap()), "$ echo ad\nad\n$ echo clean\nclean\n");
+        srv.feed(b"junk\x15echo clean\r");
+        // Enter as CR (a raw terminal), LF (a pipe) or CR LF ends the line once.
+        srv.feed(b"echo x\r\necho y\n");
+        assert_eq!(String::from_utf8_lossy(srv.mirror.as_ref().unwrap()),
+            "echo ab\u{e9}\x08 \x08\x08 \x08c\x08 \x08d\r\n$ echo ad\nad\njunk^U\r\necho clean\r\n$ echo clean\nclean\necho x\r\n$ echo x\nx\necho y\r\n$ echo y\ny\n");
     }
 
     #[test]
@@ -705,7 +729,10 @@ mod tests {
         assert!(srv.mirror.is_none());
         // COM1 beside a virtio link: the answer also goes where it was typed.
         srv.mirror = Some(Vec::new());
+        srv.feed(b"echo over the link\n");
+        srv.typed_on_mirror = true;
         srv.feed(b"set a 1\nget nokey\n");
-        assert_eq!(String::from_utf8_lossy(srv.mirror.as_ref().unwrap()), "$ set a 1\na=1\n$ get nokey\nno such key: nokey (error)\n");
+        // The line that came over the link is answered there too, but its characters are not echoed.
+        assert_eq!(String::from_utf8_lossy(srv.mirror.as_ref().unwrap()), "$ echo over the link\nover the link\nset a 1\r\n$ set a 1\na=1\nget nokey\r\n$ get nokey\nno such key: nokey (error)\n");
     }
 }

@@ -244,7 +244,7 @@ fn virtio_loop(mut srv: Server, mut c: virtio::Console) -> ! {
         }
         // Anything typed on COM1 (a person at the serial console) is console input too, and the
         // shell's answers are shown there as well as on the link.
-        if let Some(b) = serial::read_byte() { srv.feed(&[b]) }
+        if let Some(b) = serial::read_byte() { srv.typed_on_mirror = true; srv.feed(&[b]); srv.typed_on_mirror = false; }
         if let Some(m) = srv.mirror.as_mut() { if !m.is_empty() { serial::write(m); m.clear(); } }
     }
 }
