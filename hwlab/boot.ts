@@ -231,6 +231,8 @@ async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string;
     close: () => {
       if (stopping || c !== cons) return;
       void (async () => {
+        // QEMU closes the console as it dies: give a loaded machine a moment to finish the exit.
+        for (let i = 0; i < 40 && pidAlive(rec.pid); i++) await sleep(50);
         const ex = pidAlive(rec.pid) ? null : await waitExit(rec);
         await sleep(300); // the last lines (a crash report) land first
         const sd = shutdown as { guest: boolean; reason: string } | null;
