@@ -447,6 +447,8 @@ function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: L
   const flashRec = (f: Record<string, any> | null, image: string): LabRecord => ({ action: 'flash', args: {
     device, image: image.slice(0, 4096), status: f ? f.status : 'failed', blake3: f ? String(f.blake3 ?? '') : '', bytes: f ? Number(f.bytesWritten ?? 0) : 0, code: e ? code(e) : '' } });
   const imageArg = () => after(0) ?? '';
+  const bootRec = (ok: boolean, stage: unknown, f: { blame?: string; code?: string } | undefined | null, bootMs: unknown): LabRecord => ({ action: 'boot', args: {
+    device, boot_id: String(r.bootId ?? ''), ok: ok ? 1 : 0, stage: String(stage ?? '').slice(0, 64), blame: f ? String(f.blame) : '', code: code(f), boot_ms: Math.max(0, Math.round(Number(bootMs ?? 0))) } });
   switch (cmd) {
     case 'flash': return [flashRec(e ? null : r, e ? imageArg() : String(r.source?.path ?? imageArg()))];
     case 'power': {
@@ -460,15 +462,14 @@ function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: L
       if (r.flash) out.push(flashRec(r.flash, String(r.flash.source?.path ?? img ?? '')));
       // A flash that failed before the boot: the device was never powered, so no boot is recorded.
       else if (e && args.includes('--image') && /^flash before boot failed/.test(e.message)) return [flashRec(null, img ?? '')];
-      const f = e ? { blame: e.blame === 'os' ? 'os' : 'lab', code: e.code } : r.failure;
-      out.push({ action: 'boot', args: { device, boot_id: String(r.bootId ?? ''), ok: !e && r.ok ? 1 : 0, stage: String(r.stage ?? '').slice(0, 64), blame: f ? String(f.blame) : '', code: code(f), boot_ms: Math.max(0, Math.round(Number(r.bootMs ?? 0))) } });
+      out.push(bootRec(!e && !!r.ok, r.stage, e ? { blame: e.blame === 'os' ? 'os' : 'lab', code: e.code } : r.failure, r.bootMs));
       return out;
     }
     case 'run': {
       const f = e ? { blame: e.blame === 'os' ? 'os' : 'lab', code: e.code } : r.failure;
       // run --boot booted the device first: that boot is recorded as a boot too.
       const bt = r.boot as Record<string, any> | undefined;
-      const booted: LabRecord[] = bt ? [{ action: 'boot', args: { device, boot_id: String(r.bootId ?? ''), ok: bt.ok ? 1 : 0, stage: String(bt.stage ?? '').slice(0, 64), blame: bt.failure ? String(bt.failure.blame) : '', code: code(bt.failure), boot_ms: Math.max(0, Math.round(Number(bt.bootMs ?? 0))) } }] : [];
+      const booted: LabRecord[] = bt ? [bootRec(!!bt.ok, bt.stage, bt.failure, bt.bootMs)] : [];
       return [...booted, { action: 'run', args: { device, ok: !e && r.ok ? 1 : 0, commands: Array.isArray(r.steps) ? r.steps.length : 0, blame: f ? String(f.blame) : '', code: code(f) } }];
     }
   }

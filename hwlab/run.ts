@@ -12,8 +12,7 @@
 // OS's failure however the expectations went. Every line goes to the boot log as for `boot`.
 import { LabError } from './errors.ts';
 import type { Device, Lab, Pattern } from './labfile.ts';
-import { patternHit, type BootOutcome, type FatalLine, type LogLine } from './console/capture.ts';
-import { BootWatch } from './console/capture.ts';
+import { BootWatch, patternHit, withoutStamp as bare, type BootOutcome, type FatalLine, type LogLine } from './console/capture.ts';
 import { defaultLogPath, powerOnSession } from './boot.ts';
 import { consoleSpecText } from './devices.ts';
 import { readVm, sleep } from './vm.ts';
@@ -74,9 +73,6 @@ export interface RunResult {
   charDelayMs: number;
 }
 
-/** Strips a leading device timestamp (`[  12.345 ms] `), as patterns see a line. */
-const STAMP = /^\[\s*\d+(?:\.\d+)?\s*(?:ms)?\]\s?/;
-const bare = (text: string) => text.replace(STAMP, '');
 /** A kernel message from its timestamp to the end of the line, wherever it starts (printk does not start a new line). */
 const KMSG = /\[\s*\d+(?:\.\d+)?\s*(?:ms)?\][^]*$/;
 

@@ -25,6 +25,9 @@ const STAMP = /^\[\s*(\d+(?:\.\d+)?)\s*(ms)?\]\s?/;
  * Whether a pattern matches a line: the line as it is, or the line without its device timestamp,
  * so `^CRASH\b` matches `[ 12.000 ms] CRASH ...` as it matches `CRASH ...`.
  */
+/** A line without its leading device timestamp (as patterns also see it). */
+export const withoutStamp = (text: string): string => text.replace(STAMP, '');
+
 export function patternHit(p: Pattern, text: string): boolean {
   if (p.regex.test(text)) return true;
   const m = STAMP.exec(text);
