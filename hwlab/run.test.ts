@@ -128,10 +128,12 @@ async function flakyBoard(o: { kmsgAt?: number; lossless?: boolean } = {}) {
   });
   // (stopped with the board: its fd number is soon another board's)
   const timers: NodeJS.Timeout[] = [];
-  const stop = () => { stopped = true; for (const t of timers) clearInterval(t); rs.destroy(); try { closeSync(wfd); } catch { /* closed */ } };
+  // The write fd stays open until the file's end: a write still queued when the board stops must
+  // not land on a later board that got the same fd number.
+  const stop = () => { stopped = true; for (const t of timers) clearInterval(t); rs.destroy(); };
   /** Leaves characters on the board's input line, as a lost run or a person would. */
   const pollute = (text: string) => { line += text; };
-  closers.push(stop);
+  closers.push(() => { stop(); try { closeSync(wfd); } catch { /* closed */ } });
   send('# ');
   return { dir, lab, dev: lab.devices.get('b')!, dropped: () => dropped, stop, pollute };
 }
