@@ -109,7 +109,9 @@ describe('lent entries (transientEntries)', () => {
     const faults = { delayMs: 3, duplicateChunk: 0.02, flipChunk: 0.01, cutChunk: 0.005 };
     const pipes: FaultyTransport[] = [];
     const c = createClient(async () => {
-      const [h, s] = memoryPair(); serveLink(s, dev, nodeCodec);
+      // Small frames (~1 entry each), so there are hundreds of chunks for the injector however the
+      // server batches under load: with the default 256 KiB frames a run could see too few to hit any.
+      const [h, s] = memoryPair(); serveLink(s, dev, { ...nodeCodec, targetFrame: 2048 });
       const f = new FaultyTransport(new LendingTransport(h), { receive: faults }, rng, nodeClock); pipes.push(f); return f;
     }, { transientEntries: true, reconnectDelayMs: 5, stallMs: 300, requestTimeoutMs: 300, maxReconnects: 1000 });
     const got: Uint8Array[] = [];
