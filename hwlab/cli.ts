@@ -5,7 +5,8 @@ import { parseArgs } from 'node:util';
 import { isatty } from 'node:tty';
 import { STDIN } from './flash/source.ts';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { junitOf } from './junit.ts';
 import { LabError, EXIT, exitCodeFor } from './errors.ts';
 import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Lab } from './labfile.ts';
 import { inventory } from './devices.ts';
@@ -25,6 +26,14 @@ import { readVm } from './vm.ts';
 import { replayTrace, verifyTrace } from './traces/replay.ts';
 import { exportChrome } from './traces/export.ts';
 
+/** Writes a report whole or not at all: a temporary file, fsynced, renamed over PATH. */
+function writeDurably(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o644);
+  try { writeSync(fd, text); fsyncSync(fd); } finally { closeSync(fd); }
+  renameSync(tmp, path);
+}
+
 const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
 
   init [--force]                           write a starter lab file: the guest kernel in QEMU,
@@ -43,9 +52,10 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   boot DEVICE [--image IMG [--part NAME] [--trust KEY.pub]...] [--log FILE] [--timeout 60s] [--retries N] [--append ARGS]
                                            power on with the console attached; report the boot
   console DEVICE [--watch]                 interactive console (--watch: read-only beside the writer)
-  run DEVICE [--boot] CMD [--expect RE]... [CMD [--expect RE]...]... [--timeout 5s] [--char-delay 10ms] [--line-kill]
+  run DEVICE [--boot] CMD [--expect RE]... [CMD [--expect RE]...]... [--timeout 5s] [--char-delay 10ms] [--line-kill] [--junit FILE]
                                            type each CMD on the console, check its echo, then each
-                                           --expect (in order, after that CMD's echo)
+                                           --expect (in order, after that CMD's echo; (?<name>..)
+                                           groups are recorded as fields); --junit: a JUnit report
   capture DEVICE -o FILE [--until SEQ] [--for 30s]
                                            stream the device's Axiom log into FILE (resumes FILE)
   history [DEVICE]                         what the lab did to each device (flashes, boots, power,
@@ -264,7 +274,7 @@ Object.assign(commands, {
     } finally { lock.release(); }
   },
   async run(args, { lab, signal, json }) {
-    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true, tokens: true });
+    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, junit: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true, tokens: true });
     // Order matters: each --expect belongs to the command before it.
     let device: string | undefined;
     const steps: Step[] = [];
@@ -287,15 +297,28 @@ Object.assign(commands, {
       if (ms === undefined) throw new LabError('bad-input', 'bad-usage', `${flag} must be a duration like ${flag === '--char-delay' ? '10ms' : '30s'} (got "${v}")`);
       return ms;
     };
+    const junitPath = values.junit === undefined ? undefined : resolve(values.junit);
+    if (junitPath !== undefined && (values.junit === '' || !existsSync(dirname(junitPath)))) throw new LabError('bad-input', 'bad-usage', `--junit ${values.junit}: ${values.junit === '' ? 'needs a file name' : `its folder ${dirname(junitPath)} does not exist`}`);
     const lock = acquireLock(l.stateDir, dev.name, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`);
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
+      const started = new Date();
+      const t0 = performance.now();
       const r = await runCommands({ lab: l, device: dev, steps, boot: values.boot, timeoutMs: dur(values.timeout, '--timeout'), bootTimeoutMs: dur(values['boot-timeout'], '--boot-timeout'), charDelayMs: dur(values['char-delay'], '--char-delay'), lineKill: values['line-kill'], logPath: values.log ? resolve(values.log) : undefined, signal, onLine: showLine });
       const done = r.steps.filter((x) => x.echo && x.expect.every((e) => e.line !== null)).length;
+      let junit: { junit?: string; junitError?: string } = {};
+      if (junitPath) {
+        // Written whatever the outcome (a failed run is what the report is for); a file that
+        // cannot be written is the lab's failure, after the run's own result is known.
+        try { writeDurably(junitPath, junitOf({ steps, result: r, started, ms: performance.now() - t0 })); junit = { junit: junitPath }; }
+        catch (e) { junit = { junitError: `cannot write the JUnit report ${junitPath}: ${(e as Error).message}` }; }
+      }
+      const fields = Object.entries(r.fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+      const tail = `${fields ? `; fields ${fields}` : ''}; log ${r.log}${junit.junit ? `; JUnit report ${junit.junit}` : ''}${junit.junitError ? `\n${junit.junitError}` : ''}`;
       const text = r.ok
-        ? `${dev.name}: ${r.steps.length} command(s) echoed, ${r.steps.reduce((n, x) => n + x.expect.length, 0)} expectation(s) met; log ${r.log}`
-        : `${dev.name}: run FAILED at ${r.steps.length ? `command ${r.steps.length} (${JSON.stringify(r.steps[r.steps.length - 1]!.cmd)}; ${done} before it passed)` : 'the boot'} - ${r.failure!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${r.failure!.code}): ${r.failure!.message}; log ${r.log}`;
-      return { result: r, text, exit: r.ok ? EXIT.ok : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
+        ? `${dev.name}: ${r.steps.length} command(s) echoed, ${r.steps.reduce((n, x) => n + x.expect.length, 0)} expectation(s) met${tail}`
+        : `${dev.name}: run FAILED at ${r.steps.length ? `command ${r.steps.length} (${JSON.stringify(r.steps[r.steps.length - 1]!.cmd)}; ${done} before it passed)` : 'the boot'} - ${r.failure!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${r.failure!.code}): ${r.failure!.message}${tail}`;
+      return { result: { ...r, ...junit }, text, exit: r.ok ? (junit.junitError ? EXIT.lab : EXIT.ok) : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
     } finally { lock.release(); }
   },
 

@@ -44,9 +44,11 @@ describeWithTools(['qemu-system-x86_64'], 'run commands on the guest kernel in Q
   });
 
   it('boots, types each command, checks its echo and the expectations after it, in order', async () => {
-    const { code, r } = await cli(['--lab', join(dir, 'lab.yaml'), 'run', 'vm', 'set color blue', '--expect', '^color=blue$', 'get color', '--expect', '^blue$', 'echo one two', '--expect', 'one', '--expect', 'two$']);
+    const { code, r } = await cli(['--lab', join(dir, 'lab.yaml'), 'run', 'vm', 'set color blue', '--expect', '^color=(?<color>\\w+)$', 'get color', '--expect', '^blue$', 'echo one two', '--expect', 'one', '--expect', 'two$', '--junit', join(dir, 'run.xml')]);
     expect(code).toBe(0);
     expect(r.ok).toBe(true);
+    expect(r.fields).toEqual({ color: 'blue' });
+    expect(readFileSync(join(dir, 'run.xml'), 'utf8')).toMatch(/<testsuite name="run on vm" tests="4" failures="0" errors="0" skipped="0"[^]*<testcase classname="orbital-lab.vm" name="boot"[^]*name="echo one two"/);
     expect(r.boot?.ok).toBe(true);
     expect(r.steps.map((s) => s.cmd)).toEqual(['set color blue', 'get color', 'echo one two']);
     // The guest echoes typed characters on COM1 (where they were typed), then its shell `$ CMD` and the answer.
@@ -230,6 +232,20 @@ describe('run commands on the hosted OS (link socket, no console)', () => {
     // Ctrl-U first (--line-kill) is line editing there too, not part of the command.
     expect((await cli([...lab, 'run', 'hosted', '--line-kill', 'get a', '--expect', '^1$'])).code).toBe(0);
     expect((await cli([...lab, 'run', 'hosted', '--boot', 'get a'])).code).toBe(2);
+    // Named groups are recorded; --junit writes the report of a failed run too.
+    const report = join(dir, 'report.xml');
+    const c = await cli([...lab, 'run', 'hosted', '--junit', report, '--timeout', '1500ms', 'set color green', '--expect', '^(?<key>\\w+)=(?<value>\\w+)$', 'get color', '--expect', '^blue$', 'get a']);
+    expect(c.code).toBe(1);
+    expect(c.r.steps[0]!.expect[0]!.fields).toEqual({ key: 'color', value: 'green' });
+    expect(c.r.fields).toEqual({ key: 'color', value: 'green' });
+    expect((c.r as RunResult & { junit?: string }).junit).toBe(report);
+    const xml = readFileSync(report, 'utf8');
+    expect(xml).toMatch(/<testsuite name="run on hosted" tests="3" failures="1" errors="0" skipped="1"/);
+    expect(xml).toContain('<property name="field.value" value="green"/>');
+    expect(xml).toMatch(/<testcase classname="orbital-lab.hosted" name="get color" time="[\d.]+">\n\s*<failure type="expect-timeout" message="hosted: after &quot;get color&quot; no line matched \/\^blue\$\/ within 1500 ms; it printed: &quot;green&quot;">unmet: \/\^blue\$\/<\/failure>/);
+    expect(xml).toMatch(/<testcase classname="orbital-lab.hosted" name="get a" time="0.000">\n\s*<skipped message="not typed: an earlier command failed"\/>/);
+    // A report folder that does not exist is bad usage, before anything is typed.
+    expect((await cli([...lab, 'run', 'hosted', '--junit', join(dir, 'no/such/dir/r.xml'), 'get a'])).code).toBe(2);
     os.kill('SIGKILL');
     await new Promise((r) => os.once('exit', r));
     const gone = await cli([...lab, 'run', 'hosted', 'get a']);

@@ -35,7 +35,11 @@ export interface StepResult {
   cmd: string;
   /** The echo line, or null when the command never came back. */
   echo: { line: number; t: number; text: string } | null;
-  expect: Array<{ pattern: string; line: number | null; t: number | null; text: string | null }>;
+  /**
+   * Each expectation and the line that met it. `fields`: the pattern's named groups
+   * (`(?<name>...)`) on that line, as twister's console harness records them.
+   */
+  expect: Array<{ pattern: string; line: number | null; t: number | null; text: string | null; fields?: Record<string, string> }>;
   /** Lines after the echo, up to the next command's (at most 1000 kept). */
   output: string[];
   ms: number;
@@ -71,6 +75,17 @@ export interface RunResult {
   fatal?: FatalLine[];
   failure?: NonNullable<BootOutcome['failure']> | { blame: 'lab' | 'os'; code: 'no-echo' | 'expect-timeout'; message: string; line?: number; text?: string };
   charDelayMs: number;
+  /** Every named group the met expectations captured, in order (a later capture of a name wins; each step keeps its own). */
+  fields: Record<string, string>;
+}
+
+/** The named groups of a pattern on a line (matched as patternHit does: with or without the device's timestamp), or undefined. */
+export function fieldsOf(p: Pattern, text: string): Record<string, string> | undefined {
+  const m = p.regex.exec(text) ?? p.regex.exec(bare(text));
+  if (!m?.groups) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.groups)) if (v !== undefined) out[k] = v;
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** A kernel message from its timestamp to the end of the line, wherever it starts (printk does not start a new line). */
@@ -139,7 +154,7 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
     let bootOutcome: BootOutcome | undefined;
     if (booting) {
       bootOutcome = await s.watch.done;
-      if (!bootOutcome.ok) return { ...base, ok: false, boot: bootOutcome, steps: [], failure: bootOutcome.failure!, ...(fatal.length ? { fatal } : {}) };
+      if (!bootOutcome.ok) return { ...base, ok: false, boot: bootOutcome, steps: [], failure: bootOutcome.failure!, fields: {}, ...(fatal.length ? { fatal } : {}) };
     }
     // The console going away (or the run being cancelled) ends the run at once.
     // (A fatal line settles a joined device's watch too: fatal lines are taken from onFatal above, where a command's own echo is told apart.)
@@ -195,7 +210,8 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
           }
           break;
         }
-        r.expect[i] = { pattern: p.name, line: hit.n, t: hit.t, text: hit.text };
+        const fields = fieldsOf(p, hit.text);
+        r.expect[i] = { pattern: p.name, line: hit.n, t: hit.t, text: hit.text, ...(fields ? { fields } : {}) };
       }
       r.ms = performance.now() - t0;
       if (failure || fatal.length || ended) break;
@@ -224,7 +240,9 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
       : end ?? failure;
     s.watch.endNote = why ? `run failed (${why.blame}: ${why.code}) at ${JSON.stringify(results[results.length - 1]?.cmd ?? '')}` : `run ok: ${results.length} command(s) echoed, every expectation met`;
     if (s.watch.endNote && booting) s.watch.annotate(s.watch.endNote);
-    return { ...base, ok: !why, ...(bootOutcome ? { boot: bootOutcome } : {}), steps: results, ...(fatal.length ? { fatal } : {}), ...(why ? { failure: why } : {}) };
+    const fields: Record<string, string> = {};
+    for (const r of results) for (const e of r.expect) Object.assign(fields, e.fields);
+    return { ...base, ok: !why, ...(bootOutcome ? { boot: bootOutcome } : {}), steps: results, ...(fatal.length ? { fatal } : {}), ...(why ? { failure: why } : {}), fields };
   } finally {
     await s.stop();
   }
