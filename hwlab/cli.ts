@@ -5,18 +5,18 @@ import { parseArgs } from 'node:util';
 import { isatty } from 'node:tty';
 import { STDIN } from './flash/source.ts';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { junitOf } from './junit.ts';
 import { LabError, EXIT, exitCodeFor } from './errors.ts';
-import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Lab } from './labfile.ts';
+import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Device, type Lab } from './labfile.ts';
 import { inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
-import { flash, verifyOnly } from './flash/flash.ts';
+import { flash, verifyOnly, type FlashOptions, type FlashProgress, type FlashResult } from './flash/flash.ts';
 import { runCommands, type Step } from './run.ts';
 import { recordLab, readHistory, labLogPath, type DeviceHistory, type LabRecord } from './history.ts';
 import { GUEST_BOOT } from './guest-boot.ts';
 import { readTrustedKey, type OrbimgInfo } from './flash/orbimg.ts';
-import { progressSink, human } from './progress.ts';
+import { progressSink, multiProgress, human } from './progress.ts';
 import { power, type PowerAction, type PowerResult } from './power.ts';
 import { boot, powerOnSession } from './boot.ts';
 import { watchConsole } from './console/hub.ts';
@@ -41,6 +41,9 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   devices [--tag T]...                     devices, their state and who holds them
   flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--no-direct] [--target PATH]
                                            write IMAGE (raw/.gz/.xz/.zst, + .bmap; - = stdin) and verify it
+  flash DEVICE DEVICE... IMAGE | flash --tag T... IMAGE
+                                           the same image onto several devices at once; one that
+                                           fails is reported and the others go on
   flash DEVICE FILE.orbimg [--part NAME] [--trust KEY.pub]...
                                            a signed Orbital image: check its signature and key
                                            (trusted: the lab file's trust: and --trust), write one part
@@ -88,6 +91,76 @@ function trustedKeys(l: Lab, flags: string[] | undefined): Uint8Array[] {
 /** The lines a flash of a signed image adds to its report. */
 function orbimgText(o: OrbimgInfo | undefined): string {
   return o ? `\nsigned image ${o.name} ${o.version} (id ${o.id.slice(0, 16)}…, key ${o.key.slice(0, 16)}…), part '${o.part.name}' (${human(o.part.size)}, blake3 matches the manifest)` : '';
+}
+
+function flashText(name: string, r: FlashResult): string {
+  const v = r.verify ? `verified ${human(r.verify.bytes)} through ${r.verify.method} at ${r.verify.mbPerS.toFixed(0)} MB/s${r.verify.samples ? `, ${r.verify.samples} samples re-read after the final sync` : ''}` : 'NOT verified (--no-verify)';
+  return (r.status === 'skipped'
+    ? `${name}: target ${r.target.path} already holds this image (compared ${human(r.verify!.bytes)} uncached); nothing written. --force rewrites it.`
+    : `${name}: wrote ${human(r.bytesWritten)} of a ${human(r.imageSize)} image (${r.source.format}${r.source.bmap ? ', bmap' : ''}) to ${r.target.path} in ${(r.seconds.write + r.seconds.sync).toFixed(2)} s; ${v}; blake3 ${r.blake3}${r.previous ? `\n(the previous flash, started ${r.previous.started}, was ${r.previous.status}; this one started clean)` : ''}`) + orbimgText(r.orbimg);
+}
+
+/** One device's part of a flash onto several. */
+export type FlashOne = ({ ok: true } & FlashResult) | { device: string; ok: false; error: Record<string, unknown> };
+
+/**
+ * `flash DEVICE DEVICE... IMAGE` / `flash --tag T IMAGE`: the same image onto several devices at
+ * once (Etcher's multi-target write). Every device is checked first - a name not in the lab file,
+ * a device named twice, two devices whose targets are one disk (a by-id link and the node it
+ * points to), a device without a flash target, `--target` or stdin (read once, it cannot feed two
+ * writes) are bad usage and nothing is written. Then each device is locked and flashed as `flash`
+ * does it alone, each reading the image itself; one that fails (held by someone else, full, gone,
+ * a mismatch on read-back) is reported and the others go on. Exit: 0 when every device holds the
+ * image, else the highest exit code among the failures (3 when any was the lab's).
+ */
+async function flashMany(l: Lab, names: string[], tags: string[], imageArg: string, target: string | undefined, json: boolean, opts: (dev: Device, image: string, onProgress: (p: FlashProgress) => void) => FlashOptions): Promise<{ result: unknown; text: string; exit: number }> {
+  if (target !== undefined) throw new LabError('bad-input', 'bad-usage', '--target names one device\'s disk: flash one device at a time with it');
+  if (imageArg === STDIN) throw new LabError('bad-input', 'bad-usage', 'IMAGE "-" (stdin) can be read only once, so it cannot be flashed onto several devices: save it to a file first');
+  const devs: Device[] = [];
+  const untargeted: string[] = [];
+  for (const n of names) {
+    const d = getDevice(l, n);
+    if (devs.includes(d)) throw new LabError('bad-input', 'bad-usage', `device ${n} is named twice`);
+    devs.push(d);
+  }
+  if (tags.length) {
+    for (const d of l.devices.values()) {
+      if (!tags.every((t) => d.tags.includes(t)) || devs.includes(d)) continue;
+      if (d.flashTarget) devs.push(d); else untargeted.push(d.name);
+    }
+    if (!devs.length) throw new LabError('bad-input', 'bad-usage', `no device with a flash target has tag${tags.length > 1 ? 's' : ''} ${tags.join(', ')}${untargeted.length ? ` (${untargeted.join(', ')} ha${untargeted.length > 1 ? 've' : 's'} no flash target)` : ''}`);
+  }
+  if (!devs.length) throw new LabError('bad-input', 'bad-usage', `missing DEVICE\n\n${USAGE}`);
+  const disks = new Map<string, string>();
+  for (const d of devs) {
+    if (!d.flashTarget) throw new LabError('bad-input', 'bad-usage', `device ${d.name} has no flash target in ${l.path}`);
+    let real = d.flashTarget;
+    try { real = realpathSync(d.flashTarget); } catch { /* not there yet (a file target): its own flash says so, or creates it */ }
+    const o = disks.get(real);
+    if (o) throw new LabError('bad-input', 'bad-usage', `devices ${o} and ${d.name} write to the same disk (${real}): flashing both at once would interleave two writes on it`);
+    disks.set(real, d.name);
+  }
+  const image = imagePath(imageArg);
+  const sink = multiProgress({ json }, devs.map((d) => d.name));
+  const results: FlashOne[] = await Promise.all(devs.map(async (dev): Promise<FlashOne> => {
+    let lock: ReturnType<typeof acquireLock> | null = null;
+    try {
+      lock = acquireLock(l.stateDir, dev.name, `flash ${image}`);
+      const r = await flash(opts(dev, image, (p) => sink(dev.name, p as unknown as Record<string, unknown> & { phase: string })));
+      sink.done(dev.name, r.status);
+      return { ...r, ok: true };
+    } catch (e) {
+      const le = e instanceof LabError ? e : new LabError('bug', 'bug', `internal error: ${(e as Error)?.stack ?? e}`, 'lab');
+      sink.done(dev.name, `FAILED (${le.code})`);
+      return { device: dev.name, ok: false, error: le.toJSON() };
+    } finally { lock?.release(); }
+  }));
+  sink.end();
+  const failed = results.filter((r): r is Extract<FlashOne, { ok: false }> => !r.ok);
+  const exit = failed.reduce<number>((x, r) => Math.max(x, EXIT[r.error.blame as keyof typeof EXIT] ?? EXIT.lab), EXIT.ok);
+  const lines = results.map((r) => (r.ok ? flashText(r.device, r) : `${r.device}: FAILED - ${r.error.blame === 'os' ? 'the OS failed' : r.error.blame === 'usage' ? 'bad usage' : 'a lab failure'} (${String(r.error.code)}): ${String(r.error.message)}`));
+  const head = `flash ${image} onto ${results.length} device(s): ${results.length - failed.length} hold it${failed.length ? `, ${failed.length} FAILED (${failed.map((f) => f.device).join(', ')})` : ''}${untargeted.length ? `; tagged but without a flash target: ${untargeted.join(', ')}` : ''}`;
+  return { result: { ok: failed.length === 0, image, flashes: results }, text: [head, ...lines.map((x) => `  ${x.replace(/\n/g, '\n    ')}`)].join('\n'), exit };
 }
 
 function need<T>(v: T | undefined, what: string): T {
@@ -142,22 +215,24 @@ const commands: Record<string, Handler> = {
   },
 
   async flash(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, tag: { type: 'string', multiple: true } }, allowPositionals: true });
     const l = lab();
-    const dev = getDevice(l, need(positionals[0], 'DEVICE'));
-    const image = imagePath(need(positionals[1], 'IMAGE'));
     if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
     const trust = trustedKeys(l, values.trust);
+    const opts = (dev: Device, image: string, onProgress: (p: FlashProgress) => void): FlashOptions => ({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, force: values.force, verify: !values['no-verify'], directIo: values['no-direct'] ? false : undefined, requestedTarget: values.target, trust, part: values.part, signal, onProgress });
+    // Several devices (DEVICE... IMAGE, or --tag): flashed side by side, see flashMany.
+    if (values.tag?.length || positionals.length > 2) {
+      const image = positionals[positionals.length - 1];
+      return flashMany(l, positionals.slice(0, -1), values.tag ?? [], need(image, 'IMAGE'), values.target, json, opts);
+    }
+    const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+    const image = imagePath(need(positionals[1], 'IMAGE'));
     const lock = acquireLock(l.stateDir, dev.name, `flash ${image}`);
     const sink = progressSink({ json });
     try {
-      const r = await flash({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, force: values.force, verify: !values['no-verify'], directIo: values['no-direct'] ? false : undefined, requestedTarget: values.target, trust, part: values.part, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      const r = await flash(opts(dev, image, (p) => sink(p as unknown as Record<string, unknown> & { phase: string })));
       sink.end();
-      const v = r.verify ? `verified ${human(r.verify.bytes)} through ${r.verify.method} at ${r.verify.mbPerS.toFixed(0)} MB/s${r.verify.samples ? `, ${r.verify.samples} samples re-read after the final sync` : ''}` : 'NOT verified (--no-verify)';
-      const text = (r.status === 'skipped'
-        ? `${dev.name}: target ${r.target.path} already holds this image (compared ${human(r.verify!.bytes)} uncached); nothing written. --force rewrites it.`
-        : `${dev.name}: wrote ${human(r.bytesWritten)} of a ${human(r.imageSize)} image (${r.source.format}${r.source.bmap ? ', bmap' : ''}) to ${r.target.path} in ${(r.seconds.write + r.seconds.sync).toFixed(2)} s; ${v}; blake3 ${r.blake3}${r.previous ? `\n(the previous flash, started ${r.previous.started}, was ${r.previous.status}; this one started clean)` : ''}`) + orbimgText(r.orbimg);
-      return { result: { ok: true, ...r }, text };
+      return { result: { ok: true, ...r }, text: flashText(dev.name, r) };
     } finally { sink.end(); lock.release(); }
   },
 
@@ -462,6 +537,11 @@ function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: L
   if (!['flash', 'power', 'boot', 'run'].includes(cmd)) return [];
   if (e && (e.blame === 'usage' || e.code === 'device-locked')) return [];
   const r = (result ?? {}) as Record<string, any>;
+  // A flash onto several devices: one record per device that was flashed or failed (not one held by someone else).
+  if (cmd === 'flash' && Array.isArray(r.flashes)) {
+    return (r.flashes as FlashOne[]).filter((f) => f.ok || (f.error.code !== 'device-locked' && f.error.blame !== 'usage')).map((f): LabRecord => ({ action: 'flash', args: {
+      device: f.device, image: String(f.ok ? f.source.path : r.image ?? '').slice(0, 4096), status: f.ok ? f.status : 'failed', blake3: f.ok ? String(f.blake3 ?? '') : '', bytes: f.ok ? Number(f.bytesWritten ?? 0) : 0, code: f.ok ? '' : String(f.error.code ?? '').slice(0, 64) } }));
+  }
   // The device the command named: from its result, else the first argument that names one (a flag's value may come first).
   const device = typeof r.device === 'string' && l.devices.has(r.device) ? r.device : args.find((a) => l.devices.has(a));
   if (!device) return [];

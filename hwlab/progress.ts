@@ -35,3 +35,46 @@ export function progressSink(opts: { json: boolean; out?: NodeJS.WriteStream; er
   sink.end = () => { if (drawn) err.write('\n'); drawn = false; };
   return sink;
 }
+
+export interface MultiProgressSink {
+  (device: string, ev: Record<string, unknown> & { phase: string }): void;
+  /** The device's job ended (`how`: written, skipped, FAILED (code)). */
+  done(device: string, how: string): void;
+  end(): void;
+}
+
+/**
+ * Progress of the same job on several devices: one rewritten line on a terminal (each device's
+ * phase and percentage, or how it ended), JSON lines with a `device` field otherwise.
+ */
+export function multiProgress(opts: { json: boolean; out?: NodeJS.WriteStream; err?: NodeJS.WriteStream }, devices: string[]): MultiProgressSink {
+  const out = opts.out ?? process.stdout;
+  const err = opts.err ?? process.stderr;
+  const tty = !opts.json && err.isTTY;
+  const state = new Map<string, string>(devices.map((d) => [d, 'waiting']));
+  let drawn = false;
+  let last = 0;
+  const draw = (force: boolean) => {
+    const now = performance.now();
+    if (!force && now - last < 250) return;
+    last = now;
+    const line = devices.map((d) => `${d} ${state.get(d)}`).join(' | ');
+    const width = err.columns && err.columns > 20 ? err.columns - 1 : 200;
+    err.write(`\r\x1b[K${line.length > width ? `${line.slice(0, width - 1)}…` : line}`);
+    drawn = true;
+  };
+  const sink = ((device: string, ev: Record<string, unknown> & { phase: string }) => {
+    if (!tty) { (opts.json ? out : err).write(JSON.stringify({ event: 'progress', device, ...ev, time: new Date().toISOString() }) + '\n'); return; }
+    const total = ev.total == null ? null : Number(ev.total);
+    const bytes = Number(ev.bytes ?? 0);
+    state.set(device, `${ev.phase}${total ? ` ${((100 * bytes) / total).toFixed(0)}%` : bytes ? ` ${human(bytes)}` : ''}`);
+    draw(false);
+  }) as MultiProgressSink;
+  sink.done = (device, how) => {
+    if (!tty) { (opts.json ? out : err).write(JSON.stringify({ event: 'done', device, how, time: new Date().toISOString() }) + '\n'); return; }
+    state.set(device, how);
+    draw(true);
+  };
+  sink.end = () => { if (drawn) err.write('\n'); drawn = false; };
+  return sink;
+}
