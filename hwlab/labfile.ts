@@ -48,7 +48,14 @@ export interface BootSpec {
 /** Where the device speaks kernel-link: on its console port (boards), QEMU's virtio-console, or a unix socket (the hosted OS). */
 export type LinkSpec = { on: 'console' } | { on: 'virtio' } | { on: 'socket'; path: string } | { on: 'none' };
 
-export interface Timeouts { boot: number; power: number; flash: number; console: number }
+export interface Timeouts {
+  boot: number; power: number;
+  /** A whole flash (compare, write, verify). */
+  flash: number;
+  console: number;
+  /** One operation on a flash target (a write, read, sync) that has not completed: the device hung. */
+  flashStall: number;
+}
 
 export interface Device {
   name: string;
@@ -296,12 +303,13 @@ function device(v: V, node: YNode | undefined, f: string, name: string, dir: str
 
   // timeouts
   const tn = k.get('timeouts');
-  const timeouts: Timeouts = { boot: 60_000, power: 10_000, flash: 30 * 60_000, console: 5_000 };
+  const timeouts: Timeouts = { boot: 60_000, power: 10_000, flash: 30 * 60_000, console: 5_000, flashStall: 60_000 };
   if (tn !== undefined) {
-    if (!isMap(tn)) v.fail(tn, `${f}.timeouts`, 'must be a mapping (boot, power, flash, console) of durations like 30s, 2m, 500ms');
+    if (!isMap(tn)) v.fail(tn, `${f}.timeouts`, 'must be a mapping (boot, power, flash, flash-stall, console) of durations like 30s, 2m, 500ms');
     else {
-      const t = v.keys(tn, `${f}.timeouts`, ['boot', 'power', 'flash', 'console']);
+      const t = v.keys(tn, `${f}.timeouts`, ['boot', 'power', 'flash', 'flash-stall', 'console']);
       for (const key of ['boot', 'power', 'flash', 'console'] as const) timeouts[key] = v.duration(t.get(key), `${f}.timeouts.${key}`) ?? timeouts[key];
+      timeouts.flashStall = v.duration(t.get('flash-stall'), `${f}.timeouts.flash-stall`) ?? timeouts.flashStall;
     }
   }
   // link: console | virtio | none | { socket: PATH }

@@ -21,6 +21,7 @@
 //   completed (through the page cache: once a sync made them durable), beside the write, so only one
 //   batch of chunks is ever held; the head after the final sync.
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { IoWatch } from './stall.ts';
 import { open, type FileHandle } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
@@ -82,6 +83,12 @@ export interface FlashOptions {
   afterWrite?: (offset: number, length: number) => void;
   /** Called when a chunk's read-back has matched (tests alter the target after that). */
   afterReadBack?: (offset: number, length: number) => void;
+  /** A target operation not completed for this long fails the flash with `flash-stalled` (default: the device's timeouts.flash-stall; 0: never). */
+  stallMs?: number;
+  /** A flash (or verify) taking longer than this is cancelled and fails with `flash-timeout` (default: the device's timeouts.flash; 0: never). */
+  timeoutMs?: number;
+  /** (internal) the watchdog every target handle goes through; set by flash() and verifyOnly(). */
+  watch?: IoWatch;
 }
 
 export interface VerifyReport {
@@ -378,7 +385,12 @@ export function imageIdOfTable(imageSize: number, lines: string[]): string {
 }
 
 /** Opens a target for reading around the page cache; says how. */
-async function openUncached(t: Target, direct = true): Promise<{ fh: FileHandle; method: VerifyReport['method'] }> {
+async function openUncached(t: Target, direct = true, watch?: IoWatch): Promise<{ fh: FileHandle; method: VerifyReport['method'] }> {
+  const r = await openUncachedRaw(t, direct);
+  return watch ? { ...r, fh: watch.wrap(r.fh) } : r;
+}
+
+async function openUncachedRaw(t: Target, direct: boolean): Promise<{ fh: FileHandle; method: VerifyReport['method'] }> {
   if (O_DIRECT && direct) {
     try { return { fh: await open(t.real, constants.O_RDONLY | O_DIRECT), method: 'o_direct' }; } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw fromSystemError(e, `target ${t.path}`);
@@ -466,8 +478,8 @@ class Verifier {
     this.zeros = Buffer.alloc(chunkBytes);
   }
 
-  static async open(t: Target, chunkBytes: number, signal?: AbortSignal, direct = true): Promise<Verifier> {
-    const { fh, method } = await openUncached(t, direct);
+  static async open(t: Target, chunkBytes: number, signal?: AbortSignal, direct = true, watch?: IoWatch): Promise<Verifier> {
+    const { fh, method } = await openUncached(t, direct, watch);
     const bufs = method === 'o_direct' ? await alignedBuffers(fh, QD, chunkBytes + 2 * ALIGN, 'read') : Array.from({ length: QD }, () => Buffer.allocUnsafeSlow(chunkBytes + 2 * ALIGN));
     if (!bufs) { await fh.close(); throw new LabError('io', 'io-error', `target ${t.path}: no buffer alignment works for O_DIRECT`); }
     return new Verifier(fh, method, new Pool(bufs), t, QD, chunkBytes, signal);
@@ -548,7 +560,7 @@ class Verifier {
 }
 
 /** Flashes an image onto the device's target. Throws a LabError on anything short of a verified image. */
-export async function flash(o: FlashOptions): Promise<FlashResult> {
+async function flashOnce(o: FlashOptions): Promise<FlashResult> {
   const tStart = performance.now();
   const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK;
   const syncEvery = o.syncEveryBytes ?? DEFAULT_SYNC;
@@ -632,7 +644,7 @@ function pidStart(): number | null {
  */
 async function compareTarget(src: Source, t: Target, ranges: Range[] | null, imageSize: number | null, chunkBytes: number, hasher: ImageHasher, hw: HashWorker, o: FlashOptions): Promise<VerifyReport | null> {
   const t0 = performance.now();
-  const { fh, method } = await openUncached(t, o.directIo !== false);
+  const { fh, method } = await openUncached(t, o.directIo !== false, o.watch);
   const hashing = new Set<Promise<void>>();
   let failure: unknown = null;
   const track = (p: Promise<void>) => { const q: Promise<void> = p.catch((e) => { failure ??= e; }).finally(() => hashing.delete(q)); hashing.add(q); };
@@ -766,13 +778,14 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   let fresh = false;
   let bfh: FileHandle;
   try {
+    const watched = (fh: FileHandle) => o.watch?.wrap(fh) ?? fh;
     if (t.type === 'file') {
-      bfh = await open(t.real, constants.O_RDWR | constants.O_CREAT, 0o644);
+      bfh = watched(await open(t.real, constants.O_RDWR | constants.O_CREAT, 0o644));
       await bfh.truncate(0);
       await bfh.truncate(Math.max(imageSize ?? 0, ALIGN));
       fresh = true;
     } else {
-      bfh = await open(t.real, constants.O_RDWR | constants.O_EXCL);
+      bfh = watched(await open(t.real, constants.O_RDWR | constants.O_EXCL));
     }
   } catch (e) { throw fromSystemError(e, `target ${t.path}`); }
   // Written chunks stay in memory until they are read back, so the pool holds one read-back batch
@@ -789,6 +802,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   if (O_DIRECT && direct) {
     try {
       dfh = await open(t.real, constants.O_RDWR | O_DIRECT);
+      if (o.watch) dfh = o.watch.wrap(dfh);
       dbufs = await alignedBuffers(dfh, nbufOf(batchEvery), chunkBytes, 'write', true);
       if (!dbufs) { await dfh.close(); dfh = null; }
     } catch { dfh = null; dbufs = null; }
@@ -800,7 +814,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   // Its own handle, opened after the probe above wrote offset 0 (an O_DIRECT alignment probe must meet allocated blocks).
   let verifier: Verifier | null = null;
   if (verify) {
-    try { verifier = await Verifier.open(t, chunkBytes, o.signal, direct); } catch (e) { await bfh.close().catch(() => {}); if (dfh) await dfh.close().catch(() => {}); throw e; }
+    try { verifier = await Verifier.open(t, chunkBytes, o.signal, direct, o.watch); } catch (e) { await bfh.close().catch(() => {}); if (dfh) await dfh.close().catch(() => {}); throw e; }
   }
   const zero = Buffer.alloc(chunkBytes);
   /** Written since the last sync; zeros left to holes (no sync needed); the head, read back at the very end. */
@@ -964,7 +978,51 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
 }
 
 /** Reads a target back and checks it holds the image (the `verify` command): a compare without writing. */
-export async function verifyOnly(o: FlashOptions): Promise<VerifyReport & { same: boolean; blake3: string | null; blake3Of: Blake3Of | null; orbimg?: OrbimgInfo }> {
+type VerifyOnlyResult = VerifyReport & { same: boolean; blake3: string | null; blake3Of: Blake3Of | null; orbimg?: OrbimgInfo };
+
+/**
+ * Writes the image to the device's target and verifies it (see the top of this file). Watched: a
+ * target operation stuck for `stallMs` fails it with `flash-stalled` at once (the stuck request
+ * stays behind in the kernel; nothing more is written after it); one taking longer than
+ * `timeoutMs` in all is cancelled and fails with `flash-timeout`.
+ */
+export function flash(o: FlashOptions): Promise<FlashResult> {
+  return watched(o, 'flash', flashOnce, (e) => {
+    // The stuck flash never gets to its own failure handling: mark its journal here.
+    const j = readJournal(o.stateDir, o.device.name);
+    if (j && j.status === 'in-progress' && j.pid === process.pid) writeJournal(o.stateDir, { ...j, status: 'failed', ended: new Date().toISOString(), error: e.message });
+  });
+}
+
+/** Reads the target back and compares it with the image (`orbital-lab verify`); watched as `flash` is. */
+export function verifyOnly(o: FlashOptions): Promise<VerifyOnlyResult> {
+  return watched(o, 'verify', verifyOnce);
+}
+
+async function watched<T>(o: FlashOptions, what: string, run: (o: FlashOptions) => Promise<T>, onStall?: (e: LabError) => void): Promise<T> {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  if (o.signal?.aborted) ac.abort(); else o.signal?.addEventListener('abort', stop, { once: true });
+  const limit = o.timeoutMs ?? o.device.timeouts.flash;
+  let timedOut = false;
+  const timer = limit > 0 ? setTimeout(() => { timedOut = true; ac.abort(); }, limit) : null;
+  // A stall also cancels the flash, so that if the device answers after all, nothing more is written.
+  const watch = new IoWatch(o.stallMs ?? o.device.timeouts.flashStall, `${o.device.name}: ${what}`, (e) => { onStall?.(e); ac.abort(); });
+  const p = run({ ...o, signal: ac.signal, watch });
+  p.catch(() => {});
+  try {
+    return await Promise.race([p, watch.stalled]);
+  } catch (e) {
+    if (timedOut && e instanceof LabError && e.code === 'cancelled') throw new LabError('timeout', 'flash-timeout', `${o.device.name}: the ${what} took longer than ${limit / 1000} s (timeouts.flash) and was stopped; the target holds an incomplete image. A slow card or USB 2 port? Raise timeouts.flash in the lab file`, 'lab', { limitMs: limit });
+    throw e;
+  } finally {
+    if (timer) clearTimeout(timer);
+    watch.stop();
+    o.signal?.removeEventListener('abort', stop);
+  }
+}
+
+async function verifyOnce(o: FlashOptions): Promise<VerifyOnlyResult> {
   const t = checkTarget(o.device, { requested: o.requestedTarget, sourcePath: o.source, view: o.view });
   if (!t.exists) throw new LabError('disconnected', 'target-missing', `target ${t.path} does not exist`, 'lab');
   const { src, bmap, orbimg } = await openImageSource(o);
