@@ -55,7 +55,8 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   boot DEVICE [--image IMG [--part NAME] [--trust KEY.pub]...] [--log FILE] [--timeout 60s] [--retries N] [--append ARGS]
                                            power on with the console attached; report the boot
   console DEVICE [--watch]                 interactive console (--watch: read-only beside the writer)
-  run DEVICE [--boot] CMD [--expect RE]... [CMD [--expect RE]...]... [--timeout 5s] [--char-delay 10ms] [--line-kill] [--junit FILE]
+  run DEVICE [--boot | --image IMG [--bmap F] [--force]] CMD [--expect RE]... [CMD [--expect RE]...]...
+      [--timeout 5s] [--char-delay 10ms] [--line-kill] [--junit FILE]
                                            type each CMD on the console, check its echo, then each
                                            --expect (in order, after that CMD's echo; (?<name>..)
                                            groups are recorded as fields); --junit: a JUnit report
@@ -349,7 +350,7 @@ Object.assign(commands, {
     } finally { lock.release(); }
   },
   async run(args, { lab, signal, json }) {
-    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, junit: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true, tokens: true });
+    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, junit: { type: 'string' }, quiet: { type: 'boolean' }, image: { type: 'string' }, bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, part: { type: 'string' }, trust: { type: 'string', multiple: true }, force: { type: 'boolean' } }, allowPositionals: true, tokens: true });
     // Order matters: each --expect belongs to the command before it.
     let device: string | undefined;
     const steps: Step[] = [];
@@ -372,14 +373,22 @@ Object.assign(commands, {
       if (ms === undefined) throw new LabError('bad-input', 'bad-usage', `${flag} must be a duration like ${flag === '--char-delay' ? '10ms' : '30s'} (got "${v}")`);
       return ms;
     };
+    const orphan = (['bmap', 'no-bmap', 'part', 'trust', 'force'] as const).filter((k) => values[k] !== undefined);
+    if (values.image === undefined && orphan.length) throw new LabError('bad-input', 'bad-usage', `${orphan.map((k) => `--${k}`).join(', ')} go${orphan.length > 1 ? '' : 'es'} with --image IMG (run flashes only with --image)`);
+    if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
     const junitPath = values.junit === undefined ? undefined : resolve(values.junit);
     if (junitPath !== undefined && (values.junit === '' || !existsSync(dirname(junitPath)))) throw new LabError('bad-input', 'bad-usage', `--junit ${values.junit}: ${values.junit === '' ? 'needs a file name' : `its folder ${dirname(junitPath)} does not exist`}`);
     const lock = acquireLock(l.stateDir, dev.name, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`);
+    let sinkEnd: (() => void) | undefined;
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
       const started = new Date();
       const t0 = performance.now();
-      const r = await runCommands({ lab: l, device: dev, steps, boot: values.boot, timeoutMs: dur(values.timeout, '--timeout'), bootTimeoutMs: dur(values['boot-timeout'], '--boot-timeout'), charDelayMs: dur(values['char-delay'], '--char-delay'), lineKill: values['line-kill'], logPath: values.log ? resolve(values.log) : undefined, signal, onLine: showLine });
+      const sink = progressSink({ json });
+      sinkEnd = () => sink.end();
+      const flashOpts = values.image === undefined ? {} : { image: imagePath(values.image), bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, trust: trustedKeys({ ...l, trust: [] }, values.trust), part: values.part, force: values.force, onFlashProgress: (p: FlashProgress) => sink(p as unknown as Record<string, unknown> & { phase: string }) };
+      const r = await runCommands({ lab: l, device: dev, steps, ...flashOpts, boot: values.boot, timeoutMs: dur(values.timeout, '--timeout'), bootTimeoutMs: dur(values['boot-timeout'], '--boot-timeout'), charDelayMs: dur(values['char-delay'], '--char-delay'), lineKill: values['line-kill'], logPath: values.log ? resolve(values.log) : undefined, signal, onLine: showLine });
+      sink.end();
       const done = r.steps.filter((x) => x.echo && x.expect.every((e) => e.line !== null)).length;
       let junit: { junit?: string; junitError?: string } = {};
       if (junitPath) {
@@ -389,12 +398,13 @@ Object.assign(commands, {
         catch (e) { junit = { junitError: `cannot write the JUnit report ${junitPath}: ${(e as Error).message}` }; }
       }
       const fields = Object.entries(r.fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
-      const tail = `${fields ? `; fields ${fields}` : ''}; log ${r.log}${junit.junit ? `; JUnit report ${junit.junit}` : ''}${junit.junitError ? `\n${junit.junitError}` : ''}`;
-      const text = r.ok
+      const tail = `${fields ? `; fields ${fields}` : ''}${r.log ? `; log ${r.log}` : ''}${junit.junit ? `; JUnit report ${junit.junit}` : ''}${junit.junitError ? `\n${junit.junitError}` : ''}`;
+      const flashLine = r.flash ? `${flashText(dev.name, r.flash)}\n` : '';
+      const text = flashLine + (r.ok
         ? `${dev.name}: ${r.steps.length} command(s) echoed, ${r.steps.reduce((n, x) => n + x.expect.length, 0)} expectation(s) met${tail}`
-        : `${dev.name}: run FAILED at ${r.steps.length ? `command ${r.steps.length} (${JSON.stringify(r.steps[r.steps.length - 1]!.cmd)}; ${done} before it passed)` : 'the boot'} - ${r.failure!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${r.failure!.code}): ${r.failure!.message}${tail}`;
+        : `${dev.name}: run FAILED at ${r.steps.length ? `command ${r.steps.length} (${JSON.stringify(r.steps[r.steps.length - 1]!.cmd)}; ${done} before it passed)` : r.failure && 'stage' in r.failure ? 'the flash' : 'the boot'} - ${r.failure!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${r.failure!.code}): ${r.failure!.message}${tail}`);
       return { result: { ...r, ...junit }, text, exit: r.ok ? (junit.junitError ? EXIT.lab : EXIT.ok) : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
-    } finally { lock.release(); }
+    } finally { sinkEnd?.(); lock.release(); }
   },
 
   async history(args, { lab }) {
@@ -573,7 +583,13 @@ function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: L
       // run --boot booted the device first: that boot is recorded as a boot too.
       const bt = r.boot as Record<string, any> | undefined;
       const booted: LabRecord[] = bt ? [bootRec(!!bt.ok, bt.stage, bt.failure, bt.bootMs)] : [];
-      return [...booted, { action: 'run', args: { device, ok: !e && r.ok ? 1 : 0, commands: Array.isArray(r.steps) ? r.steps.length : 0, blame: f ? String(f.blame) : '', code: code(f) } }];
+      // run --image flashed first: recorded as a flash (written, skipped, or failed - then nothing was booted).
+      const fr = r.flash as Record<string, any> | undefined;
+      const ff = r.failure?.stage === 'flash' ? r.failure : null;
+      const img = args[args.indexOf('--image') + 1] ?? '';
+      const flashed: LabRecord[] = fr ? [flashRec(fr, String(fr.source?.path ?? img))]
+        : ff ? [{ action: 'flash', args: { device, image: img.slice(0, 4096), status: 'failed', blake3: '', bytes: 0, code: code(ff) } }] : [];
+      return [...flashed, ...booted, { action: 'run', args: { device, ok: !e && r.ok ? 1 : 0, commands: Array.isArray(r.steps) ? r.steps.length : 0, blame: f ? String(f.blame) : '', code: code(f) } }];
     }
   }
   return [];
@@ -600,7 +616,7 @@ export function usageOf(cmd: string): string {
   for (let i = 0; i < lines.length; i++) {
     if (!lines[i]!.startsWith(`  ${cmd} `) && lines[i] !== `  ${cmd}`) continue;
     picked.push(lines[i]!);
-    while (i + 1 < lines.length && /^ {20,}\S/.test(lines[i + 1]!)) picked.push(lines[++i]!);
+    while (i + 1 < lines.length && /^ {6,}\S/.test(lines[i + 1]!)) picked.push(lines[++i]!);
   }
   return `usage: orbital-lab [--lab FILE] [--json] ${cmd} ...\n\n${picked.join('\n')}\n\n${USAGE.split('\n').slice(-2).join('\n')}`;
 }

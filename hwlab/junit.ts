@@ -1,6 +1,7 @@
 // `orbital-lab run --junit FILE`: the run as a JUnit XML report, the format CI systems (GitLab,
-// Jenkins, GitHub test reporters) show as tests. One testsuite per run: a `boot` testcase when the
-// run booted the device, then one testcase per command in the order typed. A failure the OS caused
+// Jenkins, GitHub test reporters) show as tests. One testsuite per run: a `flash` testcase when the
+// run flashed the device first, a `boot` testcase when it booted it, then one testcase per command
+// in the order typed. A failure the OS caused
 // (an unmet expectation, a fatal pattern) is a <failure>; one the lab caused (lost input, the
 // console gone, a boot timeout) is an <error>, the way JUnit separates a test that failed from one
 // that could not run properly (LAVA's "infrastructure errors are not test failures"). Commands after
@@ -44,7 +45,18 @@ export function junitOf({ steps, result: r, started, ms }: JunitInput): string {
     return `      <${tag} type="${xmlAttr(f.code)}" message="${xmlAttr(f.message)}">${xmlText(body)}</${tag}>\n`;
   };
   const fatalText = (r.fatal ?? []).map((f) => `fatal "${f.name}" at line ${f.line}: ${f.text}`).join('\n');
+  const flashFailed = r.failure !== undefined && 'stage' in r.failure && r.failure.stage === 'flash';
   const bootFailed = r.boot !== undefined && !r.boot.ok;
+  if (r.flash || flashFailed) {
+    const f = r.flash;
+    const body = flashFailed ? problem(r.failure!, '') : '';
+    const out = f ? `${f.status} ${f.bytesWritten} bytes of ${f.imageSize} to ${f.target.path}${f.verify ? `; verified ${f.verify.bytes} bytes through ${f.verify.method}` : '; not verified'}; blake3 ${f.blake3}` : '';
+    cases.push(`    <testcase classname="${xmlAttr(cls)}" name="flash" time="${secs(f ? f.seconds.total * 1000 : 0)}">\n${body}${out ? `      <system-out>${xmlText(out)}</system-out>\n` : ''}    </testcase>\n`);
+  }
+  if (flashFailed) {
+    skipped++;
+    cases.push(`    <testcase classname="${xmlAttr(cls)}" name="boot" time="0.000">\n      <skipped message="not booted: the flash failed"/>\n    </testcase>\n`);
+  }
   if (r.boot) {
     const b = r.boot;
     const body = bootFailed && r.failure ? problem(r.failure, [`stage reached: ${b.stage ?? 'none'}`, fatalText].filter(Boolean).join('\n')) : '';
@@ -53,9 +65,9 @@ export function junitOf({ steps, result: r, started, ms }: JunitInput): string {
   steps.forEach((step, i) => {
     const got = r.steps[i];
     const name = xmlAttr(step.cmd);
-    if (!got || bootFailed) {
+    if (!got || bootFailed || flashFailed) {
       skipped++;
-      cases.push(`    <testcase classname="${xmlAttr(cls)}" name="${name}" time="0.000">\n      <skipped message="${xmlAttr(bootFailed ? 'not typed: the boot failed' : 'not typed: an earlier command failed')}"/>\n    </testcase>\n`);
+      cases.push(`    <testcase classname="${xmlAttr(cls)}" name="${name}" time="0.000">\n      <skipped message="${xmlAttr(flashFailed ? 'not typed: the flash failed' : bootFailed ? 'not typed: the boot failed' : 'not typed: an earlier command failed')}"/>\n    </testcase>\n`);
       return;
     }
     // The run stops at its first failure, so only the last command reached can hold it.

@@ -3,7 +3,7 @@
 // socat pty pair whose UART drops characters typed at full speed (console.char-delay fixes it).
 import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, write, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, write, writeFileSync, writeSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { parseLab, type Lab } from './labfile.ts';
 import { runCommands, type RunResult } from './run.ts';
 import { main } from './cli.ts';
 import { guestArtifacts, GUEST_BOOT } from './testguest.ts';
+import { makeBmap, makeImage } from './flash/testimg.ts';
 
 const dirs: string[] = [];
 const kids: ChildProcess[] = [];
@@ -205,6 +206,56 @@ describeWithTools(['socat'], 'run commands on a serial board (socat pty, serialp
     expect(r.steps[0]!.output).toContain('2');
     b.stop();
   });
+});
+
+describeWithTools(['qemu-system-x86_64', 'grub-mkrescue', 'xorriso'], 'run --image: flash, boot and commands in one job', () => {
+  it('flashes the guest ISO onto the disk, boots from it, runs the commands and reports all three in JUnit; a corrupt image fails at the flash', async () => {
+    const g = guestArtifacts({ iso: true });
+    dirs.push(g.dir);
+    const dir = mkdtempSync(join(tmpdir(), 'orbital-run-image-'));
+    dirs.push(dir);
+    labAt(dir, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    flash: { target: disk.img }\n${GUEST_BOOT}    timeouts: { boot: 60s, console: 10s }\n`);
+    const lab = ['--lab', join(dir, 'lab.yaml')];
+    const report = join(dir, 'job.xml');
+    const a = await cli([...lab, 'run', 'vm', '--image', g.iso!, '--no-bmap', '--junit', report, 'set job 1', '--expect', '^job=(?<job>\\d+)$']);
+    expect(a.code).toBe(0);
+    expect(a.r.flash).toMatchObject({ status: 'written' });
+    expect(a.r.boot?.ok).toBe(true);
+    expect(a.r.fields).toEqual({ job: '1' });
+    expect(readFileSync(a.r.log, 'utf8')).toMatch(/Booting from Hard Disk/);
+    const xml = readFileSync(report, 'utf8');
+    expect(xml).toMatch(/tests="3" failures="0" errors="0" skipped="0"/);
+    expect(xml).toMatch(/name="flash" time="[\d.]+">\n\s*<system-out>written \d+ bytes of \d+ to [^;]*disk\.img; verified \d+ bytes/);
+    expect(xml).toMatch(/name="boot"[^]*name="set job 1"/);
+    // Again: the disk already holds the image, so the flash is skipped; the lab log has both flashes.
+    const b = await cli([...lab, 'run', 'vm', '--image', g.iso!, '--no-bmap', 'echo again', '--expect', '^again$']);
+    expect(b.code).toBe(0);
+    expect(b.r.flash).toMatchObject({ status: 'skipped' });
+    // A corrupt image (its bmap's checksum does not match) fails at the flash: the lab's failure, nothing booted or typed.
+    const bad = join(dir, 'bad.img');
+    const whole = makeImage(bad, 64 * 1024, [[0, 16 * 1024]]);
+    makeBmap(join(dir, 'bad.bmap'), whole, [[0, 16 * 1024]]);
+    const fd = openSync(bad, 'r+');
+    writeSync(fd, Buffer.from([whole[100]! ^ 0xff]), 0, 1, 100);
+    closeSync(fd);
+    const c = await cli([...lab, 'run', 'vm', '--image', bad, '--bmap', join(dir, 'bad.bmap'), '--junit', report, 'get job']);
+    const cr = c.r as RunResult & { error?: { code: string } };
+    if (c.code === 2) throw new Error(`expected a flash failure, got bad usage: ${JSON.stringify(cr.error)}`);
+    expect(c.code).toBe(3);
+    expect(cr.failure).toMatchObject({ blame: 'lab', stage: 'flash' });
+    expect(cr.boot).toBeUndefined();
+    expect(cr.steps).toEqual([]);
+    const x = readFileSync(report, 'utf8');
+    expect(x).toMatch(/tests="3" failures="0" errors="1" skipped="2"/);
+    expect(x).toMatch(/name="flash" time="0.000">\n\s*<error type="[a-z-]+" message="flash before run failed: /);
+    expect(x).toMatch(/<skipped message="not booted: the flash failed"\/>[^]*<skipped message="not typed: the flash failed"\/>/);
+    // Flash options without --image are bad usage.
+    expect((await cli([...lab, 'run', 'vm', '--bmap', 'x.bmap', 'get job'])).code).toBe(2);
+    const out: string[] = [];
+    expect(await main([...lab, '--json', 'history', 'vm'], { out: (z) => out.push(z), err: () => {} })).toBe(0);
+    const hv = (JSON.parse(out.pop()!).devices as Array<{ flashes: number; flashFailures: number; boots: number; runs: number }>)[0]!;
+    expect(hv).toMatchObject({ flashes: 3, flashFailures: 1, boots: 2, runs: 3 });
+  }, 240_000);
 });
 
 describe('run commands on the hosted OS (link socket, no console)', () => {

@@ -10,7 +10,8 @@
 // pattern must then appear, in order, on a line after the command's echo, within the console
 // timeout. The device's fatal patterns are watched all the while: a panic during a command is the
 // OS's failure however the expectations went. Every line goes to the boot log as for `boot`.
-import { LabError } from './errors.ts';
+import { LabError, type LabErrorCode } from './errors.ts';
+import { flash, type FlashProgress, type FlashResult } from './flash/flash.ts';
 import type { Device, Lab, Pattern } from './labfile.ts';
 import { BootWatch, patternHit, withoutStamp as bare, type BootOutcome, type FatalLine, type LogLine } from './console/capture.ts';
 import { defaultLogPath, powerOnSession } from './boot.ts';
@@ -51,6 +52,18 @@ export interface RunOptions {
   steps: Step[];
   /** Boot the device first (a qemu device that is off is booted either way); the run starts only after a successful boot. */
   boot?: boolean;
+  /**
+   * Flash this image first, then boot (implies `boot`): the whole job in one run. A flash that
+   * fails is the lab's failure, in the result (`failure.stage: 'flash'`); the device is not powered.
+   */
+  image?: string;
+  bmap?: string | null;
+  /** For a signed .orbimg: keys besides the lab file's `trust:`, and the part to flash. */
+  trust?: Uint8Array[];
+  part?: string;
+  /** Rewrite the target even if it already holds the image. */
+  force?: boolean;
+  onFlashProgress?: (p: FlashProgress) => void;
   /** Per command: the echo and then each expectation must come within this (default: the device's console timeout). */
   timeoutMs?: number;
   /** Boot timeout (default: the device's). */
@@ -69,11 +82,14 @@ export interface RunResult {
   device: string;
   bootId: string;
   log: string;
+  /** The flash, when the run flashed the device first (`image`). */
+  flash?: FlashResult;
   /** The boot, when the run booted the device. */
   boot?: BootOutcome;
   steps: StepResult[];
   fatal?: FatalLine[];
-  failure?: NonNullable<BootOutcome['failure']> | { blame: 'lab' | 'os'; code: 'no-echo' | 'expect-timeout'; message: string; line?: number; text?: string };
+  failure?: NonNullable<BootOutcome['failure']> | { blame: 'lab' | 'os'; code: 'no-echo' | 'expect-timeout'; message: string; line?: number; text?: string }
+    | { blame: 'lab'; code: LabErrorCode; message: string; stage: 'flash' };
   charDelayMs: number;
   /** Every named group the met expectations captured, in order (a later capture of a name wins; each step keeps its own). */
   fields: Record<string, string>;
@@ -104,9 +120,20 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
   const timeoutMs = o.timeoutMs ?? dev.timeouts.console;
   // A qemu device that is off has no console to type on until it boots; boot it then.
   const vmOn = dev.kind === 'qemu' && readVm(o.lab.stateDir, dev.name).state === 'on';
-  const booting = o.boot || (dev.kind === 'qemu' && !vmOn);
+  const booting = o.boot || o.image !== undefined || (dev.kind === 'qemu' && !vmOn);
   const overLink = dev.link.on === 'socket' && consoleSpecText(dev) === 'none';
-  if (overLink && o.boot) throw new LabError('bad-input', 'bad-usage', `${dev.name} is reached over its link socket only (no console, no power): it cannot be booted from here; run without --boot`);
+  if (overLink && (o.boot || o.image !== undefined)) throw new LabError('bad-input', 'bad-usage', `${dev.name} is reached over its link socket only (no console, no power): it cannot be ${o.image !== undefined ? 'flashed or ' : ''}booted from here; run without --boot${o.image !== undefined ? ' and --image' : ''}`);
+  let flashed: FlashResult | undefined;
+  if (o.image !== undefined) {
+    try {
+      flashed = await flash({ device: dev, stateDir: o.lab.stateDir, source: o.image, bmap: o.bmap, trust: [...o.lab.trust.map((t) => t.key), ...(o.trust ?? [])], part: o.part, force: o.force, signal: o.signal, onProgress: o.onFlashProgress });
+    } catch (e) {
+      const le = e instanceof LabError ? e : new LabError('io', 'io-error', String(e), 'lab');
+      // The person's mistake (no such image, a bad bmap path) is bad usage; any other flash failure is the lab's, never the OS's.
+      if (le.blame === 'usage') throw le;
+      return { ok: false, device: dev.name, bootId: '', log: '', steps: [], failure: { blame: 'lab', code: le.code, message: `flash before run failed: ${le.message}`, stage: 'flash' }, charDelayMs, fields: {} };
+    }
+  }
   // A device reached only over a link socket (the hosted OS) has no console to type on: its shell is its `sh` action.
   const s: RunConsole = overLink && dev.link.on === 'socket' ? await linkConsole(o, dev.link.path) : await powerOnSession({
     lab: o.lab, device: dev, logPath: o.logPath, signal: o.signal, keep: true, onLine: o.onLine,
@@ -116,7 +143,7 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
   });
   const results: StepResult[] = [];
   const fatal: FatalLine[] = [];
-  const base = { device: dev.name, bootId: s.bootId, log: s.watch.logPath ?? '', charDelayMs };
+  const base = { device: dev.name, bootId: s.bootId, log: s.watch.logPath ?? '', charDelayMs, ...(flashed ? { flash: flashed } : {}) };
   try {
     // Every line from here on, for the steps to look at in order.
     const lines: LogLine[] = [];
