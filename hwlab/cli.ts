@@ -68,6 +68,7 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   verify-trace FILE                        check a trace file's chain only
   export FILE --format chrome -o OUT       Chrome trace JSON (opens in Perfetto)
 
+DEVICE may be @TAG for flash, boot and run: the first free device with that tag.
 The lab file is --lab FILE, else $ORBITAL_LAB, else ./lab.yaml.
 Exit codes: 0 ok, 1 the device's OS failed, 2 bad usage or lab file, 3 the lab failed.`;
 
@@ -164,6 +165,42 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
   return { result: { ok: failed.length === 0, image, flashes: results }, text: [head, ...lines.map((x) => `  ${x.replace(/\n/g, '\n    ')}`)].join('\n'), exit };
 }
 
+/**
+ * The device a command names, locked for it. DEVICE is a name, or `@TAG`: the first device (in the
+ * lab file's order) that has the tag, can do the job (`why` says why one cannot) and is free - a
+ * pool of boards, as labgrid's places reserved by tag. Every device with the tag held by someone
+ * else is `device-locked`, naming the holders; none with the tag is bad usage.
+ */
+function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => string | null): { dev: Device; lock: ReturnType<typeof acquireLock> } {
+  if (!arg.startsWith('@')) {
+    const dev = getDevice(l, arg);
+    const no = why?.(dev);
+    if (no) throw new LabError('bad-input', 'bad-usage', `${dev.name} ${no}`);
+    return { dev, lock: acquireLock(l.stateDir, dev.name, command) };
+  }
+  const tag = arg.slice(1);
+  const tagged = [...l.devices.values()].filter((d) => d.tags.includes(tag));
+  const able = tagged.filter((d) => !why?.(d));
+  if (!able.length) throw new LabError('bad-input', 'bad-usage', tagged.length ? `no device tagged ${tag} can do this: ${tagged.map((d) => `${d.name} ${why!(d)}`).join('; ')}` : `no device in ${l.path} has the tag ${tag} (tags: ${[...new Set([...l.devices.values()].flatMap((d) => d.tags))].join(', ') || 'none'})`);
+  const busy: string[] = [];
+  for (const dev of able) {
+    try { return { dev, lock: acquireLock(l.stateDir, dev.name, command) }; } catch (e) {
+      if (!(e instanceof LabError) || e.code !== 'device-locked') throw e;
+      const h = e.detail.holder as { owner?: string; command?: string } | undefined;
+      busy.push(h ? `${dev.name} (${h.owner}: ${h.command})` : dev.name);
+    }
+  }
+  throw new LabError('busy', 'device-locked', `every device tagged ${tag} is in use: ${busy.join(', ')}; wait, or add a board to the pool`, 'lab', { tag });
+}
+
+/** Runs a command's body on a claimed device; a LabError it throws names the device (for --json and the lab log). */
+async function onDevice<T>(dev: Device, f: () => Promise<T>): Promise<T> {
+  try { return await f(); } catch (e) {
+    if (e instanceof LabError && e.detail.device === undefined) (e.detail as Record<string, unknown>).device = dev.name;
+    throw e;
+  }
+}
+
 function need<T>(v: T | undefined, what: string): T {
   if (v === undefined || v === '') throw new LabError('bad-input', 'bad-usage', `missing ${what}\n\n${USAGE}`);
   return v;
@@ -226,12 +263,12 @@ const commands: Record<string, Handler> = {
       const image = positionals[positionals.length - 1];
       return flashMany(l, positionals.slice(0, -1), values.tag ?? [], need(image, 'IMAGE'), values.target, json, opts);
     }
-    const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+    const devArg = need(positionals[0], 'DEVICE');
     const image = imagePath(need(positionals[1], 'IMAGE'));
-    const lock = acquireLock(l.stateDir, dev.name, `flash ${image}`);
+    const { dev, lock } = claimDevice(l, devArg, `flash ${image}`, (d) => (d.flashTarget ? null : 'has no flash target'));
     const sink = progressSink({ json });
     try {
-      const r = await flash(opts(dev, image, (p) => sink(p as unknown as Record<string, unknown> & { phase: string })));
+      const r = await onDevice(dev, () => flash(opts(dev, image, (p) => sink(p as unknown as Record<string, unknown> & { phase: string }))));
       sink.end();
       return { result: { ok: true, ...r }, text: flashText(dev.name, r) };
     } finally { sink.end(); lock.release(); }
@@ -273,14 +310,14 @@ Object.assign(commands, {
     const retries = values.retries === undefined ? 0 : Number(values.retries);
     if (!Number.isInteger(retries) || retries < 0 || retries > 100) throw new LabError('bad-input', 'bad-usage', `--retries takes a count from 0 to 100 (got "${values.retries}")`);
     const l = lab();
-    const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+    const devArg = need(positionals[0], 'DEVICE');
     const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
     if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
-    const lock = acquireLock(l.stateDir, dev.name, 'boot');
+    const { dev, lock } = claimDevice(l, devArg, 'boot', values.image ? (d) => (d.flashTarget ? null : 'has no flash target (--image)') : undefined);
     const sink = progressSink({ json });
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
-      const r = await boot({ lab: l, device: dev, image: values.image ? resolve(values.image) : undefined, bmap: values.bmap ? resolve(values.bmap) : undefined, trust: trustedKeys({ ...l, trust: [] }, values.trust), part: values.part, force: values.force, logPath: values.log ? resolve(values.log) : undefined, timeoutMs, append: values.append, retries, signal, onLine: showLine, onFlashProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      const r = await onDevice(dev, () => boot({ lab: l, device: dev, image: values.image ? resolve(values.image) : undefined, bmap: values.bmap ? resolve(values.bmap) : undefined, trust: trustedKeys({ ...l, trust: [] }, values.trust), part: values.part, force: values.force, logPath: values.log ? resolve(values.log) : undefined, timeoutMs, append: values.append, retries, signal, onLine: showLine, onFlashProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) }));
       sink.end();
       const ms = r.milestones.map((m) => `${m.name} +${(m.t / 1000).toFixed(3)}s`).join(', ');
       const text = r.ok
@@ -365,8 +402,9 @@ Object.assign(commands, {
       }
     }
     const l = lab();
-    const dev = getDevice(l, need(device, 'DEVICE'));
-    if (steps.length === 0) throw new LabError('bad-input', 'bad-usage', `missing CMD: what to type on ${dev.name}'s console\n\n${usageOf('run')}`);
+    const devArg = need(device, 'DEVICE');
+    if (!devArg.startsWith('@')) getDevice(l, devArg);
+    if (steps.length === 0) throw new LabError('bad-input', 'bad-usage', `missing CMD: what to type on ${devArg}'s console\n\n${usageOf('run')}`);
     const dur = (v: string | undefined, flag: string) => {
       if (v === undefined) return undefined;
       const ms = flag === '--char-delay' && /^\s*0+(\.0+)?\s*(ms|s)?\s*$/.test(v) ? 0 : parseDuration(v);
@@ -378,7 +416,7 @@ Object.assign(commands, {
     if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
     const junitPath = values.junit === undefined ? undefined : resolve(values.junit);
     if (junitPath !== undefined && (values.junit === '' || !existsSync(dirname(junitPath)))) throw new LabError('bad-input', 'bad-usage', `--junit ${values.junit}: ${values.junit === '' ? 'needs a file name' : `its folder ${dirname(junitPath)} does not exist`}`);
-    const lock = acquireLock(l.stateDir, dev.name, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`);
+    const { dev, lock } = claimDevice(l, devArg, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`, values.image !== undefined ? (d) => (d.flashTarget ? null : 'has no flash target (--image)') : undefined);
     let sinkEnd: (() => void) | undefined;
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
@@ -387,7 +425,7 @@ Object.assign(commands, {
       const sink = progressSink({ json });
       sinkEnd = () => sink.end();
       const flashOpts = values.image === undefined ? {} : { image: imagePath(values.image), bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, trust: trustedKeys({ ...l, trust: [] }, values.trust), part: values.part, force: values.force, onFlashProgress: (p: FlashProgress) => sink(p as unknown as Record<string, unknown> & { phase: string }) };
-      const r = await runCommands({ lab: l, device: dev, steps, ...flashOpts, boot: values.boot, timeoutMs: dur(values.timeout, '--timeout'), bootTimeoutMs: dur(values['boot-timeout'], '--boot-timeout'), charDelayMs: dur(values['char-delay'], '--char-delay'), lineKill: values['line-kill'], logPath: values.log ? resolve(values.log) : undefined, signal, onLine: showLine });
+      const r = await onDevice(dev, () => runCommands({ lab: l, device: dev, steps, ...flashOpts, boot: values.boot, timeoutMs: dur(values.timeout, '--timeout'), bootTimeoutMs: dur(values['boot-timeout'], '--boot-timeout'), charDelayMs: dur(values['char-delay'], '--char-delay'), lineKill: values['line-kill'], logPath: values.log ? resolve(values.log) : undefined, signal, onLine: showLine }));
       sink.end();
       const done = r.steps.filter((x) => x.echo && x.expect.every((e) => e.line !== null)).length;
       let junit: { junit?: string; junitError?: string } = {};
@@ -553,9 +591,12 @@ function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: L
       device: f.device, image: String(f.ok ? f.source.path : r.image ?? '').slice(0, 4096), status: f.ok ? f.status : 'failed', blake3: f.ok ? String(f.blake3 ?? '') : '', bytes: f.ok ? Number(f.bytesWritten ?? 0) : 0, code: f.ok ? '' : String(f.error.code ?? '').slice(0, 64) } }));
   }
   // The device the command named: from its result, else the first argument that names one (a flag's value may come first).
-  const device = typeof r.device === 'string' && l.devices.has(r.device) ? r.device : args.find((a) => l.devices.has(a));
+  const named = typeof r.device === 'string' ? r.device : typeof e?.detail.device === 'string' ? e.detail.device : undefined;
+  const device = named !== undefined && l.devices.has(named) ? named : args.find((a) => l.devices.has(a));
   if (!device) return [];
-  const after = (k: number) => args.slice(args.indexOf(device) + 1).filter((a) => !a.startsWith('-'))[k];
+  // (the arguments after the one that named the device: its name, or the @TAG it was picked by)
+  const at = args.includes(device) ? args.indexOf(device) : args.findIndex((a) => a.startsWith('@'));
+  const after = (k: number) => args.slice(at + 1).filter((a) => !a.startsWith('-'))[k];
   const code = (x: { code?: string } | undefined | null) => String(x?.code ?? '').slice(0, 64);
   const flashRec = (f: Record<string, any> | null, image: string): LabRecord => ({ action: 'flash', args: {
     device, image: image.slice(0, 4096), status: f ? f.status : 'failed', blake3: f ? String(f.blake3 ?? '') : '', bytes: f ? Number(f.bytesWritten ?? 0) : 0, code: e ? code(e) : '' } });
@@ -618,7 +659,7 @@ export function usageOf(cmd: string): string {
     picked.push(lines[i]!);
     while (i + 1 < lines.length && /^ {6,}\S/.test(lines[i + 1]!)) picked.push(lines[++i]!);
   }
-  return `usage: orbital-lab [--lab FILE] [--json] ${cmd} ...\n\n${picked.join('\n')}\n\n${USAGE.split('\n').slice(-2).join('\n')}`;
+  return `usage: orbital-lab [--lab FILE] [--json] ${cmd} ...\n\n${picked.join('\n')}\n\n${USAGE.split('\n').slice(-3).join('\n')}`;
 }
 
 export async function main(argv: string[], io?: Partial<Io>): Promise<number> {

@@ -38,7 +38,7 @@ function labOf(devices: Record<string, { target: string; tags?: string[] }>) {
 }
 
 describe('orbital-lab flash onto several devices', () => {
-  it('writes and verifies each; a device held by someone else fails alone and is not recorded; --tag picks devices', async () => {
+  it('writes and verifies each; a device held by someone else fails alone and is not recorded; --tag picks all, @TAG the first free one', async () => {
     const l = labOf({ a: { target: 'a.img', tags: ['rack1'] }, b: { target: 'b.img', tags: ['rack1'] }, c: { target: 'c.img', tags: ['rack1', 'slow'] }, d: { target: 'd.img' } });
     const both = run(['--lab', l.lab, '--json', 'flash', 'a', 'b', l.img]);
     expect(both.code).toBe(0);
@@ -65,10 +65,29 @@ describe('orbital-lab flash onto several devices', () => {
     expect(c.last!.flashes.map((f: { device: string; status: string }) => [f.device, f.status])).toEqual([['c', 'written']]);
     expect(readFileSync(join(l.dir, 'c.img')).equals(l.whole)).toBe(true);
 
+    // @TAG: one device from the pool, the first free one in lab-file order.
+    const one = run(['--lab', l.lab, '--json', 'flash', '@rack1', l.img, '--force']);
+    expect(one.code).toBe(0);
+    expect(one.last).toMatchObject({ ok: true, device: 'a', status: 'written' });
+    const la = acquireLock(join(l.dir, '.orbital', 'lab'), 'a', 'a long boot', 'tester');
+    const lb = acquireLock(join(l.dir, '.orbital', 'lab'), 'b', 'another job', 'tester');
+    try {
+      expect(run(['--lab', l.lab, '--json', 'flash', '@rack1', l.img]).last).toMatchObject({ ok: true, device: 'c', status: 'skipped' });
+      const lc = acquireLock(join(l.dir, '.orbital', 'lab'), 'c', 'a third job', 'tester');
+      try {
+        const none = run(['--lab', l.lab, 'flash', '@rack1', l.img]);
+        expect(none.code).toBe(3);
+        expect(none.stderr).toMatch(/every device tagged rack1 is in use: a \(tester: a long boot\), b \(tester: another job\), c \(tester: a third job\)/);
+      } finally { lc.release(); }
+    } finally { la.release(); lb.release(); }
+    const nosuch = run(['--lab', l.lab, 'flash', '@rack9', l.img]);
+    expect(nosuch.code).toBe(2);
+    expect(nosuch.stderr).toMatch(/no device in .* has the tag rack9 \(tags: rack1, slow\)/);
+
     // The lab log: one record per device flashed, none for the one that was held.
     const h = await readHistory(join(l.dir, '.orbital', 'lab'));
     const by = Object.fromEntries(h.devices.map((d) => [d.name, d.flashes]));
-    expect(by).toMatchObject({ a: 2, b: 2, c: 1 });
+    expect(by).toMatchObject({ a: 3, b: 2, c: 2 });
   });
 
   it('refuses what would make two writes meet, or cannot feed them, before writing anything', () => {
@@ -98,6 +117,8 @@ describe('orbital-lab flash onto several devices', () => {
     const t = run(['--lab', l.lab, 'flash', '--tag', 't', l.img]);
     expect(t.code).toBe(0);
     expect(t.stdout).toMatch(/onto 1 device\(s\): 1 hold it; tagged but without a flash target: board/);
+    // @t: board has the tag but no flash target, so a is picked.
+    expect(run(['--lab', l.lab, '--json', 'flash', '@t', l.img]).last).toMatchObject({ ok: true, device: 'a' });
     // Nothing was written by the refused runs: b's target never came to exist.
     expect(existsSync(join(l.dir, 'b.img'))).toBe(false);
   });

@@ -271,7 +271,7 @@ describe('run commands on the hosted OS (link socket, no console)', () => {
       os.stdout!.on('data', (d: Buffer) => { out += d; if (/kernel-link: unix:/.test(out)) res(); });
       os.once('exit', (c) => rej(new Error(`hosted OS exited ${c}: ${out}`)));
     });
-    labAt(dir, `version: 1\ndevices:\n  hosted:\n    kind: serial-board\n    link: { socket: ${join(data, 'link.sock')} }\n`);
+    labAt(dir, `version: 1\ndevices:\n  hosted:\n    kind: serial-board\n    link: { socket: ${join(data, 'link.sock')} }\n    tags: [pool]\n`);
     const lab = ['--lab', join(dir, 'lab.yaml')];
     const a = await cli([...lab, 'run', 'hosted', 'set a 1', '--expect', '^a=1$', 'get nokey', '--expect', 'no such key']);
     expect(a.code).toBe(0);
@@ -280,6 +280,10 @@ describe('run commands on the hosted OS (link socket, no console)', () => {
     // The commands were committed to the device's log: a second run sees the state.
     const b = await cli([...lab, 'run', 'hosted', 'get a', '--expect', '^1$']);
     expect(b.code).toBe(0);
+    // @pool: any free device with the tag (here the only one).
+    const p = await cli([...lab, 'run', '@pool', 'get a', '--expect', '^1$']);
+    expect(p.code).toBe(0);
+    expect(p.r.device).toBe('hosted');
     // Ctrl-U first (--line-kill) is line editing there too, not part of the command.
     expect((await cli([...lab, 'run', 'hosted', '--line-kill', 'get a', '--expect', '^1$'])).code).toBe(0);
     expect((await cli([...lab, 'run', 'hosted', '--boot', 'get a'])).code).toBe(2);
