@@ -68,7 +68,8 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   verify-trace FILE                        check a trace file's chain only
   export FILE --format chrome -o OUT       Chrome trace JSON (opens in Perfetto)
 
-DEVICE may be @TAG for flash, boot and run: the first free device with that tag.
+DEVICE may be @TAG for flash, boot and run: the first free device with that tag; --wait 10m waits
+for it (or for a named DEVICE) while it is in use.
 The lab file is --lab FILE, else $ORBITAL_LAB, else ./lab.yaml.
 Exit codes: 0 ok, 1 the device's OS failed, 2 bad usage or lab file, 3 the lab failed.`;
 
@@ -193,6 +194,37 @@ function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => 
   throw new LabError('busy', 'device-locked', `every device tagged ${tag} is in use: ${busy.join(', ')}; wait, or add a board to the pool`, 'lab', { tag });
 }
 
+/**
+ * claimDevice, waiting up to `waitMs` (`--wait`) while the device (or every device of the pool) is
+ * held: checked every 200 ms, so whichever becomes free first is taken. Says once that it waits
+ * (stderr, or a JSON `waiting` event); Ctrl-C stops the wait.
+ */
+async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Device) => string | null) | undefined, waitMs: number, signal: AbortSignal, json: boolean): Promise<{ dev: Device; lock: ReturnType<typeof acquireLock> }> {
+  const t0 = performance.now();
+  let said = false;
+  for (;;) {
+    try { return claimDevice(l, arg, command, why); } catch (e) {
+      if (!(e instanceof LabError) || e.code !== 'device-locked' || waitMs <= 0) throw e;
+      const waited = performance.now() - t0;
+      if (waited >= waitMs) throw new LabError('busy', 'device-locked', `${e.message} (still, after waiting ${(waited / 1000).toFixed(1)} s: --wait)`, 'lab', e.detail);
+      if (signal.aborted) throw new LabError('timeout', 'cancelled', `cancelled while waiting for ${arg}: ${e.message}`, 'lab');
+      if (!said) {
+        said = true;
+        if (json) process.stdout.write(`${JSON.stringify({ event: 'waiting', device: arg, forMs: waitMs, why: e.message, time: new Date().toISOString() })}\n`);
+        else process.stderr.write(`orbital-lab: waiting up to ${(waitMs / 1000).toFixed(1)} s for ${arg}: ${e.message}\n`);
+      }
+      await new Promise<void>((r) => { const t = setTimeout(r, 200); signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true }); });
+    }
+  }
+}
+
+function waitOf(v: string | undefined): number {
+  if (v === undefined) return 0;
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new LabError('bad-input', 'bad-usage', `--wait must be a duration like 10m or 30s (got "${v}")`);
+  return ms;
+}
+
 /** Runs a command's body on a claimed device; a LabError it throws names the device (for --json and the lab log). */
 async function onDevice<T>(dev: Device, f: () => Promise<T>): Promise<T> {
   try { return await f(); } catch (e) {
@@ -253,19 +285,20 @@ const commands: Record<string, Handler> = {
   },
 
   async flash(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, tag: { type: 'string', multiple: true } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, tag: { type: 'string', multiple: true }, wait: { type: 'string' } }, allowPositionals: true });
     const l = lab();
     if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
     const trust = trustedKeys(l, values.trust);
     const opts = (dev: Device, image: string, onProgress: (p: FlashProgress) => void): FlashOptions => ({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, force: values.force, verify: !values['no-verify'], directIo: values['no-direct'] ? false : undefined, requestedTarget: values.target, trust, part: values.part, signal, onProgress });
     // Several devices (DEVICE... IMAGE, or --tag): flashed side by side, see flashMany.
     if (values.tag?.length || positionals.length > 2) {
+      if (values.wait !== undefined) throw new LabError('bad-input', 'bad-usage', '--wait waits for one device (DEVICE or @TAG); a flash onto several reports a busy one as failed instead');
       const image = positionals[positionals.length - 1];
       return flashMany(l, positionals.slice(0, -1), values.tag ?? [], need(image, 'IMAGE'), values.target, json, opts);
     }
     const devArg = need(positionals[0], 'DEVICE');
     const image = imagePath(need(positionals[1], 'IMAGE'));
-    const { dev, lock } = claimDevice(l, devArg, `flash ${image}`, (d) => (d.flashTarget ? null : 'has no flash target'));
+    const { dev, lock } = await claimWaiting(l, devArg, `flash ${image}`, (d) => (d.flashTarget ? null : 'has no flash target'), waitOf(values.wait), signal, json);
     const sink = progressSink({ json });
     try {
       const r = await onDevice(dev, () => flash(opts(dev, image, (p) => sink(p as unknown as Record<string, unknown> & { phase: string }))));
@@ -306,14 +339,14 @@ Object.assign(commands, {
   },
 
   async boot(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' }, wait: { type: 'string' } }, allowPositionals: true });
     const retries = values.retries === undefined ? 0 : Number(values.retries);
     if (!Number.isInteger(retries) || retries < 0 || retries > 100) throw new LabError('bad-input', 'bad-usage', `--retries takes a count from 0 to 100 (got "${values.retries}")`);
     const l = lab();
     const devArg = need(positionals[0], 'DEVICE');
     const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
     if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
-    const { dev, lock } = claimDevice(l, devArg, 'boot', values.image ? (d) => (d.flashTarget ? null : 'has no flash target (--image)') : undefined);
+    const { dev, lock } = await claimWaiting(l, devArg, 'boot', values.image ? (d) => (d.flashTarget ? null : 'has no flash target (--image)') : undefined, waitOf(values.wait), signal, json);
     const sink = progressSink({ json });
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
@@ -387,7 +420,7 @@ Object.assign(commands, {
     } finally { lock.release(); }
   },
   async run(args, { lab, signal, json }) {
-    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, junit: { type: 'string' }, quiet: { type: 'boolean' }, image: { type: 'string' }, bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, part: { type: 'string' }, trust: { type: 'string', multiple: true }, force: { type: 'boolean' } }, allowPositionals: true, tokens: true });
+    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, junit: { type: 'string' }, quiet: { type: 'boolean' }, image: { type: 'string' }, bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, part: { type: 'string' }, trust: { type: 'string', multiple: true }, force: { type: 'boolean' }, wait: { type: 'string' } }, allowPositionals: true, tokens: true });
     // Order matters: each --expect belongs to the command before it.
     let device: string | undefined;
     const steps: Step[] = [];
@@ -416,7 +449,8 @@ Object.assign(commands, {
     if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
     const junitPath = values.junit === undefined ? undefined : resolve(values.junit);
     if (junitPath !== undefined && (values.junit === '' || !existsSync(dirname(junitPath)))) throw new LabError('bad-input', 'bad-usage', `--junit ${values.junit}: ${values.junit === '' ? 'needs a file name' : `its folder ${dirname(junitPath)} does not exist`}`);
-    const { dev, lock } = claimDevice(l, devArg, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`, values.image !== undefined ? (d) => (d.flashTarget ? null : 'has no flash target (--image)') : undefined);
+    const waitMs = waitOf(values.wait);
+    const { dev, lock } = await claimWaiting(l, devArg, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`, values.image !== undefined ? (d) => (d.flashTarget ? null : 'has no flash target (--image)') : undefined, waitMs, signal, json);
     let sinkEnd: (() => void) | undefined;
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
@@ -659,7 +693,7 @@ export function usageOf(cmd: string): string {
     picked.push(lines[i]!);
     while (i + 1 < lines.length && /^ {6,}\S/.test(lines[i + 1]!)) picked.push(lines[++i]!);
   }
-  return `usage: orbital-lab [--lab FILE] [--json] ${cmd} ...\n\n${picked.join('\n')}\n\n${USAGE.split('\n').slice(-3).join('\n')}`;
+  return `usage: orbital-lab [--lab FILE] [--json] ${cmd} ...\n\n${picked.join('\n')}\n\n${USAGE.split('\n').slice(-4).join('\n')}`;
 }
 
 export async function main(argv: string[], io?: Partial<Io>): Promise<number> {

@@ -3,7 +3,7 @@
 // up mid-write (a real 1 MiB tmpfs), fails alone while the others are written and verified; what
 // would make two writes meet on one disk is refused before anything is written.
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -88,6 +88,31 @@ describe('orbital-lab flash onto several devices', () => {
     const h = await readHistory(join(l.dir, '.orbital', 'lab'));
     const by = Object.fromEntries(h.devices.map((d) => [d.name, d.flashes]));
     expect(by).toMatchObject({ a: 3, b: 2, c: 2 });
+  });
+
+  it('--wait: a busy pool is waited for, and the first device freed is taken; the wait ends in device-locked', async () => {
+    const l = labOf({ a: { target: 'a.img', tags: ['pool'] }, b: { target: 'b.img', tags: ['pool'] } });
+    const state = join(l.dir, '.orbital', 'lab');
+    const la = acquireLock(state, 'a', 'job 1', 'tester');
+    const lb = acquireLock(state, 'b', 'job 2', 'tester');
+    try {
+      const short = run(['--lab', l.lab, 'flash', '@pool', l.img, '--wait', '600ms']);
+      expect(short.code).toBe(3);
+      expect(short.stderr).toMatch(/waiting up to 0.6 s for @pool: every device tagged pool is in use/);
+      expect(short.stderr).toMatch(/still, after waiting \d+\.\d s: --wait/);
+      // A longer wait: b is freed while it waits, and taken.
+      const child = spawn(process.execPath, [BIN, '--lab', l.lab, '--json', 'flash', '@pool', l.img, '--wait', '60s'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => { out += d; });
+      const closed = new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+      for (let i = 0; i < 300 && !/"event":"waiting"/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toMatch(/"event":"waiting","device":"@pool"/);
+      lb.release();
+      expect(await closed).toBe(0);
+      expect(JSON.parse(out.trim().split('\n').pop()!)).toMatchObject({ ok: true, device: 'b', status: 'written' });
+    } finally { la.release(); lb.release(); }
+    expect(run(['--lab', l.lab, 'flash', '@pool', l.img, '--wait', 'soon']).code).toBe(2);
+    expect(run(['--lab', l.lab, 'flash', 'a', 'b', l.img, '--wait', '1s']).code).toBe(2);
   });
 
   it('refuses what would make two writes meet, or cannot feed them, before writing anything', () => {
