@@ -172,7 +172,7 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
  * pool of boards, as labgrid's places reserved by tag. Every device with the tag held by someone
  * else is `device-locked`, naming the holders; none with the tag is bad usage.
  */
-function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => string | null): { dev: Device; lock: ReturnType<typeof acquireLock> } {
+function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => string | null, suspect: ReadonlySet<string> = new Set()): { dev: Device; lock: ReturnType<typeof acquireLock> } {
   if (!arg.startsWith('@')) {
     const dev = getDevice(l, arg);
     const no = why?.(dev);
@@ -181,7 +181,9 @@ function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => 
   }
   const tag = arg.slice(1);
   const tagged = [...l.devices.values()].filter((d) => d.tags.includes(tag));
-  const able = tagged.filter((d) => !why?.(d));
+  // Devices whose last boot failed on the lab's side (a dead board, a loose cable) go last,
+  // so one broken board does not take every job first; they are still used when nothing else is free.
+  const able = tagged.filter((d) => !why?.(d)).sort((a, b) => Number(suspect.has(a.name)) - Number(suspect.has(b.name)));
   if (!able.length) throw new LabError('bad-input', 'bad-usage', tagged.length ? `no device tagged ${tag} can do this: ${tagged.map((d) => `${d.name} ${why!(d)}`).join('; ')}` : `no device in ${l.path} has the tag ${tag} (tags: ${[...new Set([...l.devices.values()].flatMap((d) => d.tags))].join(', ') || 'none'})`);
   const busy: string[] = [];
   for (const dev of able) {
@@ -202,8 +204,9 @@ function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => 
 async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Device) => string | null) | undefined, waitMs: number, signal: AbortSignal, json: boolean): Promise<{ dev: Device; lock: ReturnType<typeof acquireLock> }> {
   const t0 = performance.now();
   let said = false;
+  const suspect = arg.startsWith('@') ? await labSuspects(l) : new Set<string>();
   for (;;) {
-    try { return claimDevice(l, arg, command, why); } catch (e) {
+    try { return claimDevice(l, arg, command, why, suspect); } catch (e) {
       if (!(e instanceof LabError) || e.code !== 'device-locked' || waitMs <= 0) throw e;
       const waited = performance.now() - t0;
       if (waited >= waitMs) throw new LabError('busy', 'device-locked', `${e.message} (still, after waiting ${(waited / 1000).toFixed(1)} s: --wait)`, 'lab', e.detail);
@@ -216,6 +219,14 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
       await new Promise<void>((r) => { const t = setTimeout(r, 200); signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true }); });
     }
   }
+}
+
+/** Devices whose last boot failed on the lab's side (boot-timeout, console-gone, power-failed), from the lab log (none if it cannot be read). */
+async function labSuspects(l: Lab): Promise<Set<string>> {
+  try {
+    const h = await readHistory(l.stateDir);
+    return new Set(h.devices.filter((d) => (d.lastBoot && !d.lastBoot.ok && d.lastBoot.blame !== 'os')).map((d) => d.name));
+  } catch { return new Set(); }
 }
 
 function waitOf(v: string | undefined): number {

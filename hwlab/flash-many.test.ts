@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { inCI } from '../scripts/testkit.ts';
 import { makeBmap, makeImage, MiB } from './flash/testimg.ts';
 import { acquireLock } from './lock.ts';
-import { readHistory } from './history.ts';
+import { readHistory, recordLab } from './history.ts';
 
 const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
 const dirs: string[] = [];
@@ -112,6 +112,12 @@ describe('orbital-lab flash onto several devices', () => {
       expect(JSON.parse(out.trim().split('\n').pop()!)).toMatchObject({ ok: true, device: 'b', status: 'written' });
     } finally { la.release(); lb.release(); }
     expect(run(['--lab', l.lab, 'flash', '@pool', l.img, '--wait', 'soon']).code).toBe(2);
+    // A device whose last boot failed on the lab's side goes to the back of the pool: b is picked before a.
+    await recordLab(state, [{ action: 'boot', args: { device: 'a', boot_id: 'x', ok: 0, stage: '', blame: 'lab', code: 'boot-timeout', boot_ms: 0 } }]);
+    expect(run(['--lab', l.lab, '--json', 'flash', '@pool', l.img]).last).toMatchObject({ ok: true, device: 'b' });
+    // ...but is still used when it is the only one free.
+    const hold = acquireLock(state, 'b', 'job 3', 'tester');
+    try { expect(run(['--lab', l.lab, '--json', 'flash', '@pool', l.img]).last).toMatchObject({ ok: true, device: 'a' }); } finally { hold.release(); }
     expect(run(['--lab', l.lab, 'flash', 'a', 'b', l.img, '--wait', '1s']).code).toBe(2);
   });
 
