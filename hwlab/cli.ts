@@ -11,7 +11,7 @@ import { LabError, EXIT, exitCodeFor } from './errors.ts';
 import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Device, type Lab } from './labfile.ts';
 import { inventory } from './devices.ts';
 import { acquireLock } from './lock.ts';
-import { flash, verifyOnly, type FlashOptions, type FlashProgress, type FlashResult } from './flash/flash.ts';
+import { flash, verifyOnly, stuckTargets, type FlashOptions, type FlashProgress, type FlashResult } from './flash/flash.ts';
 import { runCommands, type Step } from './run.ts';
 import { recordLab, readHistory, labLogPath, type DeviceHistory, type LabRecord } from './history.ts';
 import { GUEST_BOOT } from './guest-boot.ts';
@@ -156,7 +156,7 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
       const le = e instanceof LabError ? e : new LabError('bug', 'bug', `internal error: ${(e as Error)?.stack ?? e}`, 'lab');
       sink.done(dev.name, `FAILED (${le.code})`);
       return { device: dev.name, ok: false, error: le.toJSON() };
-    } finally { lock?.release(); }
+    } finally { if (lock) releaseUnlessStuck(lock, dev.name); }
   }));
   sink.end();
   const failed = results.filter((r): r is Extract<FlashOne, { ok: false }> => !r.ok);
@@ -234,6 +234,17 @@ function waitOf(v: string | undefined): number {
   const ms = parseDuration(v);
   if (ms === undefined) throw new LabError('bad-input', 'bad-usage', `--wait must be a duration like 10m or 30s (got "${v}")`);
   return ms;
+}
+
+/**
+ * Releases a device lock, unless a flash in this process left a request stuck on the device's
+ * target (flash-stalled): it could still land on the disk once the device answers, on top of the
+ * next user's flash. The lock then stays until this process has exited (a process with a thread
+ * blocked in the kernel leaves only when the request ends), and the next user takes the stale lock over.
+ */
+function releaseUnlessStuck(lock: ReturnType<typeof acquireLock>, device: string): void {
+  if (stuckTargets.has(device)) { process.stderr.write(`orbital-lab: ${device} stays locked by pid ${process.pid} until its stuck request ends and this process exits\n`); return; }
+  lock.release();
 }
 
 /** Runs a command's body on a claimed device; a LabError it throws names the device (for --json and the lab log). */
@@ -315,7 +326,7 @@ const commands: Record<string, Handler> = {
       const r = await onDevice(dev, () => flash(opts(dev, image, (p) => sink(p as unknown as Record<string, unknown> & { phase: string }))));
       sink.end();
       return { result: { ok: true, ...r }, text: flashText(dev.name, r) };
-    } finally { sink.end(); lock.release(); }
+    } finally { sink.end(); releaseUnlessStuck(lock, dev.name); }
   },
 
   async verify(args, { lab, signal, json }) {
@@ -370,7 +381,7 @@ Object.assign(commands, {
       const tries = r.retried?.length ? `\n${r.retried.length} earlier attempt(s) failed on the lab's side and were retried: ${r.retried.map((x) => `${x.failure.code} (log ${x.log})`).join('; ')}` : '';
       const lt = r.latencyTimer?.error ? `\nnote: the USB-serial latency timer of ${r.latencyTimer.tty} stays at ${r.latencyTimer.was} ms (${r.latencyTimer.error}): ${r.latencyTimer.hint}` : '';
       return { result: r, text: text + tries + lt, exit: r.ok ? EXIT.ok : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
-    } finally { sink.end(); lock.release(); }
+    } finally { sink.end(); releaseUnlessStuck(lock, dev.name); }
   },
 
   async console(args, { lab, signal }) {
@@ -487,7 +498,7 @@ Object.assign(commands, {
         ? `${dev.name}: ${r.steps.length} command(s) echoed, ${r.steps.reduce((n, x) => n + x.expect.length, 0)} expectation(s) met${tail}`
         : `${dev.name}: run FAILED at ${r.steps.length ? `command ${r.steps.length} (${JSON.stringify(r.steps[r.steps.length - 1]!.cmd)}; ${done} before it passed)` : r.failure && 'stage' in r.failure ? 'the flash' : 'the boot'} - ${r.failure!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${r.failure!.code}): ${r.failure!.message}${tail}`);
       return { result: { ...r, ...junit }, text, exit: r.ok ? (junit.junitError ? EXIT.lab : EXIT.ok) : r.failure!.blame === 'os' ? EXIT.os : EXIT.lab };
-    } finally { sinkEnd?.(); lock.release(); }
+    } finally { sinkEnd?.(); releaseUnlessStuck(lock, dev.name); }
   },
 
   async history(args, { lab }) {

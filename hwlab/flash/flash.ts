@@ -978,6 +978,13 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
 }
 
 /** Reads a target back and checks it holds the image (the `verify` command): a compare without writing. */
+/**
+ * Devices with a target request stuck in this process's kernel since a `flash-stalled`: it may still
+ * land on the disk when the device answers, so this process keeps their locks until it exits (the
+ * lock then turns stale and the next user takes it over; see releaseUnlessStuck).
+ */
+export const stuckTargets = new Set<string>();
+
 type VerifyOnlyResult = VerifyReport & { same: boolean; blake3: string | null; blake3Of: Blake3Of | null; orbimg?: OrbimgInfo };
 
 /**
@@ -1007,7 +1014,7 @@ async function watched<T>(o: FlashOptions, what: string, run: (o: FlashOptions) 
   let timedOut = false;
   const timer = limit > 0 ? setTimeout(() => { timedOut = true; ac.abort(); }, limit) : null;
   // A stall also cancels the flash, so that if the device answers after all, nothing more is written.
-  const watch = new IoWatch(o.stallMs ?? o.device.timeouts.flashStall, `${o.device.name}: ${what}`, (e) => { onStall?.(e); ac.abort(); });
+  const watch = new IoWatch(o.stallMs ?? o.device.timeouts.flashStall, `${o.device.name}: ${what}`, (e) => { stuckTargets.add(o.device.name); onStall?.(e); ac.abort(); });
   const p = run({ ...o, signal: ac.signal, watch });
   p.catch(() => {});
   try {

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { inCI, missing } from '../../scripts/testkit.ts';
 import { readJournal } from './journal.ts';
+import { readLock } from '../lock.ts';
 import { parseLab } from '../labfile.ts';
 import { flash } from './flash.ts';
 import { LabError } from '../errors.ts';
@@ -105,6 +106,10 @@ if (why) {
     expect(last.error.message).toMatch(/on the target has not completed for \d+\.\d s \(stall limit 1\.5 s, timeouts\.flash-stall\)/);
     expect(out).not.toMatch(/"ok":true/);
     expect(err).toMatch(/orbital-lab: dut: flash: a (write|datasync|truncate)/);
+    // The stuck write could still land: the lock stayed with the stalled process (it was alive
+    // until the thaw), so it is stale only now, and the next user takes it over.
+    expect(err).toMatch(/dut stays locked by pid \d+ until its stuck request ends/);
+    expect(readLock(l.state, 'dut').state).toBe('stale');
     const j = readJournal(l.state, 'dut')!;
     expect(j.status).toBe('failed');
     expect(j.error).toMatch(/has not completed/);
