@@ -216,7 +216,11 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
         if (json) process.stdout.write(`${JSON.stringify({ event: 'waiting', device: arg, forMs: waitMs, why: e.message, time: new Date().toISOString() })}\n`);
         else process.stderr.write(`orbital-lab: waiting up to ${(waitMs / 1000).toFixed(1)} s for ${arg}: ${e.message}\n`);
       }
-      await new Promise<void>((r) => { const t = setTimeout(r, 200); signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true }); });
+      await new Promise<void>((r) => {
+        const done = () => { clearTimeout(t); signal.removeEventListener('abort', done); r(); };
+        const t = setTimeout(done, 200);
+        signal.addEventListener('abort', done, { once: true });
+      });
     }
   }
 }
