@@ -301,19 +301,27 @@ async function chardevDisconnected(qmp: Qmp, label: string, device: string, time
   }
 }
 
+/** What a flash before a boot (`boot --image`, `run --image`) needs. */
+export type FlashFirst = Pick<BootOptions, 'lab' | 'device' | 'bmap' | 'trust' | 'part' | 'force' | 'signal' | 'onFlashProgress'> & { image: string };
+
+/**
+ * Flashes the device's image before it is booted: the lab file's trusted keys and the extra ones.
+ * A flash that failed is the lab's failure (or the person's, for a bad image path or bmap), never
+ * the OS's: it throws a LabError blamed so, its message starting `flash before WHAT failed:`.
+ */
+export async function flashFirst(o: FlashFirst, what: string): Promise<FlashResult> {
+  try {
+    return await flash({ device: o.device, stateDir: o.lab.stateDir, source: o.image, bmap: o.bmap, trust: [...o.lab.trust.map((t) => t.key), ...(o.trust ?? [])], part: o.part, force: o.force, signal: o.signal, onProgress: o.onFlashProgress });
+  } catch (e) {
+    const le = e instanceof LabError ? e : new LabError('io', 'io-error', String(e), 'lab');
+    throw new LabError(le.kind, le.code, `flash before ${what} failed: ${le.message}`, le.blame === 'usage' ? 'usage' : 'lab', le.detail);
+  }
+}
+
 /** Boots a device (optionally flashing it first) and reports how far it got. */
 export async function boot(o: BootOptions): Promise<BootResult> {
   const dev = o.device;
-  let flashed: FlashResult | undefined;
-  if (o.image) {
-    try {
-      flashed = await flash({ device: dev, stateDir: o.lab.stateDir, source: o.image, bmap: o.bmap, trust: [...o.lab.trust.map((t) => t.key), ...(o.trust ?? [])], part: o.part, force: o.force, signal: o.signal, onProgress: o.onFlashProgress });
-    } catch (e) {
-      const le = e instanceof LabError ? e : new LabError('io', 'io-error', String(e), 'lab');
-      // A flash that failed is the lab's failure (or the person's, for a bad image path), never a boot failure.
-      throw new LabError(le.kind, le.code, `flash before boot failed: ${le.message}`, le.blame === 'usage' ? 'usage' : 'lab', le.detail);
-    }
-  }
+  const flashed = o.image ? await flashFirst({ ...o, image: o.image }, 'boot') : undefined;
   const retried: NonNullable<BootResult['retried']> = [];
   for (let attempt = 0; ; attempt++) {
     const s = await powerOnSession(o);

@@ -259,6 +259,14 @@ async function onDevice<T>(dev: Device, f: () => Promise<T>): Promise<T> {
   }
 }
 
+/** `--bmap F` / `--no-bmap` / neither (look beside the image), as flash, verify and run --image take them. */
+function bmapOption(v: { bmap?: string; 'no-bmap'?: boolean }): string | null | undefined {
+  return v['no-bmap'] ? null : v.bmap ? resolve(v.bmap) : undefined;
+}
+
+/** For claimDevice: a job that writes the device's disk needs a flash target. */
+const needsTarget = (why: string) => (d: Device) => (d.flashTarget ? null : `has no flash target${why}`);
+
 function need<T>(v: T | undefined, what: string): T {
   if (v === undefined || v === '') throw new LabError('bad-input', 'bad-usage', `missing ${what}\n\n${USAGE}`);
   return v;
@@ -315,7 +323,7 @@ const commands: Record<string, Handler> = {
     const l = lab();
     if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
     const trust = trustedKeys(l, values.trust);
-    const opts = (dev: Device, image: string, onProgress: (p: FlashProgress) => void): FlashOptions => ({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, force: values.force, verify: !values['no-verify'], directIo: values['no-direct'] ? false : undefined, requestedTarget: values.target, trust, part: values.part, signal, onProgress });
+    const opts = (dev: Device, image: string, onProgress: (p: FlashProgress) => void): FlashOptions => ({ device: dev, stateDir: l.stateDir, source: image, bmap: bmapOption(values), force: values.force, verify: !values['no-verify'], directIo: values['no-direct'] ? false : undefined, requestedTarget: values.target, trust, part: values.part, signal, onProgress });
     // Several devices (DEVICE... IMAGE, or --tag): flashed side by side, see flashMany.
     if (values.tag?.length || positionals.length > 2) {
       if (values.wait !== undefined) throw new LabError('bad-input', 'bad-usage', '--wait waits for one device (DEVICE or @TAG); a flash onto several reports a busy one as failed instead');
@@ -324,7 +332,7 @@ const commands: Record<string, Handler> = {
     }
     const devArg = need(positionals[0], 'DEVICE');
     const image = imagePath(need(positionals[1], 'IMAGE'));
-    const { dev, lock } = await claimWaiting(l, devArg, `flash ${image}`, (d) => (d.flashTarget ? null : 'has no flash target'), waitOf(values.wait), signal, json);
+    const { dev, lock } = await claimWaiting(l, devArg, `flash ${image}`, needsTarget(''), waitOf(values.wait), signal, json);
     const sink = progressSink({ json });
     try {
       const r = await onDevice(dev, () => flash(opts(dev, image, (p) => sink(p as unknown as Record<string, unknown> & { phase: string }))));
@@ -342,7 +350,7 @@ const commands: Record<string, Handler> = {
     const lock = acquireLock(l.stateDir, dev.name, `verify ${image}`);
     const sink = progressSink({ json });
     try {
-      const r = await verifyOnly({ device: dev, stateDir: l.stateDir, source: image, bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, trust, part: values.part, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
+      const r = await verifyOnly({ device: dev, stateDir: l.stateDir, source: image, bmap: bmapOption(values), trust, part: values.part, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
       sink.end();
       if (!r.same) throw new LabError('io', 'verify-mismatch', `${dev.name}: target ${dev.flashTarget} does not hold ${image}`, 'lab');
       return { result: { ok: true, ...r }, text: `${dev.name}: target holds ${image} (${human(r.bytes)} compared through ${r.method}, ${r.mbPerS.toFixed(0)} MB/s; blake3 ${r.blake3})${orbimgText(r.orbimg)}` };
@@ -372,7 +380,7 @@ Object.assign(commands, {
     const devArg = need(positionals[0], 'DEVICE');
     const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
     if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
-    const { dev, lock } = await claimWaiting(l, devArg, 'boot', values.image ? (d) => (d.flashTarget ? null : 'has no flash target (--image)') : undefined, waitOf(values.wait), signal, json);
+    const { dev, lock } = await claimWaiting(l, devArg, 'boot', values.image ? needsTarget(' (--image)') : undefined, waitOf(values.wait), signal, json);
     const sink = progressSink({ json });
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
@@ -476,7 +484,7 @@ Object.assign(commands, {
     const junitPath = values.junit === undefined ? undefined : resolve(values.junit);
     if (junitPath !== undefined && (values.junit === '' || !existsSync(dirname(junitPath)))) throw new LabError('bad-input', 'bad-usage', `--junit ${values.junit}: ${values.junit === '' ? 'needs a file name' : `its folder ${dirname(junitPath)} does not exist`}`);
     const waitMs = waitOf(values.wait);
-    const { dev, lock } = await claimWaiting(l, devArg, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`, values.image !== undefined ? (d) => (d.flashTarget ? null : 'has no flash target (--image)') : undefined, waitMs, signal, json);
+    const { dev, lock } = await claimWaiting(l, devArg, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`, values.image !== undefined ? needsTarget(' (--image)') : undefined, waitMs, signal, json);
     let sinkEnd: (() => void) | undefined;
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
@@ -484,7 +492,7 @@ Object.assign(commands, {
       const t0 = performance.now();
       const sink = progressSink({ json });
       sinkEnd = () => sink.end();
-      const flashOpts = values.image === undefined ? {} : { image: imagePath(values.image), bmap: values['no-bmap'] ? null : values.bmap ? resolve(values.bmap) : undefined, trust: trustedKeys({ ...l, trust: [] }, values.trust), part: values.part, force: values.force, onFlashProgress: (p: FlashProgress) => sink(p as unknown as Record<string, unknown> & { phase: string }) };
+      const flashOpts = values.image === undefined ? {} : { image: imagePath(values.image), bmap: bmapOption(values), trust: trustedKeys({ ...l, trust: [] }, values.trust), part: values.part, force: values.force, onFlashProgress: (p: FlashProgress) => sink(p as unknown as Record<string, unknown> & { phase: string }) };
       const r = await onDevice(dev, () => runCommands({ lab: l, device: dev, steps, ...flashOpts, boot: values.boot, timeoutMs: dur(values.timeout, '--timeout'), bootTimeoutMs: dur(values['boot-timeout'], '--boot-timeout'), charDelayMs: dur(values['char-delay'], '--char-delay'), lineKill: values['line-kill'], logPath: values.log ? resolve(values.log) : undefined, signal, onLine: showLine }));
       sink.end();
       const done = r.steps.filter((x) => x.echo && x.expect.every((e) => e.line !== null)).length;
@@ -647,8 +655,8 @@ function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: L
   const r = (result ?? {}) as Record<string, any>;
   // A flash onto several devices: one record per device that was flashed or failed (not one held by someone else).
   if (cmd === 'flash' && Array.isArray(r.flashes)) {
-    return (r.flashes as FlashOne[]).filter((f) => f.ok || (f.error.code !== 'device-locked' && f.error.blame !== 'usage')).map((f): LabRecord => ({ action: 'flash', args: {
-      device: f.device, image: String(f.ok ? f.source.path : r.image ?? '').slice(0, 4096), status: f.ok ? f.status : 'failed', blake3: f.ok ? String(f.blake3 ?? '') : '', bytes: f.ok ? Number(f.bytesWritten ?? 0) : 0, code: f.ok ? '' : String(f.error.code ?? '').slice(0, 64) } }));
+    return (r.flashes as FlashOne[]).filter((f) => f.ok || (f.error.code !== 'device-locked' && f.error.blame !== 'usage'))
+      .map((f) => (f.ok ? flashRecord(f.device, f, f.source.path, null) : flashRecord(f.device, null, String(r.image ?? ''), f.error as { code?: string })));
   }
   // The device the command named: from its result, else the first argument that names one (a flag's value may come first).
   const named = typeof r.device === 'string' ? r.device : typeof e?.detail.device === 'string' ? e.detail.device : undefined;
@@ -658,8 +666,7 @@ function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: L
   const at = args.includes(device) ? args.indexOf(device) : args.findIndex((a) => a.startsWith('@'));
   const after = (k: number) => args.slice(at + 1).filter((a) => !a.startsWith('-'))[k];
   const code = (x: { code?: string } | undefined | null) => String(x?.code ?? '').slice(0, 64);
-  const flashRec = (f: Record<string, any> | null, image: string): LabRecord => ({ action: 'flash', args: {
-    device, image: image.slice(0, 4096), status: f ? f.status : 'failed', blake3: f ? String(f.blake3 ?? '') : '', bytes: f ? Number(f.bytesWritten ?? 0) : 0, code: e ? code(e) : '' } });
+  const flashRec = (f: Record<string, any> | null, image: string): LabRecord => flashRecord(device, f, image, e);
   const imageArg = () => after(0) ?? '';
   const bootRec = (ok: boolean, stage: unknown, f: { blame?: string; code?: string } | undefined | null, bootMs: unknown): LabRecord => ({ action: 'boot', args: {
     device, boot_id: String(r.bootId ?? ''), ok: ok ? 1 : 0, stage: String(stage ?? '').slice(0, 64), blame: f ? String(f.blame) : '', code: code(f), boot_ms: Math.max(0, Math.round(Number(bootMs ?? 0))) } });
@@ -689,11 +696,16 @@ function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: L
       const ff = r.failure?.stage === 'flash' ? r.failure : null;
       const img = args[args.indexOf('--image') + 1] ?? '';
       const flashed: LabRecord[] = fr ? [flashRec(fr, String(fr.source?.path ?? img))]
-        : ff ? [{ action: 'flash', args: { device, image: img.slice(0, 4096), status: 'failed', blake3: '', bytes: 0, code: code(ff) } }] : [];
+        : ff ? [flashRecord(device, null, img, ff)] : [];
       return [...flashed, ...booted, { action: 'run', args: { device, ok: !e && r.ok ? 1 : 0, commands: Array.isArray(r.steps) ? r.steps.length : 0, blame: f ? String(f.blame) : '', code: code(f) } }];
     }
   }
   return [];
+}
+
+/** A lab-log `flash` record: of a flash's result, or (f null) of one that failed with `failure`. */
+function flashRecord(device: string, f: Record<string, any> | null, image: string, failure: { code?: string } | null): LabRecord {
+  return { action: 'flash', args: { device, image: image.slice(0, 4096), status: f ? f.status : 'failed', blake3: f ? String(f.blake3 ?? '') : '', bytes: f ? Number(f.bytesWritten ?? 0) : 0, code: String(failure?.code ?? '').slice(0, 64) } };
 }
 
 /** Registers another command (power/boot/console/trace modules add theirs). */

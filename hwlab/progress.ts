@@ -13,8 +13,14 @@ function clock(s: number): string {
   return `${m}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
 }
 
-export function progressSink(opts: { json: boolean; out?: NodeJS.WriteStream; err?: NodeJS.WriteStream }): ProgressSink {
-  const out = opts.out ?? process.stdout;
+type SinkOpts = { json: boolean; out?: NodeJS.WriteStream; err?: NodeJS.WriteStream };
+
+/** A JSON event line: on stdout with --json, else on stderr (the result owns stdout). */
+function jsonEvent(opts: SinkOpts, ev: Record<string, unknown>): void {
+  (opts.json ? opts.out ?? process.stdout : opts.err ?? process.stderr).write(JSON.stringify({ ...ev, time: new Date().toISOString() }) + '\n');
+}
+
+export function progressSink(opts: SinkOpts): ProgressSink {
   const err = opts.err ?? process.stderr;
   let drawn = false;
   const tty = !opts.json && err.isTTY;
@@ -29,7 +35,7 @@ export function progressSink(opts: { json: boolean; out?: NodeJS.WriteStream; er
       err.write(`\r\x1b[K${ev.phase.padEnd(7)} ${human(bytes)}${total ? ` / ${human(total)}` : ''}${pct}  ${(rate / MB).toFixed(0)} MB/s${eta}`);
       drawn = true;
     } else {
-      (opts.json ? out : err).write(JSON.stringify({ event: 'progress', ...ev, time: new Date().toISOString() }) + '\n');
+      jsonEvent(opts, { event: 'progress', ...ev });
     }
   }) as ProgressSink;
   sink.end = () => { if (drawn) err.write('\n'); drawn = false; };
@@ -47,8 +53,7 @@ export interface MultiProgressSink {
  * Progress of the same job on several devices: one rewritten line on a terminal (each device's
  * phase and percentage, or how it ended), JSON lines with a `device` field otherwise.
  */
-export function multiProgress(opts: { json: boolean; out?: NodeJS.WriteStream; err?: NodeJS.WriteStream }, devices: string[]): MultiProgressSink {
-  const out = opts.out ?? process.stdout;
+export function multiProgress(opts: SinkOpts, devices: string[]): MultiProgressSink {
   const err = opts.err ?? process.stderr;
   const tty = !opts.json && err.isTTY;
   const state = new Map<string, string>(devices.map((d) => [d, 'waiting']));
@@ -64,14 +69,14 @@ export function multiProgress(opts: { json: boolean; out?: NodeJS.WriteStream; e
     drawn = true;
   };
   const sink = ((device: string, ev: Record<string, unknown> & { phase: string }) => {
-    if (!tty) { (opts.json ? out : err).write(JSON.stringify({ event: 'progress', device, ...ev, time: new Date().toISOString() }) + '\n'); return; }
+    if (!tty) { jsonEvent(opts, { event: 'progress', device, ...ev }); return; }
     const total = ev.total == null ? null : Number(ev.total);
     const bytes = Number(ev.bytes ?? 0);
     state.set(device, `${ev.phase}${total ? ` ${((100 * bytes) / total).toFixed(0)}%` : bytes ? ` ${human(bytes)}` : ''}`);
     draw(false);
   }) as MultiProgressSink;
   sink.done = (device, how) => {
-    if (!tty) { (opts.json ? out : err).write(JSON.stringify({ event: 'done', device, how, time: new Date().toISOString() }) + '\n'); return; }
+    if (!tty) { jsonEvent(opts, { event: 'done', device, how }); return; }
     state.set(device, how);
     draw(true);
   };

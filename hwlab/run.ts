@@ -11,10 +11,10 @@
 // timeout. The device's fatal patterns are watched all the while: a panic during a command is the
 // OS's failure however the expectations went. Every line goes to the boot log as for `boot`.
 import { LabError, type LabErrorCode } from './errors.ts';
-import { flash, type FlashProgress, type FlashResult } from './flash/flash.ts';
+import type { FlashProgress, FlashResult } from './flash/flash.ts';
 import type { Device, Lab, Pattern } from './labfile.ts';
 import { BootWatch, patternHit, withoutStamp as bare, type BootOutcome, type FatalLine, type LogLine } from './console/capture.ts';
-import { defaultLogPath, powerOnSession } from './boot.ts';
+import { defaultLogPath, flashFirst, powerOnSession } from './boot.ts';
 import { consoleSpecText } from './devices.ts';
 import { readVm, sleep } from './vm.ts';
 import { initAxiom } from '../axiom/index.ts';
@@ -125,13 +125,11 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
   if (overLink && (o.boot || o.image !== undefined)) throw new LabError('bad-input', 'bad-usage', `${dev.name} is reached over its link socket only (no console, no power): it cannot be ${o.image !== undefined ? 'flashed or ' : ''}booted from here; run without --boot${o.image !== undefined ? ' and --image' : ''}`);
   let flashed: FlashResult | undefined;
   if (o.image !== undefined) {
-    try {
-      flashed = await flash({ device: dev, stateDir: o.lab.stateDir, source: o.image, bmap: o.bmap, trust: [...o.lab.trust.map((t) => t.key), ...(o.trust ?? [])], part: o.part, force: o.force, signal: o.signal, onProgress: o.onFlashProgress });
-    } catch (e) {
-      const le = e instanceof LabError ? e : new LabError('io', 'io-error', String(e), 'lab');
-      // The person's mistake (no such image, a bad bmap path) is bad usage; any other flash failure is the lab's, never the OS's.
+    try { flashed = await flashFirst({ ...o, image: o.image }, 'run'); } catch (e) {
+      // The person's mistake (no such image, a bad bmap path) is bad usage; any other flash failure is the lab's, in the result.
+      const le = e as LabError;
       if (le.blame === 'usage') throw le;
-      return { ok: false, device: dev.name, bootId: '', log: '', steps: [], failure: { blame: 'lab', code: le.code, message: `flash before run failed: ${le.message}`, stage: 'flash' }, charDelayMs, fields: {} };
+      return { ok: false, device: dev.name, bootId: '', log: '', steps: [], failure: { blame: 'lab', code: le.code, message: le.message, stage: 'flash' }, charDelayMs, fields: {} };
     }
   }
   // A device reached only over a link socket (the hosted OS) has no console to type on: its shell is its `sh` action.
