@@ -38,16 +38,23 @@ describe('lab domain', () => {
     p('boot', bootArgs('board-1', false, 'lab', 'boot-timeout'));
     p('power', { device: 'board-1', action: 'off', ok: 1, code: '' });
     p('run', { device: 'vm-1', ok: 0, commands: 2, blame: 'os', code: 'expect-timeout' });
-    const s = seq.stateOf(labReducer) as LabState;
+    const s = labReducer.clone(seq.stateOf(labReducer) as LabState);
     const vm = s.devices.get('vm-1')!;
     expect(vm).toMatchObject({ flashes: 2, flashFailures: 1, boots: 2, bootFailuresOs: 1, bootFailuresLab: 0, runs: 1, runFailures: 1 });
     expect(vm.lastFlash).toMatchObject({ status: 'failed', code: 'verify-mismatch' });
     expect(vm.lastBoot).toMatchObject({ ok: false, blame: 'os', code: 'os-fatal' });
     expect(s.devices.get('board-1')).toMatchObject({ boots: 1, bootFailuresLab: 1, power: 'off' });
+    // No `service` key before a device's first service commit: logs from before the action keep their hashes.
+    const v0 = labReducer.toValue(s) as { devices: Record<string, Record<string, unknown>> };
+    expect(Object.keys(v0.devices['vm-1']!)).not.toContain('service');
+    p('service', { device: 'vm-1', state: 'out', reason: 'disk swap', by: 'ann@lab' });
+    const v1 = labReducer.toValue(seq.stateOf(labReducer) as LabState) as { devices: Record<string, Record<string, unknown>> };
+    expect(v1.devices['vm-1']!.service).toMatchObject({ state: 'out', reason: 'disk swap', by: 'ann@lab' });
+    expect(Object.keys(v1.devices['board-1']!)).not.toContain('service');
     // Replaying the entries gives the very state hash the sequencer's checkpoints recorded.
     const rep = new Replayer([systemReducer, labReducer]);
     for (const a of all) { const d = decodeEntry(a.encoded); if (!d.ok) throw new Error(d.error.message); rep.apply(d.value); }
-    expect(toHex(stateHash(labReducer, rep.states[1]))).toBe(toHex(stateHash(labReducer, s)));
+    expect(toHex(stateHash(labReducer, rep.states[1]))).toBe(toHex(stateHash(labReducer, seq.stateOf(labReducer) as LabState)));
     expect(all.some((a) => a.entry.kind === 5)).toBe(true);
   });
 

@@ -10,7 +10,7 @@ import { junitOf } from './junit.ts';
 import { LabError, EXIT, exitCodeFor } from './errors.ts';
 import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Device, type Lab } from './labfile.ts';
 import { inventory } from './devices.ts';
-import { acquireLock } from './lock.ts';
+import { acquireLock, defaultOwner } from './lock.ts';
 import { flash, verifyOnly, stuckTargets, type FlashOptions, type FlashProgress, type FlashResult } from './flash/flash.ts';
 import { runCommands, type Step } from './run.ts';
 import { recordLab, readHistory, labLogPath, type DeviceHistory, type LabRecord } from './history.ts';
@@ -64,12 +64,17 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
                                            stream the device's Axiom log into FILE (resumes FILE)
   history [DEVICE]                         what the lab did to each device (flashes, boots, power,
                                            runs), replayed from the lab's own Axiom log
+  disable DEVICE --reason TEXT             take a device out of service: jobs refuse it, pools skip
+                                           it (a device is also taken out after health.max-lab-failures
+                                           lab failures in a row; default 3)
+  enable DEVICE [--reason TEXT]            put it back in service
   replay FILE                              verify a trace, replay it, compare with its checkpoints
   verify-trace FILE                        check a trace file's chain only
   export FILE --format chrome -o OUT       Chrome trace JSON (opens in Perfetto)
 
 DEVICE may be @TAG for flash, boot and run: the first free device with that tag; --wait 10m waits
-for it (or for a named DEVICE) while it is in use.
+for it (or for a named DEVICE) while it is in use. --use-disabled lets flash, boot and run use a
+device that is out of service (the person fixing it).
 The lab file is --lab FILE, else $ORBITAL_LAB, else ./lab.yaml.
 Exit codes: 0 ok, 1 the device's OS failed, 2 bad usage or lab file, 3 the lab failed.`;
 
@@ -116,7 +121,7 @@ export type FlashOne = ({ ok: true } & FlashResult) | { device: string; ok: fals
  * a mismatch on read-back) is reported and the others go on. Exit: 0 when every device holds the
  * image, else the highest exit code among the failures (3 when any was the lab's).
  */
-async function flashMany(l: Lab, names: string[], tags: string[], imageArg: string, target: string | undefined, json: boolean, opts: (dev: Device, image: string, onProgress: (p: FlashProgress) => void) => FlashOptions): Promise<{ result: unknown; text: string; exit: number }> {
+async function flashMany(l: Lab, names: string[], tags: string[], imageArg: string, target: string | undefined, json: boolean, opts: (dev: Device, image: string, onProgress: (p: FlashProgress) => void) => FlashOptions, useDisabled = false): Promise<{ result: unknown; text: string; exit: number }> {
   if (target !== undefined) throw new LabError('bad-input', 'bad-usage', '--target names one device\'s disk: flash one device at a time with it');
   if (imageArg === STDIN) throw new LabError('bad-input', 'bad-usage', 'IMAGE "-" (stdin) can be read only once, so it cannot be flashed onto several devices: save it to a file first');
   const devs: Device[] = [];
@@ -144,11 +149,13 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
     disks.set(real, d.name);
   }
   const image = imagePath(imageArg);
+  const view = useDisabled ? EMPTY_VIEW : await labView(l);
   const sink = multiProgress({ json }, devs.map((d) => d.name));
   const results: FlashOne[] = await Promise.all(devs.map(async (dev): Promise<FlashOne> => {
     let lock: ReturnType<typeof acquireLock> | null = null;
     try {
-      lock = acquireLock(l.stateDir, dev.name, `flash ${image}`);
+      // (claimDevice: refuses one out of service, else locks it)
+      lock = claimDevice(l, dev.name, `flash ${image}`, undefined, view).lock;
       const r = await flash(opts(dev, image, (p) => sink(dev.name, p as unknown as Record<string, unknown> & { phase: string })));
       sink.done(dev.name, r.status);
       return { ...r, ok: true };
@@ -172,41 +179,54 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
  * pool of boards, as labgrid's places reserved by tag. Every device with the tag held by someone
  * else is `device-locked`, naming the holders; none with the tag is bad usage.
  */
-function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => string | null, suspect: ReadonlySet<string> = new Set()): { dev: Device; lock: ReturnType<typeof acquireLock> } {
+function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => string | null, view: LabView = EMPTY_VIEW): { dev: Device; lock: ReturnType<typeof acquireLock> } {
   if (!arg.startsWith('@')) {
     const dev = getDevice(l, arg);
     const no = why?.(dev);
     if (no) throw new LabError('bad-input', 'bad-usage', `${dev.name} ${no}`);
+    const out = view.out.get(dev.name);
+    if (out) throw new LabError('refused', 'out-of-service', `${dev.name} is out of service: ${outText(out)}; when it is fixed: orbital-lab enable ${dev.name} (or --use-disabled to use it now, as the person fixing it)`, 'lab', { device: dev.name, service: out });
     return { dev, lock: acquireLock(l.stateDir, dev.name, command) };
   }
   const tag = arg.slice(1);
   const tagged = [...l.devices.values()].filter((d) => d.tags.includes(tag));
   // Devices whose last boot failed on the lab's side (a dead board, a loose cable) go last,
   // so one broken board does not take every job first; they are still used when nothing else is free.
-  const able = tagged.filter((d) => !why?.(d)).sort((a, b) => Number(suspect.has(a.name)) - Number(suspect.has(b.name)));
+  // Devices out of service are not used at all.
+  const able = tagged.filter((d) => !why?.(d)).sort((a, b) => Number(view.suspect.has(a.name)) - Number(view.suspect.has(b.name)));
   if (!able.length) throw new LabError('bad-input', 'bad-usage', tagged.length ? `no device tagged ${tag} can do this: ${tagged.map((d) => `${d.name} ${why!(d)}`).join('; ')}` : `no device in ${l.path} has the tag ${tag} (tags: ${[...new Set([...l.devices.values()].flatMap((d) => d.tags))].join(', ') || 'none'})`);
+  const usable = able.filter((d) => !view.out.has(d.name));
+  if (!usable.length) throw new LabError('refused', 'out-of-service', `every device tagged ${tag} that can do this is out of service: ${able.map((d) => `${d.name} (${outText(view.out.get(d.name)!)})`).join('; ')}; orbital-lab enable DEVICE puts one back`, 'lab', { tag });
   const busy: string[] = [];
-  for (const dev of able) {
+  for (const dev of usable) {
     try { return { dev, lock: acquireLock(l.stateDir, dev.name, command) }; } catch (e) {
       if (!(e instanceof LabError) || e.code !== 'device-locked') throw e;
       const h = e.detail.holder as { owner?: string; command?: string } | undefined;
       busy.push(h ? `${dev.name} (${h.owner}: ${h.command})` : dev.name);
     }
   }
-  throw new LabError('busy', 'device-locked', `every device tagged ${tag} is in use: ${busy.join(', ')}; wait, or add a board to the pool`, 'lab', { tag });
+  const off = able.length - usable.length;
+  throw new LabError('busy', 'device-locked', `every device tagged ${tag} is in use: ${busy.join(', ')}${off ? ` (and ${off} out of service)` : ''}; wait, or add a board to the pool`, 'lab', { tag });
 }
+
+type ServiceRecord = NonNullable<DeviceHistory['service']>;
+/** What the lab log says about devices, for picking one: those out of service, and those whose last boot failed on the lab's side. */
+interface LabView { out: Map<string, ServiceRecord>; suspect: Set<string> }
+const EMPTY_VIEW: LabView = { out: new Map(), suspect: new Set() };
+const outText = (s: ServiceRecord) => `since ${new Date(s.time).toISOString()}, by ${s.by || '?'}: ${s.reason || 'no reason given'}`;
 
 /**
  * claimDevice, waiting up to `waitMs` (`--wait`) while the device (or every device of the pool) is
  * held: checked every 200 ms, so whichever becomes free first is taken. Says once that it waits
  * (stderr, or a JSON `waiting` event); Ctrl-C stops the wait.
  */
-async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Device) => string | null) | undefined, waitMs: number, signal: AbortSignal, json: boolean): Promise<{ dev: Device; lock: ReturnType<typeof acquireLock> }> {
+async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Device) => string | null) | undefined, waitMs: number, signal: AbortSignal, json: boolean, useDisabled = false): Promise<{ dev: Device; lock: ReturnType<typeof acquireLock> }> {
   const t0 = performance.now();
   let said = false;
-  const suspect = arg.startsWith('@') ? await labSuspects(l) : new Set<string>();
+  const view = await labView(l);
+  if (useDisabled) view.out.clear();
   for (;;) {
-    try { return claimDevice(l, arg, command, why, suspect); } catch (e) {
+    try { return claimDevice(l, arg, command, why, view); } catch (e) {
       if (!(e instanceof LabError) || e.code !== 'device-locked' || waitMs <= 0) throw e;
       const waited = performance.now() - t0;
       if (waited >= waitMs) throw new LabError('busy', 'device-locked', `${e.message} (still, after waiting ${(waited / 1000).toFixed(1)} s: --wait)`, 'lab', e.detail);
@@ -225,12 +245,44 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
   }
 }
 
-/** Devices whose last boot failed on the lab's side (boot-timeout, console-gone, power-failed), from the lab log (none if it cannot be read). */
-async function labSuspects(l: Lab): Promise<Set<string>> {
+/**
+ * The lab log's view for claimDevice (an unreadable log gives an empty one: a damaged log must not
+ * stop the lab, and `history` reports it).
+ */
+async function labView(l: Lab): Promise<LabView> {
   try {
     const h = await readHistory(l.stateDir);
-    return new Set(h.devices.filter((d) => (d.lastBoot && !d.lastBoot.ok && d.lastBoot.blame !== 'os')).map((d) => d.name));
-  } catch { return new Set(); }
+    return {
+      out: new Map(h.devices.filter((d) => d.service?.state === 'out').map((d) => [d.name, d.service!])),
+      suspect: new Set(h.devices.filter((d) => (d.lastBoot && !d.lastBoot.ok && d.lastBoot.blame !== 'os')).map((d) => d.name)),
+    };
+  } catch { return { out: new Map(), suspect: new Set() }; }
+}
+
+/**
+ * `disable DEVICE --reason TEXT` / `enable DEVICE [--reason TEXT]`: takes a device out of service
+ * (no flash, boot or run uses it; a pool skips it) or puts it back, as a `service` record in the
+ * lab log. No device lock is needed: a job already running on it finishes; the next one is refused.
+ * Recording is the whole command, so a failure to record is its failure.
+ */
+async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab): Promise<{ result: unknown; text: string }> {
+  const { values, positionals } = parseArgs({ args, options: { reason: { type: 'string' } }, allowPositionals: true });
+  const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+  if (positionals.length > 1) throw new LabError('bad-input', 'bad-usage', `one DEVICE at a time (got ${positionals.join(' ')}); quote a --reason with spaces`);
+  const reason = (values.reason ?? '').trim();
+  if (state === 'out' && !reason) throw new LabError('bad-input', 'bad-usage', `disable ${dev.name} needs --reason TEXT: whoever finds the board out of service reads it (say what is wrong, and who to ask)`);
+  if (Buffer.byteLength(reason) > 1024) throw new LabError('bad-input', 'bad-usage', `--reason is ${Buffer.byteLength(reason)} bytes; keep it under 1024`);
+  const before = (await readHistory(l.stateDir)).devices.find((d) => d.name === dev.name)?.service;
+  const by = defaultOwner().slice(0, 128);
+  let seq: number;
+  try { [seq] = await recordLab(l.stateDir, [{ action: 'service', args: { device: dev.name, state, reason, by } }]) as [number]; } catch (e) {
+    throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
+  }
+  const was = before?.state === 'out' ? 'out' : 'in';
+  const text = state === 'out'
+    ? `${dev.name}: out of service${was === 'out' ? ' (it already was; reason updated)' : ''}: ${reason}. flash, boot and run refuse it and pools skip it; orbital-lab enable ${dev.name} puts it back`
+    : `${dev.name}: in service${was === 'in' ? ' (it already was)' : ` again (was out since ${new Date(before!.time).toISOString()}: ${before!.reason})`}`;
+  return { result: { ok: true, device: dev.name, service: { state, reason, by, seq }, was }, text };
 }
 
 function waitOf(v: string | undefined): number {
@@ -306,20 +358,22 @@ const commands: Record<string, Handler> = {
     const rows = list.map((d) => {
       const h = hist.get(d.name);
       const lb = h?.lastBoot ? `; last boot ${h.lastBoot.ok ? `ok (${(h.lastBoot.bootMs / 1000).toFixed(3)} s)` : `FAILED (${h.lastBoot.blame}: ${h.lastBoot.code})`} ${new Date(h.lastBoot.time).toISOString()}` : '';
-      const who = d.state === 'in-use' ? `in use by ${d.holder!.owner} (pid ${d.holder!.pid}, since ${d.holder!.since}, "${d.holder!.command}")` : d.state === 'stale-lock' ? `free (stale lock: ${d.staleWhy})` : 'free';
+      const svc = h?.service?.state === 'out' ? `OUT OF SERVICE (${outText(h.service)}; orbital-lab enable ${d.name}); ` : '';
+      const streak = h && h.labFailStreak.n > 0 && h.service?.state !== 'out' ? `; ${h.labFailStreak.n} lab failure(s) in a row (${h.labFailStreak.codes.join(', ')}; out of service at ${l.devices.get(d.name)!.health.maxLabFailures || 'never'})` : '';
+      const who = svc + (d.state === 'in-use' ? `in use by ${d.holder!.owner} (pid ${d.holder!.pid}, since ${d.holder!.since}, "${d.holder!.command}")` : d.state === 'stale-lock' ? `free (stale lock: ${d.staleWhy})` : 'free');
       const lt = d.console.latencyTimer;
       const cons = (d.console.found ? d.console.found === 'qemu' ? d.console.spec : `${d.console.spec} -> ${d.console.found}` : `${d.console.spec} (NOT FOUND)`) + (lt && lt.now > 1 ? ` (USB-serial latency timer ${lt.now} ms; a boot lowers it to 1 ms when it may)` : '');
       const img = d.image ? d.image.signed ? ` (signed image ${d.image.signed.name} ${d.image.signed.version}, id ${d.image.signed.id.slice(0, 16)}…, part '${d.image.signed.part}')` : ` (${d.image.source === STDIN ? 'stdin' : d.image.source}${d.image.blake3 ? `, blake3 ${d.image.blake3.slice(0, 16)}…` : ''}${d.image.signedWhy ? `; ${d.image.signedWhy}` : ''})` : '';
       const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}${img}` : 'never flashed';
       const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why}; ${d.power.exit ? `it ended: ${d.power.exit.summary}` : 'how it ended is unknown'})` : '; power off';
-      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${lb}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
+      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${lb}${streak}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
     });
-    const devices = list.map((d) => { const h = hist.get(d.name); return h ? { ...d, history: { boots: h.boots, lastBoot: h.lastBoot, runs: h.runs, runFailures: h.runFailures } } : d; });
+    const devices = list.map((d) => { const h = hist.get(d.name); return h ? { ...d, history: { boots: h.boots, lastBoot: h.lastBoot, runs: h.runs, runFailures: h.runFailures, labFailStreak: h.labFailStreak }, inService: h.service?.state !== 'out', ...(h.service ? { service: h.service } : {}) } : { ...d, inService: true }; });
     return { result: { ok: true, lab: l.path, devices, ...(histWhy ? { historyError: histWhy } : {}) }, text: (rows.join('\n') || '(no devices)') + (histWhy ? `\n(${histWhy})` : '') };
   },
 
   async flash(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, tag: { type: 'string', multiple: true }, wait: { type: 'string' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, tag: { type: 'string', multiple: true }, wait: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true });
     const l = lab();
     if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
     const trust = trustedKeys(l, values.trust);
@@ -328,11 +382,11 @@ const commands: Record<string, Handler> = {
     if (values.tag?.length || positionals.length > 2) {
       if (values.wait !== undefined) throw new LabError('bad-input', 'bad-usage', '--wait waits for one device (DEVICE or @TAG); a flash onto several reports a busy one as failed instead');
       const image = positionals[positionals.length - 1];
-      return flashMany(l, positionals.slice(0, -1), values.tag ?? [], need(image, 'IMAGE'), values.target, json, opts);
+      return flashMany(l, positionals.slice(0, -1), values.tag ?? [], need(image, 'IMAGE'), values.target, json, opts, values['use-disabled']);
     }
     const devArg = need(positionals[0], 'DEVICE');
     const image = imagePath(need(positionals[1], 'IMAGE'));
-    const { dev, lock } = await claimWaiting(l, devArg, `flash ${image}`, needsTarget(''), waitOf(values.wait), signal, json);
+    const { dev, lock } = await claimWaiting(l, devArg, `flash ${image}`, needsTarget(''), waitOf(values.wait), signal, json, values['use-disabled']);
     const sink = progressSink({ json });
     try {
       const r = await onDevice(dev, () => flash(opts(dev, image, (p) => sink(p as unknown as Record<string, unknown> & { phase: string }))));
@@ -373,14 +427,14 @@ Object.assign(commands, {
   },
 
   async boot(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' }, wait: { type: 'string' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' }, wait: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true });
     const retries = values.retries === undefined ? 0 : Number(values.retries);
     if (!Number.isInteger(retries) || retries < 0 || retries > 100) throw new LabError('bad-input', 'bad-usage', `--retries takes a count from 0 to 100 (got "${values.retries}")`);
     const l = lab();
     const devArg = need(positionals[0], 'DEVICE');
     const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
     if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
-    const { dev, lock } = await claimWaiting(l, devArg, 'boot', values.image ? needsTarget(' (--image)') : undefined, waitOf(values.wait), signal, json);
+    const { dev, lock } = await claimWaiting(l, devArg, 'boot', values.image ? needsTarget(' (--image)') : undefined, waitOf(values.wait), signal, json, values['use-disabled']);
     const sink = progressSink({ json });
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
@@ -454,7 +508,7 @@ Object.assign(commands, {
     } finally { lock.release(); }
   },
   async run(args, { lab, signal, json }) {
-    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, junit: { type: 'string' }, quiet: { type: 'boolean' }, image: { type: 'string' }, bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, part: { type: 'string' }, trust: { type: 'string', multiple: true }, force: { type: 'boolean' }, wait: { type: 'string' } }, allowPositionals: true, tokens: true });
+    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, junit: { type: 'string' }, quiet: { type: 'boolean' }, image: { type: 'string' }, bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, part: { type: 'string' }, trust: { type: 'string', multiple: true }, force: { type: 'boolean' }, wait: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true, tokens: true });
     // Order matters: each --expect belongs to the command before it.
     let device: string | undefined;
     const steps: Step[] = [];
@@ -484,7 +538,7 @@ Object.assign(commands, {
     const junitPath = values.junit === undefined ? undefined : resolve(values.junit);
     if (junitPath !== undefined && (values.junit === '' || !existsSync(dirname(junitPath)))) throw new LabError('bad-input', 'bad-usage', `--junit ${values.junit}: ${values.junit === '' ? 'needs a file name' : `its folder ${dirname(junitPath)} does not exist`}`);
     const waitMs = waitOf(values.wait);
-    const { dev, lock } = await claimWaiting(l, devArg, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`, values.image !== undefined ? needsTarget(' (--image)') : undefined, waitMs, signal, json);
+    const { dev, lock } = await claimWaiting(l, devArg, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`, values.image !== undefined ? needsTarget(' (--image)') : undefined, waitMs, signal, json, values['use-disabled']);
     let sinkEnd: (() => void) | undefined;
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
@@ -523,11 +577,14 @@ Object.assign(commands, {
     const rows = devices.map((d) => {
       const f = d.lastFlash ? `; last ${d.lastFlash.status}${d.lastFlash.code ? ` (${d.lastFlash.code})` : ''} ${d.lastFlash.image}${d.lastFlash.blake3 ? `, blake3 ${d.lastFlash.blake3.slice(0, 16)}…` : ''} at ${when(d.lastFlash.time)}` : '';
       const b = d.lastBoot ? `; last ${d.lastBoot.ok ? `ok (stage ${d.lastBoot.stage || 'none'}, ${(d.lastBoot.bootMs / 1000).toFixed(3)} s)` : `FAILED (${d.lastBoot.blame}: ${d.lastBoot.code}, stage ${d.lastBoot.stage || 'none'})`} at ${when(d.lastBoot.time)}` : '';
-      return `${d.name.padEnd(14)} flashes ${d.flashes} (${d.flashFailures} failed)${f}\n${' '.repeat(15)}boots ${d.boots} (${d.bootFailuresOs} the OS's failures, ${d.bootFailuresLab} the lab's)${b}\n${' '.repeat(15)}power ${d.power || 'never switched'}${d.powerFailures ? ` (${d.powerFailures} failed)` : ''}; runs ${d.runs} (${d.runFailures} failed)`;
+      return `${d.name.padEnd(14)} flashes ${d.flashes} (${d.flashFailures} failed)${f}\n${' '.repeat(15)}boots ${d.boots} (${d.bootFailuresOs} the OS's failures, ${d.bootFailuresLab} the lab's)${b}\n${' '.repeat(15)}power ${d.power || 'never switched'}${d.powerFailures ? ` (${d.powerFailures} failed)` : ''}; runs ${d.runs} (${d.runFailures} failed)${d.service ? `\n${' '.repeat(15)}${d.service.state === 'out' ? 'OUT OF SERVICE' : 'in service'} since ${when(d.service.time)}, by ${d.service.by}${d.service.reason ? `: ${d.service.reason}` : ''}` : ''}${d.labFailStreak.n ? `; ${d.labFailStreak.n} lab failure(s) in a row (${d.labFailStreak.codes.join(', ')})` : ''}`;
     });
     const dmg = h.damaged ? `\nthe lab log ${h.file} is DAMAGED at entry ${h.damaged.seq} (${h.damaged.reason}: ${h.damaged.message}): the history above is that of the ${h.entries} entries before it, and nothing more can be recorded until the file is moved aside (orbital-lab replay ${h.file} shows the damage)` : '';
     return { result: { ok: !h.damaged, ...h, devices }, text: (rows.length ? `${rows.join('\n')}\n(${h.entries} entries in ${h.file}; orbital-lab replay verifies it)` : `nothing recorded yet in ${h.file}`) + dmg, exit: h.damaged ? EXIT.lab : EXIT.ok };
   },
+
+  async disable(args, { lab }) { return serviceCommand('out', args, lab()); },
+  async enable(args, { lab }) { return serviceCommand('in', args, lab()); },
 
   async capture(args, { lab, signal, json }) {
     const { values, positionals } = parseArgs({ args, options: { o: { type: 'string', short: 'o' }, out: { type: 'string' }, until: { type: 'string' }, for: { type: 'string' }, append: { type: 'string' } }, allowPositionals: true });
@@ -639,9 +696,19 @@ ${GUEST_BOOT}    timeouts: { boot: 60s }
 }
 
 /** Appends what a command did to the lab's log; a failure to record is said, never the command's failure. */
-async function record(l: Lab, recs: LabRecord[], err: (s: string) => void): Promise<void> {
-  if (recs.length === 0) return;
-  try { await recordLab(l.stateDir, recs); } catch (e) { err(`orbital-lab: warning: not recorded in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`); }
+/**
+ * Records what a command did in the lab log. A device that reaches its health.max-lab-failures
+ * with it is taken out of service in the same append: said on stderr, and returned (the command's
+ * JSON result carries it as `outOfService`).
+ */
+async function record(l: Lab, recs: LabRecord[], err: (s: string) => void): Promise<Array<{ device: string; reason: string; seq: number }>> {
+  if (recs.length === 0) return [];
+  const out: Array<{ device: string; reason: string; seq: number }> = [];
+  try {
+    await recordLab(l.stateDir, recs, { maxLabFailures: (d) => l.devices.get(d)?.health.maxLabFailures ?? 0, onService: (x) => out.push(x) });
+  } catch (e) { err(`orbital-lab: warning: not recorded in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`); }
+  for (const x of out) err(`orbital-lab: ${x.device} is now OUT OF SERVICE: ${x.reason}. No job will use it until it is fixed and put back: orbital-lab enable ${x.device}`);
+  return out;
 }
 
 /**
@@ -651,11 +718,11 @@ async function record(l: Lab, recs: LabRecord[], err: (s: string) => void): Prom
  */
 function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: LabError | null): LabRecord[] {
   if (!['flash', 'power', 'boot', 'run'].includes(cmd)) return [];
-  if (e && (e.blame === 'usage' || e.code === 'device-locked')) return [];
+  if (e && (e.blame === 'usage' || e.code === 'device-locked' || e.code === 'out-of-service')) return [];
   const r = (result ?? {}) as Record<string, any>;
   // A flash onto several devices: one record per device that was flashed or failed (not one held by someone else).
   if (cmd === 'flash' && Array.isArray(r.flashes)) {
-    return (r.flashes as FlashOne[]).filter((f) => f.ok || (f.error.code !== 'device-locked' && f.error.blame !== 'usage'))
+    return (r.flashes as FlashOne[]).filter((f) => f.ok || (f.error.code !== 'device-locked' && f.error.code !== 'out-of-service' && f.error.blame !== 'usage'))
       .map((f) => (f.ok ? flashRecord(f.device, f, f.source.path, null) : flashRecord(f.device, null, String(r.image ?? ''), f.error as { code?: string })));
   }
   // The device the command named: from its result, else the first argument that names one (a flag's value may come first).
@@ -731,7 +798,7 @@ export function usageOf(cmd: string): string {
     picked.push(lines[i]!);
     while (i + 1 < lines.length && /^ {6,}\S/.test(lines[i + 1]!)) picked.push(lines[++i]!);
   }
-  return `usage: orbital-lab [--lab FILE] [--json] ${cmd} ...\n\n${picked.join('\n')}\n\n${USAGE.split('\n').slice(-4).join('\n')}`;
+  return `usage: orbital-lab [--lab FILE] [--json] ${cmd} ...\n\n${picked.join('\n')}\n\n${USAGE.split('\n').slice(-5).join('\n')}`;
 }
 
 export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
@@ -764,10 +831,16 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     try {
       r = await h(rest.slice(1), { lab, labFile: labPath(labOpt), io: { json, out, err }, signal: ac.signal, json });
     } catch (e) {
-      if (cached && e instanceof LabError) await record(cached, labRecordsOf(cmd, rest.slice(1), cached, null, e), err);
+      if (cached && e instanceof LabError) {
+        const off = await record(cached, labRecordsOf(cmd, rest.slice(1), cached, null, e), err);
+        if (off.length) (e.detail as Record<string, unknown>).outOfService = off;
+      }
       throw e;
     }
-    if (cached) await record(cached, labRecordsOf(cmd, rest.slice(1), cached, r.result, null), err);
+    if (cached) {
+      const off = await record(cached, labRecordsOf(cmd, rest.slice(1), cached, r.result, null), err);
+      if (off.length && r.result && typeof r.result === 'object') r.result = { ...r.result, outOfService: off };
+    }
     if (json) out(JSON.stringify(r.result)); else out(r.text);
     return r.exit ?? EXIT.ok;
   } catch (e) {

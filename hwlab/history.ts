@@ -7,13 +7,14 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { initAxiom, decodeEntry, Domain, Sequencer, systemReducer, labReducer, toHex, type LabDevice, type LabState, type ValueMap } from '../axiom/index.ts';
+import { initAxiom, decodeEntry, Domain, Replayer, Sequencer, systemReducer, labReducer, toHex, type LabDevice, type LabState, type ValueMap } from '../axiom/index.ts';
 import { TraceWriter } from '../axiom/node/trace-file.ts';
 import { verifyAndReplayFile } from '../axiom/node/replay-file.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { LabError } from './errors.ts';
+import { applyHealth, autoReason, labHealthReducer, type HealthState, type Streak } from './health.ts';
 
-export type LabAction = 'flash' | 'power' | 'boot' | 'run';
+export type LabAction = 'flash' | 'power' | 'boot' | 'run' | 'service';
 export interface LabRecord { action: LabAction; args: ValueMap }
 
 /** The checkpoint interval of a lab log: small, the log is short and replayed by every command. */
@@ -32,8 +33,20 @@ async function lockLog(stateDir: string, what: string, waitMs: number): Promise<
   }
 }
 
+export interface RecordOptions {
+  waitMs?: number;
+  time?: number;
+  /**
+   * A device's `health.max-lab-failures` (0: never). A device in service that reaches it with
+   * these records is taken out of service in the same append (`service out` by `orbital-lab`);
+   * each such record is also passed to `onService`.
+   */
+  maxLabFailures?: (device: string) => number;
+  onService?: (r: { device: string; reason: string; seq: number }) => void;
+}
+
 /** Appends records to the lab log (durable when this resolves); returns their COMMIT seqs. */
-export async function recordLab(stateDir: string, records: LabRecord[], o: { waitMs?: number; time?: number } = {}): Promise<number[]> {
+export async function recordLab(stateDir: string, records: LabRecord[], o: RecordOptions = {}): Promise<number[]> {
   if (records.length === 0) return [];
   await initAxiom();
   mkdirSync(stateDir, { recursive: true });
@@ -52,19 +65,38 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: { wai
     const { writer, header } = opened;
     try {
       const seq = new Sequencer({ deviceId, bootId, os: 'orbital-lab', k: header.k, reducers: [systemReducer, labReducer] });
+      // Each device's lab-failure streak (not recorded state: see health.ts), for maxLabFailures.
+      const health = o.maxLabFailures ? new Replayer([labHealthReducer]) : null;
       for (const r of restored) {
         const d = decodeEntry(r.encoded);
         if (!d.ok) throw new LabError('io', 'trace-bad', `${labLogPath(stateDir)}: entry does not decode after verification: ${d.error.message}`, 'lab');
         seq.restore(r.hash, d.value);
+        health?.apply(d.value);
       }
       // Each command that records is a boot of the lab's sequencer (docs/axiom.md section 8).
       const out = seq.boot();
       const seqs: number[] = [];
-      for (const rec of records) {
+      const propose = (rec: LabRecord): number => {
         const r = seq.propose({ actor: 1, id: seq.next, domain: Domain.Lab, action: rec.action, args: rec.args, time: o.time ?? Date.now() });
         out.push(...r.entries);
         if (r.status === 'rejected') throw new LabError('bug', 'bug', `lab log refused ${rec.action}: ${r.reason}: ${r.detail}`, 'lab');
-        seqs.push(r.seq);
+        return r.seq;
+      };
+      for (const rec of records) {
+        seqs.push(propose(rec));
+        if (!health || !o.maxLabFailures) continue;
+        const h = health.states[0] as HealthState;
+        applyHealth(h, rec.action, rec.args);
+        const device = String(rec.args.device);
+        const limit = o.maxLabFailures(device);
+        const streak: Streak | undefined = h.streaks.get(device);
+        const inService = (seq.stateOf(labReducer) as LabState).devices.get(device)?.service?.state !== 'out';
+        if (limit > 0 && streak && streak.n >= limit && inService) {
+          const reason = autoReason(streak, limit);
+          const sq = propose({ action: 'service', args: { device, state: 'out', reason, by: 'orbital-lab' } });
+          applyHealth(h, 'service', { device });
+          o.onService?.({ device, reason, seq: sq });
+        }
       }
       writer.append(out);
       return seqs;
@@ -72,7 +104,11 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: { wai
   } finally { lock.release(); }
 }
 
-export interface DeviceHistory extends LabDevice { name: string }
+export interface DeviceHistory extends LabDevice {
+  name: string;
+  /** Lab-side failures in a row, and the last codes (health.ts): not recorded state, derived from the log. */
+  labFailStreak: Streak;
+}
 
 export interface History {
   file: string;
@@ -88,9 +124,11 @@ export async function readHistory(stateDir: string): Promise<History> {
   await initAxiom();
   const file = labLogPath(stateDir);
   if (!existsSync(file)) return { file, entries: 0, devices: [], errors: 0 };
-  const r = await verifyAndReplayFile(file, [systemReducer, labReducer], { parallel: false });
+  // (lab-health is not in the log's checkpoints; a checkpoint is compared only for the reducers it records)
+  const r = await verifyAndReplayFile(file, [systemReducer, labReducer, labHealthReducer], { parallel: false });
   const v = r.verify;
   const s = r.replayer.replayer.states[1] as LabState;
+  const health = r.replayer.replayer.states[2] as HealthState;
   const damaged = v.ok ? undefined : { seq: v.failure?.seq ?? v.error?.seq ?? 0, reason: v.failure?.reason ?? v.error?.reason ?? 'io', message: v.failure?.message ?? v.error?.message ?? '' };
-  return { file, entries: r.replayed, devices: [...s.devices].map(([name, d]) => ({ name, ...d })).sort((a, b) => a.name.localeCompare(b.name)), errors: s.errors, ...(damaged ? { damaged } : {}) };
+  return { file, entries: r.replayed, devices: [...s.devices].map(([name, d]) => ({ name, ...d, labFailStreak: health.streaks.get(name) ?? { n: 0, codes: [] } })).sort((a, b) => a.name.localeCompare(b.name)), errors: s.errors, ...(damaged ? { damaged } : {}) };
 }

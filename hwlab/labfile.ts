@@ -70,6 +70,8 @@ export interface Device {
   boot: BootSpec;
   /** Milliseconds. */
   timeouts: Timeouts;
+  /** `health.max-lab-failures`: lab-side failures in a row that take the device out of service (0: never). */
+  health: { maxLabFailures: number };
   /** Where the device is defined, for messages. */
   line: number;
 }
@@ -198,8 +200,8 @@ function parseInner(text: string, path: string, issues: LabIssue[]): LabResult {
 }
 
 function device(v: V, node: YNode | undefined, f: string, name: string, dir: string, keyNode: unknown): Device | undefined {
-  if (!node || !isMap(node)) { v.fail(node ?? keyNode, f, 'must be a mapping (kind, console, power, flash, boot, timeouts, tags)'); return undefined; }
-  const k = v.keys(node, f, ['kind', 'tags', 'console', 'qemu', 'power', 'flash', 'boot', 'timeouts', 'description', 'link']);
+  if (!node || !isMap(node)) { v.fail(node ?? keyNode, f, 'must be a mapping (kind, console, power, flash, boot, timeouts, health, tags)'); return undefined; }
+  const k = v.keys(node, f, ['kind', 'tags', 'console', 'qemu', 'power', 'flash', 'boot', 'timeouts', 'health', 'description', 'link']);
   const kindOk = v.oneOf(k.get('kind'), `${f}.kind`, ['qemu', 'serial-board'] as const, { required: true, node });
   // With a bad kind, check the rest as a serial board (the stricter console rules) but keep no device.
   const kind = kindOk ?? 'serial-board';
@@ -312,6 +314,16 @@ function device(v: V, node: YNode | undefined, f: string, name: string, dir: str
       timeouts.flashStall = v.duration(t.get('flash-stall'), `${f}.timeouts.flash-stall`) ?? timeouts.flashStall;
     }
   }
+  // health: { max-lab-failures: N }
+  const hn = k.get('health');
+  const health = { maxLabFailures: 3 };
+  if (hn !== undefined) {
+    if (!isMap(hn)) v.fail(hn, `${f}.health`, 'must be a mapping: { max-lab-failures: N } (lab-side failures in a row that take the device out of service; 0: never)');
+    else {
+      const h = v.keys(hn, `${f}.health`, ['max-lab-failures']);
+      health.maxLabFailures = v.int(h.get('max-lab-failures'), `${f}.health.max-lab-failures`, { min: 0, max: 1000 }) ?? health.maxLabFailures;
+    }
+  }
   // link: console | virtio | none | { socket: PATH }
   const ln = k.get('link');
   let link: LinkSpec = kind === 'qemu' ? { on: 'virtio' } : { on: 'console' };
@@ -328,7 +340,7 @@ function device(v: V, node: YNode | undefined, f: string, name: string, dir: str
   }
   const line = v.lineOf(keyNode);
   if (!kindOk) return undefined;
-  return { name, kind, tags, console: cons, qemu, power, link, flashTarget, boot, timeouts, line };
+  return { name, kind, tags, console: cons, qemu, power, link, flashTarget, boot, timeouts, health, line };
 }
 
 /** Parses a duration: a number of seconds, or "500ms", "30s", "2m", "1h". Returns ms or undefined. */

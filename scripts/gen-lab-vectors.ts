@@ -17,6 +17,11 @@ export const LAB_VECTOR_STEPS: Array<{ action: string; args: ValueMap; time: num
   { action: 'flash', args: { device: 'vm-1', image: '/img/os.img', status: 'maybe', blake3: '', bytes: 0, code: '' }, time: 1_764_000_006_000 },
   { action: 'reflash', args: { device: 'vm-1' }, time: 1_764_000_007_000 },
   { action: 'power', args: { device: 'board-1', action: 'cycle', ok: 1, code: '' }, time: 1_764_000_008_000 },
+  // Added with the `service` action (appended, so every step above keeps its hashes: a log written
+  // before the action existed replays to the same states).
+  { action: 'service', args: { device: 'board-1', state: 'out', reason: '3 lab failures in a row (boot-timeout, console-gone, boot-timeout)', by: 'orbital-lab' }, time: 1_764_000_009_000 },
+  { action: 'service', args: { device: 'board-1', state: 'broken', reason: '', by: 'ann@lab' }, time: 1_764_000_010_000 },
+  { action: 'service', args: { device: 'board-1', state: 'in', reason: 'reseated the USB cable', by: 'ann@lab' }, time: 1_764_000_011_000 },
 ];
 
 export function labVectors() {

@@ -13,6 +13,7 @@ const ACTIONS: Record<string, Record<string, Arg>> = {
   power: { device: DEVICE, action: ['str', 1, 16, ['on', 'off', 'cycle']], ok: ['int', 0, 1], code: CODE },
   boot: { device: DEVICE, boot_id: ['str', 0, 64], ok: ['int', 0, 1], stage: ['str', 0, 64], blame: ['str', 0, 8, ['', 'lab', 'os']], code: CODE, boot_ms: ['int', 0, Number.MAX_SAFE_INTEGER] },
   run: { device: DEVICE, ok: ['int', 0, 1], commands: ['int', 0, 1_000_000], blame: ['str', 0, 8, ['', 'lab', 'os']], code: CODE },
+  service: { device: DEVICE, state: ['str', 2, 3, ['in', 'out']], reason: ['str', 0, 1024], by: ['str', 0, 128] },
 };
 export const LAB_ACTIONS = Object.keys(ACTIONS);
 
@@ -50,13 +51,19 @@ export interface LabDevice {
   lastBoot: { bootId: string; ok: boolean; stage: string; blame: string; code: string; bootMs: number; seq: number; time: number } | null;
   runs: number;
   runFailures: number;
+  /**
+   * Whether the device is taken out of service (LAVA's maintenance): null until its first
+   * `service` commit, and absent from the state value while null, so logs written before the
+   * action existed keep their state hashes.
+   */
+  service: { state: 'in' | 'out'; reason: string; by: string; seq: number; time: number } | null;
   /** seq and time of the last entry about this device. */
   seq: number;
   time: number;
 }
 export interface LabState { devices: Map<string, LabDevice>; errors: number }
 
-const fresh = (): LabDevice => ({ flashes: 0, flashFailures: 0, lastFlash: null, power: '', powerFailures: 0, boots: 0, bootFailuresLab: 0, bootFailuresOs: 0, lastBoot: null, runs: 0, runFailures: 0, seq: -1, time: 0 });
+const fresh = (): LabDevice => ({ flashes: 0, flashFailures: 0, lastFlash: null, power: '', powerFailures: 0, boots: 0, bootFailuresLab: 0, bootFailuresOs: 0, lastBoot: null, runs: 0, runFailures: 0, service: null, seq: -1, time: 0 });
 
 function applyLab(s: LabState, action: string, a: ValueMap, seq: number, time: number): void {
   const name = a.device as string;
@@ -81,6 +88,9 @@ function applyLab(s: LabState, action: string, a: ValueMap, seq: number, time: n
     case 'run':
       d.runs++;
       if (a.ok !== 1) d.runFailures++;
+      break;
+    case 'service':
+      d.service = { state: a.state as 'in' | 'out', reason: a.reason as string, by: a.by as string, seq, time };
       break;
   }
 }
@@ -108,11 +118,12 @@ export const labReducer: Reducer<LabState> = {
         boots: d.boots, boot_failures_lab: d.bootFailuresLab, boot_failures_os: d.bootFailuresOs,
         last_boot: d.lastBoot ? { boot_id: d.lastBoot.bootId, ok: d.lastBoot.ok ? 1 : 0, stage: d.lastBoot.stage, blame: d.lastBoot.blame, code: d.lastBoot.code, boot_ms: d.lastBoot.bootMs, seq: d.lastBoot.seq, time: d.lastBoot.time } : null,
         runs: d.runs, run_failures: d.runFailures, seq: d.seq, time: d.time,
+        ...(d.service ? { service: { state: d.service.state, reason: d.service.reason, by: d.service.by, seq: d.service.seq, time: d.service.time } } : {}),
       };
     }
     return { devices, errors: s.errors };
   },
-  clone: (s) => ({ devices: new Map([...s.devices].map(([n, d]) => [n, { ...d, lastFlash: d.lastFlash && { ...d.lastFlash }, lastBoot: d.lastBoot && { ...d.lastBoot } }])), errors: s.errors }),
+  clone: (s) => ({ devices: new Map([...s.devices].map(([n, d]) => [n, { ...d, lastFlash: d.lastFlash && { ...d.lastFlash }, lastBoot: d.lastBoot && { ...d.lastBoot }, service: d.service && { ...d.service } }])), errors: s.errors }),
   check(_s, p: Proposal): Rejection | null {
     if (!ACTIONS[p.action]) return { reason: 'unknown-action', detail: `the lab domain has no action '${p.action}' (known: ${LAB_ACTIONS.join(', ')})` };
     const bad = checkLabArgs(p.action, p.args);
