@@ -11,6 +11,7 @@ import { LabError, EXIT, exitCodeFor } from './errors.ts';
 import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Device, type Lab } from './labfile.ts';
 import { inventory } from './devices.ts';
 import { acquireLock, defaultOwner } from './lock.ts';
+import { joinQueue, queueAhead, reservations, type Ticket } from './queue.ts';
 import { flash, verifyOnly, stuckTargets, type FlashOptions, type FlashProgress, type FlashResult } from './flash/flash.ts';
 import { runCommands, type Step } from './run.ts';
 import { recordLab, readHistory, labLogPath, type DeviceHistory, type LabRecord } from './history.ts';
@@ -150,12 +151,14 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
   }
   const image = imagePath(imageArg);
   const view = useDisabled ? EMPTY_VIEW : await labView(l);
+  // (a device a waiting job has queued for goes to that job: this flash reports it busy)
+  const reserved = reservations(queueAhead(l.stateDir, null));
   const sink = multiProgress({ json }, devs.map((d) => d.name));
   const results: FlashOne[] = await Promise.all(devs.map(async (dev): Promise<FlashOne> => {
     let lock: ReturnType<typeof acquireLock> | null = null;
     try {
       // (claimDevice: refuses one out of service, else locks it)
-      lock = claimDevice(l, dev.name, `flash ${image}`, undefined, view).lock;
+      lock = claimDevice(l, dev.name, `flash ${image}`, undefined, view, reserved).lock;
       const r = await flash(opts(dev, image, (p) => sink(dev.name, p as unknown as Record<string, unknown> & { phase: string })));
       sink.done(dev.name, r.status);
       return { ...r, ok: true };
@@ -179,13 +182,15 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
  * pool of boards, as labgrid's places reserved by tag. Every device with the tag held by someone
  * else is `device-locked`, naming the holders; none with the tag is bad usage.
  */
-function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => string | null, view: LabView = EMPTY_VIEW): { dev: Device; lock: ReturnType<typeof acquireLock> } {
+function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => string | null, view: LabView = EMPTY_VIEW, reserved: ReadonlyMap<string, Ticket> = new Map()): { dev: Device; lock: ReturnType<typeof acquireLock> } {
   if (!arg.startsWith('@')) {
     const dev = getDevice(l, arg);
     const no = why?.(dev);
     if (no) throw new LabError('bad-input', 'bad-usage', `${dev.name} ${no}`);
     const out = view.out.get(dev.name);
     if (out) throw new LabError('refused', 'out-of-service', `${dev.name} is out of service: ${outText(out)}; when it is fixed: orbital-lab enable ${dev.name} (or --use-disabled to use it now, as the person fixing it)`, 'lab', { device: dev.name, service: out });
+    const r = reserved.get(dev.name);
+    if (r) throw new LabError('busy', 'device-locked', `device ${dev.name} is ${reservedText(r)}; --wait to queue behind it`, 'lab', { device: dev.name, queuedBefore: r });
     return { dev, lock: acquireLock(l.stateDir, dev.name, command) };
   }
   const tag = arg.slice(1);
@@ -195,10 +200,13 @@ function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => 
   // Devices out of service are not used at all.
   const able = tagged.filter((d) => !why?.(d)).sort((a, b) => Number(view.suspect.has(a.name)) - Number(view.suspect.has(b.name)));
   if (!able.length) throw new LabError('bad-input', 'bad-usage', tagged.length ? `no device tagged ${tag} can do this: ${tagged.map((d) => `${d.name} ${why!(d)}`).join('; ')}` : `no device in ${l.path} has the tag ${tag} (tags: ${[...new Set([...l.devices.values()].flatMap((d) => d.tags))].join(', ') || 'none'})`);
-  const usable = able.filter((d) => !view.out.has(d.name));
+  // Devices a job that has waited longer wants come after the others (and are not taken: busy).
+  const usable = able.filter((d) => !view.out.has(d.name)).sort((a, b) => Number(reserved.has(a.name)) - Number(reserved.has(b.name)));
   if (!usable.length) throw new LabError('refused', 'out-of-service', `every device tagged ${tag} that can do this is out of service: ${able.map((d) => `${d.name} (${outText(view.out.get(d.name)!)})`).join('; ')}; orbital-lab enable DEVICE puts one back`, 'lab', { tag });
   const busy: string[] = [];
   for (const dev of usable) {
+    const r = reserved.get(dev.name);
+    if (r) { busy.push(`${dev.name} (${reservedText(r)})`); continue; }
     try { return { dev, lock: acquireLock(l.stateDir, dev.name, command) }; } catch (e) {
       if (!(e instanceof LabError) || e.code !== 'device-locked') throw e;
       const h = e.detail.holder as { owner?: string; command?: string } | undefined;
@@ -213,36 +221,47 @@ type ServiceRecord = NonNullable<DeviceHistory['service']>;
 /** What the lab log says about devices, for picking one: those out of service, and those whose last boot failed on the lab's side. */
 interface LabView { out: Map<string, ServiceRecord>; suspect: Set<string> }
 const EMPTY_VIEW: LabView = { out: new Map(), suspect: new Set() };
+const reservedText = (t: Ticket) => `free, but kept for a job that has waited longer (${t.owner}, pid ${t.pid}, waiting since ${t.since}: "${t.command}")`;
 const outText = (s: ServiceRecord) => `since ${new Date(s.time).toISOString()}, by ${s.by || '?'}: ${s.reason || 'no reason given'}`;
 
 /**
  * claimDevice, waiting up to `waitMs` (`--wait`) while the device (or every device of the pool) is
- * held: checked every 200 ms, so whichever becomes free first is taken. Says once that it waits
- * (stderr, or a JSON `waiting` event); Ctrl-C stops the wait.
+ * held. A waiting job takes a ticket in the lab's queue (queue.ts) for each device it could use,
+ * and a device freed goes to the job that has waited longest for it (checked every 200 ms); a job
+ * that does not wait may take only a device nobody is waiting for. Says once that it waits, and how
+ * many came first (stderr, or a JSON `waiting` event); Ctrl-C stops the wait.
  */
 async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Device) => string | null) | undefined, waitMs: number, signal: AbortSignal, json: boolean, useDisabled = false): Promise<{ dev: Device; lock: ReturnType<typeof acquireLock> }> {
   const t0 = performance.now();
-  let said = false;
   const view = await labView(l);
   if (useDisabled) view.out.clear();
-  for (;;) {
-    try { return claimDevice(l, arg, command, why, view); } catch (e) {
-      if (!(e instanceof LabError) || e.code !== 'device-locked' || waitMs <= 0) throw e;
-      const waited = performance.now() - t0;
-      if (waited >= waitMs) throw new LabError('busy', 'device-locked', `${e.message} (still, after waiting ${(waited / 1000).toFixed(1)} s: --wait)`, 'lab', e.detail);
-      if (signal.aborted) throw new LabError('timeout', 'cancelled', `cancelled while waiting for ${arg}: ${e.message}`, 'lab');
-      if (!said) {
-        said = true;
-        if (json) process.stdout.write(`${JSON.stringify({ event: 'waiting', device: arg, forMs: waitMs, why: e.message, time: new Date().toISOString() })}\n`);
-        else process.stderr.write(`orbital-lab: waiting up to ${(waitMs / 1000).toFixed(1)} s for ${arg}: ${e.message}\n`);
+  // A job that does not wait still comes after those waiting: it may take only a device no waiting job wants.
+  let queued: ReturnType<typeof joinQueue> | null = null;
+  try {
+    for (;;) {
+      const ahead = queueAhead(l.stateDir, queued?.ticket.name ?? null);
+      try { return claimDevice(l, arg, command, why, view, reservations(ahead)); } catch (e) {
+        if (!(e instanceof LabError) || e.code !== 'device-locked' || waitMs <= 0) throw e;
+        const waited = performance.now() - t0;
+        if (waited >= waitMs) throw new LabError('busy', 'device-locked', `${e.message} (still, after waiting ${(waited / 1000).toFixed(1)} s: --wait)`, 'lab', e.detail);
+        if (signal.aborted) throw new LabError('timeout', 'cancelled', `cancelled while waiting for ${arg}: ${e.message}`, 'lab');
+        if (!queued) {
+          // Take a ticket for every device this job could use: each goes to the job that waited longest for it.
+          const wants = arg.startsWith('@') ? [...l.devices.values()].filter((d) => d.tags.includes(arg.slice(1)) && !why?.(d) && !view.out.has(d.name)).map((d) => d.name) : [arg];
+          queued = joinQueue(l.stateDir, wants, command);
+          const n = queueAhead(l.stateDir, queued.ticket.name).filter((t) => t.wants.some((d) => wants.includes(d))).length;
+          const place = n ? `; ${n} job(s) waiting for it came first` : '';
+          if (json) process.stdout.write(`${JSON.stringify({ event: 'waiting', device: arg, forMs: waitMs, why: e.message, ahead: n, time: new Date().toISOString() })}\n`);
+          else process.stderr.write(`orbital-lab: waiting up to ${(waitMs / 1000).toFixed(1)} s for ${arg}: ${e.message}${place}\n`);
+        }
+        await new Promise<void>((r) => {
+          const done = () => { clearTimeout(t); signal.removeEventListener('abort', done); r(); };
+          const t = setTimeout(done, 200);
+          signal.addEventListener('abort', done, { once: true });
+        });
       }
-      await new Promise<void>((r) => {
-        const done = () => { clearTimeout(t); signal.removeEventListener('abort', done); r(); };
-        const t = setTimeout(done, 200);
-        signal.addEventListener('abort', done, { once: true });
-      });
     }
-  }
+  } finally { queued?.leave(); }
 }
 
 /**
@@ -355,8 +374,12 @@ const commands: Record<string, Handler> = {
       hist = new Map(h.devices.map((d) => [d.name, d]));
       if (h.damaged) histWhy = `the lab log ${h.file} is damaged at entry ${h.damaged.seq} (${h.damaged.reason}); boots shown are those before it - see orbital-lab history`;
     } catch (e) { histWhy = `lab log ${labLogPath(l.stateDir)} unreadable: ${(e as Error).message}`; }
+    const line = queueAhead(l.stateDir, null);
+    const waitingFor = (n: string) => line.filter((t) => t.wants.includes(n)).map((t) => ({ owner: t.owner, pid: t.pid, since: t.since, command: t.command }));
     const rows = list.map((d) => {
       const h = hist.get(d.name);
+      const wq = waitingFor(d.name);
+      const queued = wq.length ? `; ${wq.length} job(s) waiting for it (first: ${wq[0]!.owner}, since ${wq[0]!.since}, "${wq[0]!.command}")` : '';
       const lb = h?.lastBoot ? `; last boot ${h.lastBoot.ok ? `ok (${(h.lastBoot.bootMs / 1000).toFixed(3)} s)` : `FAILED (${h.lastBoot.blame}: ${h.lastBoot.code})`} ${new Date(h.lastBoot.time).toISOString()}` : '';
       const svc = h?.service?.state === 'out' ? `OUT OF SERVICE (${outText(h.service)}; orbital-lab enable ${d.name}); ` : '';
       const streak = h && h.labFailStreak.n > 0 && h.service?.state !== 'out' ? `; ${h.labFailStreak.n} lab failure(s) in a row (${h.labFailStreak.codes.join(', ')}; out of service at ${l.devices.get(d.name)!.health.maxLabFailures || 'never'})` : '';
@@ -366,9 +389,9 @@ const commands: Record<string, Handler> = {
       const img = d.image ? d.image.signed ? ` (signed image ${d.image.signed.name} ${d.image.signed.version}, id ${d.image.signed.id.slice(0, 16)}…, part '${d.image.signed.part}')` : ` (${d.image.source === STDIN ? 'stdin' : d.image.source}${d.image.blake3 ? `, blake3 ${d.image.blake3.slice(0, 16)}…` : ''}${d.image.signedWhy ? `; ${d.image.signedWhy}` : ''})` : '';
       const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}${img}` : 'never flashed';
       const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why}; ${d.power.exit ? `it ended: ${d.power.exit.summary}` : 'how it ended is unknown'})` : '; power off';
-      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${lb}${streak}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
+      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${queued}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${lb}${streak}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
     });
-    const devices = list.map((d) => { const h = hist.get(d.name); return h ? { ...d, history: { boots: h.boots, lastBoot: h.lastBoot, runs: h.runs, runFailures: h.runFailures, labFailStreak: h.labFailStreak }, inService: h.service?.state !== 'out', ...(h.service ? { service: h.service } : {}) } : { ...d, inService: true }; });
+    const devices = list.map((d) => ({ ...d, waiting: waitingFor(d.name) })).map((d) => { const h = hist.get(d.name); return h ? { ...d, history: { boots: h.boots, lastBoot: h.lastBoot, runs: h.runs, runFailures: h.runFailures, labFailStreak: h.labFailStreak }, inService: h.service?.state !== 'out', ...(h.service ? { service: h.service } : {}) } : { ...d, inService: true }; });
     return { result: { ok: true, lab: l.path, devices, ...(histWhy ? { historyError: histWhy } : {}) }, text: (rows.join('\n') || '(no devices)') + (histWhy ? `\n(${histWhy})` : '') };
   },
 
