@@ -68,7 +68,9 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   disable DEVICE --reason TEXT             take a device out of service: jobs refuse it, pools skip
                                            it (a device is also taken out after health.max-lab-failures
                                            lab failures in a row; default 3)
-  enable DEVICE [--reason TEXT]            put it back in service
+  enable DEVICE [--reason TEXT] [--check [--timeout 60s]]
+                                           put it back in service (--check: only if a
+                                           health-check boot comes up)
   replay FILE                              verify a trace, replay it, compare with its checkpoints
   verify-trace FILE                        check a trace file's chain only
   export FILE --format chrome -o OUT       Chrome trace JSON (opens in Perfetto)
@@ -281,27 +283,60 @@ async function labView(l: Lab): Promise<LabView> {
 /**
  * `disable DEVICE --reason TEXT` / `enable DEVICE [--reason TEXT]`: takes a device out of service
  * (no flash, boot or run uses it; a pool skips it) or puts it back, as a `service` record in the
- * lab log. No device lock is needed: a job already running on it finishes; the next one is refused.
- * Recording is the whole command, so a failure to record is its failure.
+ * lab log. No device lock is needed: a job already running on it finishes; the next one is refused
+ * (`enable --check` locks the device for its health-check boot). Recording is the whole command,
+ * so a failure to record is its failure.
  */
-async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab): Promise<{ result: unknown; text: string }> {
-  const { values, positionals } = parseArgs({ args, options: { reason: { type: 'string' } }, allowPositionals: true });
+async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signal: AbortSignal): Promise<{ result: unknown; text: string; exit?: number }> {
+  const { values, positionals } = parseArgs({ args, options: { reason: { type: 'string' }, check: { type: 'boolean' }, timeout: { type: 'string' } }, allowPositionals: true });
   const dev = getDevice(l, need(positionals[0], 'DEVICE'));
   if (positionals.length > 1) throw new LabError('bad-input', 'bad-usage', `one DEVICE at a time (got ${positionals.join(' ')}); quote a --reason with spaces`);
+  if (state === 'out' && (values.check || values.timeout)) throw new LabError('bad-input', 'bad-usage', '--check and --timeout go with enable (a health-check boot before the device is put back)');
+  if (values.timeout && !values.check) throw new LabError('bad-input', 'bad-usage', '--timeout goes with --check');
+  const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
+  if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
   const reason = (values.reason ?? '').trim();
   if (state === 'out' && !reason) throw new LabError('bad-input', 'bad-usage', `disable ${dev.name} needs --reason TEXT: whoever finds the board out of service reads it (say what is wrong, and who to ask)`);
   if (Buffer.byteLength(reason) > 1024) throw new LabError('bad-input', 'bad-usage', `--reason is ${Buffer.byteLength(reason)} bytes; keep it under 1024`);
   const before = (await readHistory(l.stateDir)).devices.find((d) => d.name === dev.name)?.service;
   const by = defaultOwner().slice(0, 128);
-  let seq: number;
-  try { [seq] = await recordLab(l.stateDir, [{ action: 'service', args: { device: dev.name, state, reason, by } }]) as [number]; } catch (e) {
+  const records: LabRecord[] = [];
+  // enable --check: a health-check boot first (LAVA's health check on a device's return); only a
+  // boot that comes up puts the device back. The boot is recorded either way.
+  let check: { ok: boolean; stage: string | null; bootMs: number | null; log: string; failure?: { blame: string; code: string; message: string } } | undefined;
+  if (values.check) {
+    const { lock } = claimDevice(l, dev.name, 'enable --check (health-check boot)');
+    try {
+      const r = await onDevice(dev, () => boot({ lab: l, device: dev, timeoutMs, signal }));
+      check = { ok: r.ok, stage: r.stage ?? null, bootMs: r.bootMs ?? null, log: r.log, ...(r.failure ? { failure: { blame: r.failure.blame, code: r.failure.code, message: r.failure.message } } : {}) };
+      records.push({ action: 'boot', args: { device: dev.name, boot_id: r.bootId.slice(0, 64), ok: r.ok ? 1 : 0, stage: String(r.stage ?? '').slice(0, 64), blame: r.failure ? r.failure.blame : '', code: String(r.failure?.code ?? '').slice(0, 64), boot_ms: Math.max(0, Math.round(r.bootMs ?? 0)) } });
+    } catch (e) {
+      if (!(e instanceof LabError) || e.blame === 'usage') throw e;
+      check = { ok: false, stage: null, bootMs: null, log: '', failure: { blame: e.blame === 'os' ? 'os' : 'lab', code: e.code, message: e.message } };
+      records.push({ action: 'boot', args: { device: dev.name, boot_id: '', ok: 0, stage: '', blame: check.failure!.blame, code: e.code.slice(0, 64), boot_ms: 0 } });
+    } finally { lock.release(); }
+  }
+  if (!check || check.ok) records.push({ action: 'service', args: { device: dev.name, state, reason: reason || (check ? `health-check boot ok in ${((check.bootMs ?? 0) / 1000).toFixed(3)} s` : ''), by } });
+  let seqs: number[];
+  try { seqs = await recordLab(l.stateDir, records, { maxLabFailures: (d) => l.devices.get(d)?.health.maxLabFailures ?? 0 }); } catch (e) {
     throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
   }
   const was = before?.state === 'out' ? 'out' : 'in';
+  if (check && !check.ok) {
+    const f = check.failure!;
+    return {
+      result: { ok: false, device: dev.name, was, check, failure: f },
+      text: `${dev.name}: health-check boot FAILED - ${f.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${f.code}): ${f.message}\n${dev.name} ${was === 'out' ? 'stays out of service' : 'was in service and stays so (enable --check does not take a device out)'}${check.log ? `; log ${check.log}` : ''}`,
+      exit: f.blame === 'os' ? EXIT.os : EXIT.lab,
+    };
+  }
+  const seq = seqs[seqs.length - 1]!;
+  const recReason = String(records[records.length - 1]!.args.reason);
+  const checked = check ? ` after a health-check boot (ok in ${((check.bootMs ?? 0) / 1000).toFixed(3)} s; log ${check.log})` : '';
   const text = state === 'out'
     ? `${dev.name}: out of service${was === 'out' ? ' (it already was; reason updated)' : ''}: ${reason}. flash, boot and run refuse it and pools skip it; orbital-lab enable ${dev.name} puts it back`
-    : `${dev.name}: in service${was === 'in' ? ' (it already was)' : ` again (was out since ${new Date(before!.time).toISOString()}: ${before!.reason})`}`;
-  return { result: { ok: true, device: dev.name, service: { state, reason, by, seq }, was }, text };
+    : `${dev.name}: in service${was === 'in' ? ' (it already was)' : ` again (was out since ${new Date(before!.time).toISOString()}: ${before!.reason})`}${checked}`;
+  return { result: { ok: true, device: dev.name, service: { state, reason: recReason, by, seq }, was, ...(check ? { check } : {}) }, text };
 }
 
 function waitOf(v: string | undefined): number {
@@ -606,8 +641,8 @@ Object.assign(commands, {
     return { result: { ok: !h.damaged, ...h, devices }, text: (rows.length ? `${rows.join('\n')}\n(${h.entries} entries in ${h.file}; orbital-lab replay verifies it)` : `nothing recorded yet in ${h.file}`) + dmg, exit: h.damaged ? EXIT.lab : EXIT.ok };
   },
 
-  async disable(args, { lab }) { return serviceCommand('out', args, lab()); },
-  async enable(args, { lab }) { return serviceCommand('in', args, lab()); },
+  async disable(args, { lab, signal }) { return serviceCommand('out', args, lab(), signal); },
+  async enable(args, { lab, signal }) { return serviceCommand('in', args, lab(), signal); },
 
   async capture(args, { lab, signal, json }) {
     const { values, positionals } = parseArgs({ args, options: { o: { type: 'string', short: 'o' }, out: { type: 'string' }, until: { type: 'string' }, for: { type: 'string' }, append: { type: 'string' } }, allowPositionals: true });

@@ -12,6 +12,8 @@ import { initAxiom, Sequencer, systemReducer, labReducer, Replayer, decodeEntry,
 import { makeBmap, makeImage, MiB } from './flash/testimg.ts';
 import { applyHealth, labHealthReducer, type HealthState } from './health.ts';
 import { readHistory } from './history.ts';
+import { describeWithTools } from '../scripts/testkit.ts';
+import { guestArtifacts, GUEST_BOOT } from './testguest.ts';
 
 const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
 const dirs: string[] = [];
@@ -122,6 +124,28 @@ describe('devices out of service', () => {
     expect(r.stderr).toMatch(/lab\.yaml:\d+:\d+: devices\.v4\.health: must be a mapping/);
     expect(r.stderr).toMatch(/lab\.yaml:\d+:\d+: devices\.v5\.health.*max-failures/);
   });
+});
+
+describeWithTools(['qemu-system-x86_64'], 'enable --check: a health-check boot before a device goes back (guest kernel in QEMU)', () => {
+  it('puts back a device whose check boot comes up; one whose check fails stays out, and the boot is recorded', async () => {
+    const g = guestArtifacts();
+    dirs.push(g.dir);
+    const l = lab(`  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}    timeouts: { boot: 60s }\n`);
+    expect(run(['--lab', l.file, 'disable', 'vm', '--reason', 'new RAM']).code).toBe(0);
+    expect(run(['--lab', l.file, 'disable', 'b1', '--reason', 'relay']).code).toBe(0);
+    const ok = run(['--lab', l.file, '--json', 'enable', 'vm', '--check']);
+    expect(ok.code).toBe(0);
+    expect(ok.last).toMatchObject({ ok: true, device: 'vm', was: 'out', service: { state: 'in', reason: expect.stringMatching(/^health-check boot ok in \d+\.\d{3} s$/) }, check: { ok: true, stage: 'axiom' } });
+    expect(readFileSync(ok.last!.check.log, 'utf8')).toMatch(/ready: head/);
+    const bad = run(['--lab', l.file, '--json', 'enable', 'b1', '--check', '--timeout', '5s']);
+    expect(bad.code).toBe(3);
+    expect(bad.last).toMatchObject({ ok: false, device: 'b1', was: 'out', check: { ok: false, failure: { blame: 'lab', code: 'console-missing' } } });
+    expect(bad.stdout + bad.stderr).not.toMatch(/in service again/);
+    const h = await readHistory(l.state);
+    expect(h.devices.find((d) => d.name === 'vm')).toMatchObject({ boots: 1, service: { state: 'in' }, lastBoot: { ok: true } });
+    expect(h.devices.find((d) => d.name === 'b1')).toMatchObject({ boots: 1, bootFailuresLab: 1, service: { state: 'out', reason: 'relay' } });
+    expect(run(['--lab', l.file, 'disable', 'b1', '--reason', 'x', '--check']).code).toBe(2);
+  }, 180_000);
 });
 
 describe('lab-failure streaks (health.ts)', () => {
