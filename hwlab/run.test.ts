@@ -89,7 +89,7 @@ describeWithTools(['qemu-system-x86_64'], 'run commands on the guest kernel in Q
  * paced characters arrive one by one, or a few together on a loaded machine, and are all kept). It
  * echoes what it keeps, and on a newline answers: `sum A B` prints the sum, `panic` a kernel panic.
  */
-async function flakyBoard(o: { kmsgAt?: number; lossless?: boolean } = {}) {
+async function flakyBoard(o: { kmsgAt?: number; lossless?: boolean; mention?: string } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'orbital-run-board-'));
   dirs.push(dir);
   const sp = spawn('socat', [`pty,raw,echo=0,link=${dir}/board`, `pty,raw,echo=0,link=${dir}/dut`], { stdio: 'ignore' });
@@ -98,7 +98,14 @@ async function flakyBoard(o: { kmsgAt?: number; lossless?: boolean } = {}) {
   const lab = labAt(dir, `version: 1\ndevices:\n  b:\n    kind: serial-board\n    console: { port: ${dir}/dut, baud: 115200 }\n    timeouts: { console: 2s }\n`);
   const wfd = openSync(`${dir}/board`, 'w');
   let stopped = false;
-  const send = (s: string) => { if (stopped) return; const b = Buffer.from(s); write(wfd, b, 0, b.length, null, () => {}); };
+  // One write at a time, in order: fs.write calls in flight together run on the thread pool and
+  // may land out of order (a prompt after the answer it precedes: "# 5").
+  let writes = Promise.resolve();
+  const send = (s: string) => {
+    if (stopped) return;
+    const b = Buffer.from(s);
+    writes = writes.then(() => new Promise<void>((r) => { if (stopped) r(); else write(wfd, b, 0, b.length, null, () => r()); }));
+  };
   const rs = new ReadStream(openSync(`${dir}/board`, 'r'));
   let line = '';
   let dropped = 0;
@@ -122,6 +129,8 @@ async function flakyBoard(o: { kmsgAt?: number; lossless?: boolean } = {}) {
         send('# ');
         line = '';
       } else {
+        // A log line that mentions the command, printed as typing starts (not an echo of it).
+        if (line === '' && o.mention) send(`\r\nsyslog: the last session ran "${o.mention}" twice\r\n`);
         line += c;
         send(c);
         // A kernel message in the middle of the echo, as printk writes it: no newline before it.
@@ -167,6 +176,20 @@ describeWithTools(['socat'], 'run commands on a serial board (socat pty, serialp
     expect(ok.steps[0]!.echo!.text).toContain('sum 2 3');
     expect(ok.steps[0]!.expect[0]!.text).toBe('5');
     expect(c.dropped()).toBe(0);
+    c.stop();
+  });
+
+  it('does not take a line that only mentions the command for its echo: lost characters are still no-echo', async () => {
+    const b = await flakyBoard({ mention: 'sum 2 3' });
+    const r = await runCommands({ lab: b.lab, device: b.dev, steps: [{ cmd: 'sum 2 3', expect: [{ name: '^5$', source: '^5$', regex: /^5$/ }] }] });
+    expect(r.failure).toMatchObject({ blame: 'lab', code: 'no-echo' });
+    expect(r.failure!.message).toContain('syslog: the last session ran');
+    b.stop();
+    // Paced, the echo comes whole (after the log line) and the run passes.
+    const c = await flakyBoard({ mention: 'sum 2 3' });
+    const ok = await runCommands({ lab: c.lab, device: c.dev, charDelayMs: 40, steps: [{ cmd: 'sum 2 3', expect: [{ name: '^5$', source: '^5$', regex: /^5$/ }] }] });
+    expect(ok.failure).toBeUndefined();
+    expect(ok.steps[0]!.echo!.text).toMatch(/sum 2 3$/);
     c.stop();
   });
 

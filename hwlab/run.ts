@@ -3,7 +3,7 @@
 // test shell or labgrid's `run` does.
 //
 // Typed input is checked, not hoped for: each command must come back in the console's echo (a
-// line holding the command as typed: a shell's echo, or the guest's `$ CMD`) before the next one
+// line ending with the command as typed: a shell's echo, or the guest's `$ CMD`) before the next one
 // is typed, so characters lost on a flaky UART show as "not echoed" at that command, not as a
 // confusing failure three commands later. Boards whose UART drops characters typed at full speed
 // get `console.char-delay` in the lab file (a pause between typed characters). Each `--expect`
@@ -164,7 +164,11 @@ export async function runCommands(o: RunOptions): Promise<RunResult> {
       lines.push(l);
       if (echoDue !== null) {
         echoAcc += bare(l.text).replace(KMSG, '');
-        if (bare(l.text).includes(echoDue) || echoAcc.includes(echoDue)) { echoSeen = l; echoDue = null; }
+        // The echo is the line that ENDS with the command (after a prompt, `# ` or `$ `; trailing
+        // blanks and CR aside): a line that only mentions it - output still arriving from the
+        // command before, a log line - is not taken for it.
+        const want = echoDue.trimEnd();
+        if (bare(l.text).trimEnd().endsWith(want) || echoAcc.trimEnd().endsWith(want)) { echoSeen = l; echoDue = null; }
       }
       wake?.();
     });
