@@ -196,14 +196,10 @@ function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => 
     return { dev, lock: acquireLock(l.stateDir, dev.name, command) };
   }
   const tag = arg.slice(1);
-  const tagged = [...l.devices.values()].filter((d) => d.tags.includes(tag));
-  // Devices whose last boot failed on the lab's side (a dead board, a loose cable) go last,
-  // so one broken board does not take every job first; they are still used when nothing else is free.
-  // Devices out of service are not used at all.
-  const able = tagged.filter((d) => !why?.(d)).sort((a, b) => Number(view.suspect.has(a.name)) - Number(view.suspect.has(b.name)));
+  const { tagged, able, usable: inService } = poolOf(l, tag, why, view);
   if (!able.length) throw new LabError('bad-input', 'bad-usage', tagged.length ? `no device tagged ${tag} can do this: ${tagged.map((d) => `${d.name} ${why!(d)}`).join('; ')}` : `no device in ${l.path} has the tag ${tag} (tags: ${[...new Set([...l.devices.values()].flatMap((d) => d.tags))].join(', ') || 'none'})`);
   // Devices a job that has waited longer wants come after the others (and are not taken: busy).
-  const usable = able.filter((d) => !view.out.has(d.name)).sort((a, b) => Number(reserved.has(a.name)) - Number(reserved.has(b.name)));
+  const usable = inService.sort((a, b) => Number(reserved.has(a.name)) - Number(reserved.has(b.name)));
   if (!usable.length) throw new LabError('refused', 'out-of-service', `every device tagged ${tag} that can do this is out of service: ${able.map((d) => `${d.name} (${outText(view.out.get(d.name)!)})`).join('; ')}; orbital-lab enable DEVICE puts one back`, 'lab', { tag });
   const busy: string[] = [];
   for (const dev of usable) {
@@ -217,6 +213,18 @@ function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => 
   }
   const off = able.length - usable.length;
   throw new LabError('busy', 'device-locked', `every device tagged ${tag} is in use: ${busy.join(', ')}${off ? ` (and ${off} out of service)` : ''}; wait, or add a board to the pool`, 'lab', { tag });
+}
+
+/**
+ * A pool: the devices with the tag, those that can do the job (`why`), and of those the ones in
+ * service. Devices whose last boot failed on the lab's side (a dead board, a loose cable) come
+ * last, so one broken board does not take every job first; they are still used when nothing else
+ * is free. Devices out of service are not used at all.
+ */
+function poolOf(l: Lab, tag: string, why: ((d: Device) => string | null) | undefined, view: LabView): { tagged: Device[]; able: Device[]; usable: Device[] } {
+  const tagged = [...l.devices.values()].filter((d) => d.tags.includes(tag));
+  const able = tagged.filter((d) => !why?.(d)).sort((a, b) => Number(view.suspect.has(a.name)) - Number(view.suspect.has(b.name)));
+  return { tagged, able, usable: able.filter((d) => !view.out.has(d.name)) };
 }
 
 type ServiceRecord = NonNullable<DeviceHistory['service']>;
@@ -249,7 +257,7 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
         if (signal.aborted) throw new LabError('timeout', 'cancelled', `cancelled while waiting for ${arg}: ${e.message}`, 'lab');
         if (!queued) {
           // Take a ticket for every device this job could use: each goes to the job that waited longest for it.
-          const wants = arg.startsWith('@') ? [...l.devices.values()].filter((d) => d.tags.includes(arg.slice(1)) && !why?.(d) && !view.out.has(d.name)).map((d) => d.name) : [arg];
+          const wants = arg.startsWith('@') ? poolOf(l, arg.slice(1), why, view).usable.map((d) => d.name) : [arg];
           queued = joinQueue(l.stateDir, wants, command);
           const n = queueAhead(l.stateDir, queued.ticket.name).filter((t) => t.wants.some((d) => wants.includes(d))).length;
           const place = n ? `; ${n} job(s) waiting for it came first` : '';
@@ -309,11 +317,11 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
     try {
       const r = await onDevice(dev, () => boot({ lab: l, device: dev, timeoutMs, signal }));
       check = { ok: r.ok, stage: r.stage ?? null, bootMs: r.bootMs ?? null, log: r.log, ...(r.failure ? { failure: { blame: r.failure.blame, code: r.failure.code, message: r.failure.message } } : {}) };
-      records.push({ action: 'boot', args: { device: dev.name, boot_id: r.bootId.slice(0, 64), ok: r.ok ? 1 : 0, stage: String(r.stage ?? '').slice(0, 64), blame: r.failure ? r.failure.blame : '', code: String(r.failure?.code ?? '').slice(0, 64), boot_ms: Math.max(0, Math.round(r.bootMs ?? 0)) } });
+      records.push(bootRecord(dev.name, r.bootId, r.ok, r.stage, r.failure, r.bootMs));
     } catch (e) {
       if (!(e instanceof LabError) || e.blame === 'usage') throw e;
       check = { ok: false, stage: null, bootMs: null, log: '', failure: { blame: e.blame === 'os' ? 'os' : 'lab', code: e.code, message: e.message } };
-      records.push({ action: 'boot', args: { device: dev.name, boot_id: '', ok: 0, stage: '', blame: check.failure!.blame, code: e.code.slice(0, 64), boot_ms: 0 } });
+      records.push(bootRecord(dev.name, '', false, '', check.failure, 0));
     } finally { lock.release(); }
   }
   if (!check || check.ok) records.push({ action: 'service', args: { device: dev.name, state, reason: reason || (check ? `health-check boot ok in ${((check.bootMs ?? 0) / 1000).toFixed(3)} s` : ''), by } });
@@ -426,7 +434,11 @@ const commands: Record<string, Handler> = {
       const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why}; ${d.power.exit ? `it ended: ${d.power.exit.summary}` : 'how it ended is unknown'})` : '; power off';
       return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${queued}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${lb}${streak}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
     });
-    const devices = list.map((d) => ({ ...d, waiting: waitingFor(d.name) })).map((d) => { const h = hist.get(d.name); return h ? { ...d, history: { boots: h.boots, lastBoot: h.lastBoot, runs: h.runs, runFailures: h.runFailures, labFailStreak: h.labFailStreak }, inService: h.service?.state !== 'out', ...(h.service ? { service: h.service } : {}) } : { ...d, inService: true }; });
+    const devices = list.map((d) => {
+      const h = hist.get(d.name);
+      const more = h ? { history: { boots: h.boots, lastBoot: h.lastBoot, runs: h.runs, runFailures: h.runFailures, labFailStreak: h.labFailStreak }, ...(h.service ? { service: h.service } : {}) } : {};
+      return { ...d, waiting: waitingFor(d.name), ...more, inService: h?.service?.state !== 'out' };
+    });
     return { result: { ok: true, lab: l.path, devices, ...(histWhy ? { historyError: histWhy } : {}) }, text: (rows.join('\n') || '(no devices)') + (histWhy ? `\n(${histWhy})` : '') };
   },
 
@@ -753,9 +765,9 @@ ${GUEST_BOOT}    timeouts: { boot: 60s }
 `;
 }
 
-/** Appends what a command did to the lab's log; a failure to record is said, never the command's failure. */
 /**
- * Records what a command did in the lab log. A device that reaches its health.max-lab-failures
+ * Records what a command did in the lab log; a failure to record is said, never the command's
+ * failure. A device that reaches its health.max-lab-failures
  * with it is taken out of service in the same append: said on stderr, and returned (the command's
  * JSON result carries it as `outOfService`).
  */
@@ -793,8 +805,7 @@ function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: L
   const code = (x: { code?: string } | undefined | null) => String(x?.code ?? '').slice(0, 64);
   const flashRec = (f: Record<string, any> | null, image: string): LabRecord => flashRecord(device, f, image, e);
   const imageArg = () => after(0) ?? '';
-  const bootRec = (ok: boolean, stage: unknown, f: { blame?: string; code?: string } | undefined | null, bootMs: unknown): LabRecord => ({ action: 'boot', args: {
-    device, boot_id: String(r.bootId ?? ''), ok: ok ? 1 : 0, stage: String(stage ?? '').slice(0, 64), blame: f ? String(f.blame) : '', code: code(f), boot_ms: Math.max(0, Math.round(Number(bootMs ?? 0))) } });
+  const bootRec = (ok: boolean, stage: unknown, f: { blame?: string; code?: string } | undefined | null, bootMs: unknown): LabRecord => bootRecord(device, r.bootId, ok, stage, f, bootMs);
   switch (cmd) {
     case 'flash': return [flashRec(e ? null : r, e ? imageArg() : String(r.source?.path ?? imageArg()))];
     case 'power': {
@@ -826,6 +837,11 @@ function labRecordsOf(cmd: string, args: string[], l: Lab, result: unknown, e: L
     }
   }
   return [];
+}
+
+/** A lab-log `boot` record: how a boot ended (`f`: its failure, if it failed). */
+function bootRecord(device: string, bootId: unknown, ok: boolean, stage: unknown, f: { blame?: string; code?: string } | undefined | null, bootMs: unknown): LabRecord {
+  return { action: 'boot', args: { device, boot_id: String(bootId ?? '').slice(0, 64), ok: ok ? 1 : 0, stage: String(stage ?? '').slice(0, 64), blame: f ? String(f.blame) : '', code: String(f?.code ?? '').slice(0, 64), boot_ms: Math.max(0, Math.round(Number(bootMs ?? 0))) } };
 }
 
 /** A lab-log `flash` record: of a flash's result, or (f null) of one that failed with `failure`. */

@@ -66,7 +66,8 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: Recor
     try {
       const seq = new Sequencer({ deviceId, bootId, os: 'orbital-lab', k: header.k, reducers: [systemReducer, labReducer] });
       // Each device's lab-failure streak (not recorded state: see health.ts), for maxLabFailures.
-      const health = o.maxLabFailures ? new Replayer([labHealthReducer]) : null;
+      const maxLab = o.maxLabFailures;
+      const health = maxLab ? new Replayer([labHealthReducer]) : null;
       for (const r of restored) {
         const d = decodeEntry(r.encoded);
         if (!d.ok) throw new LabError('io', 'trace-bad', `${labLogPath(stateDir)}: entry does not decode after verification: ${d.error.message}`, 'lab');
@@ -84,11 +85,11 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: Recor
       };
       for (const rec of records) {
         seqs.push(propose(rec));
-        if (!health || !o.maxLabFailures) continue;
+        if (!health || !maxLab) continue;
         const h = health.states[0] as HealthState;
         applyHealth(h, rec.action, rec.args);
         const device = String(rec.args.device);
-        const limit = o.maxLabFailures(device);
+        const limit = maxLab(device);
         const streak: Streak | undefined = h.streaks.get(device);
         const inService = (seq.stateOf(labReducer) as LabState).devices.get(device)?.service?.state !== 'out';
         if (limit > 0 && streak && streak.n >= limit && inService) {

@@ -47,6 +47,19 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
+/**
+ * Why the process that wrote a lock (or a queue ticket) is gone - it exited, or its pid now
+ * belongs to another process (start time differs) - or null while it runs. A process on another
+ * host cannot be checked from here: taken as running.
+ */
+export function goneWhy(o: { pid: number; pidStart: number | null; host: string }): string | null {
+  if (o.host !== hostname()) return null;
+  if (!alive(o.pid)) return `process ${o.pid} is gone`;
+  const start = pidStartTime(o.pid);
+  if (o.pidStart !== null && start !== null && start !== o.pidStart) return `pid ${o.pid} now belongs to another process`;
+  return null;
+}
+
 export function readLock(stateDir: string, device: string): LockState {
   const p = lockPath(stateDir, device);
   let text: string;
@@ -59,11 +72,9 @@ export function readLock(stateDir: string, device: string): LockState {
     try { age = Date.now() - statSync(p).mtimeMs; } catch { /* gone meanwhile */ }
     return age > 5000 ? { state: 'stale', info: null, why: 'unreadable lock file' } : { state: 'held', info: { device, owner: '?', pid: -1, pidStart: null, host: '?', since: '?', command: '?' }, mine: false };
   }
-  if (info.host !== hostname()) return { state: 'held', info, mine: false };
-  if (!alive(info.pid)) return { state: 'stale', info, why: `process ${info.pid} is gone` };
-  const start = pidStartTime(info.pid);
-  if (info.pidStart !== null && start !== null && start !== info.pidStart) return { state: 'stale', info, why: `pid ${info.pid} now belongs to another process` };
-  return { state: 'held', info, mine: info.pid === process.pid };
+  const gone = goneWhy(info);
+  if (gone) return { state: 'stale', info, why: gone };
+  return { state: 'held', info, mine: info.host === hostname() && info.pid === process.pid };
 }
 
 export interface Lock {

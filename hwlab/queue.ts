@@ -7,7 +7,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, s
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { defaultOwner, pidStartTime } from './lock.ts';
+import { defaultOwner, goneWhy, pidStartTime } from './lock.ts';
 
 export interface Ticket {
   /** File name: arrival time (ms, zero-padded), pid and a random part; tickets sort by it. */
@@ -23,13 +23,6 @@ export interface Ticket {
 }
 
 const dirOf = (stateDir: string) => join(stateDir, 'queue');
-
-function alive(t: Ticket): boolean {
-  if (t.host !== hostname()) return true; // another host's process: it cannot be checked from here
-  try { process.kill(t.pid, 0); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false; }
-  const start = pidStartTime(t.pid);
-  return t.pidStart === null || start === null || start === t.pidStart;
-}
 
 /** Takes a ticket; `leave()` (also done when the process exits) gives it up. */
 export function joinQueue(stateDir: string, wants: string[], command: string): { ticket: Ticket; leave(): void } {
@@ -69,7 +62,7 @@ export function queueAhead(stateDir: string, mine: string | null): Ticket[] {
       try { if (Date.now() - statSync(file).mtimeMs > 5000) unlinkSync(file); } catch { /* gone */ }
       continue;
     }
-    if (!alive(t)) { try { unlinkSync(file); } catch { /* gone */ } continue; }
+    if (goneWhy(t)) { try { unlinkSync(file); } catch { /* gone */ } continue; }
     out.push({ ...t, name: n });
   }
   return out;
