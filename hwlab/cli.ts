@@ -12,6 +12,7 @@ import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Device, 
 import { inventory } from './devices.ts';
 import { acquireLock, defaultOwner } from './lock.ts';
 import { joinQueue, queueAhead, reservations, type Ticket } from './queue.ts';
+import { SharedDecode, compressedFormat } from './flash/shared.ts';
 import { flash, verifyOnly, stuckTargets, type FlashOptions, type FlashProgress, type FlashResult } from './flash/flash.ts';
 import { runCommands, type Step } from './run.ts';
 import { recordLab, readHistory, labLogPath, type DeviceHistory, type LabRecord } from './history.ts';
@@ -120,7 +121,8 @@ export type FlashOne = ({ ok: true } & FlashResult) | { device: string; ok: fals
  * a device named twice, two devices whose targets are one disk (a by-id link and the node it
  * points to), a device without a flash target, `--target` or stdin (read once, it cannot feed two
  * writes) are bad usage and nothing is written. Then each device is locked and flashed as `flash`
- * does it alone, each reading the image itself; one that fails (held by someone else, full, gone,
+ * does it alone (a raw image read by each in place, a compressed one decompressed once for all:
+ * shared.ts); one that fails (held by someone else, full, gone,
  * a mismatch on read-back) is reported and the others go on. Exit: 0 when every device holds the
  * image, else the highest exit code among the failures (3 when any was the lab's).
  */
@@ -156,26 +158,33 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
   // (a device a waiting job has queued for goes to that job: this flash reports it busy)
   const reserved = reservations(queueAhead(l.stateDir, null));
   const sink = multiProgress({ json }, devs.map((d) => d.name));
+  // A compressed image is decompressed once for every device (shared.ts), not once each.
+  const format = devs.length > 1 ? compressedFormat(image) : null;
+  const shared = format ? new SharedDecode(image, devs.map((d) => d.name)) : null;
   const results: FlashOne[] = await Promise.all(devs.map(async (dev): Promise<FlashOne> => {
     let lock: ReturnType<typeof acquireLock> | null = null;
     try {
       // (claimDevice: refuses one out of service, else locks it)
       lock = claimDevice(l, dev.name, `flash ${image}`, undefined, view, reserved).lock;
-      const r = await flash(opts(dev, image, (p) => sink(dev.name, p as unknown as Record<string, unknown> & { phase: string })));
+      const r = await flash({ ...opts(dev, image, (p) => sink(dev.name, p as unknown as Record<string, unknown> & { phase: string })), ...(shared ? { openSource: shared.opener(dev.name) } : {}) });
       sink.done(dev.name, r.status);
       return { ...r, ok: true };
     } catch (e) {
       const le = e instanceof LabError ? e : new LabError('bug', 'bug', `internal error: ${(e as Error)?.stack ?? e}`, 'lab');
       sink.done(dev.name, `FAILED (${le.code})`);
       return { device: dev.name, ok: false, error: le.toJSON() };
-    } finally { if (lock) releaseUnlessStuck(lock, dev.name); }
+    } finally {
+      shared?.leave(dev.name);
+      if (lock) releaseUnlessStuck(lock, dev.name);
+    }
   }));
   sink.end();
   const failed = results.filter((r): r is Extract<FlashOne, { ok: false }> => !r.ok);
   const exit = failed.reduce<number>((x, r) => Math.max(x, EXIT[r.error.blame as keyof typeof EXIT] ?? EXIT.lab), EXIT.ok);
   const lines = results.map((r) => (r.ok ? flashText(r.device, r) : `${r.device}: FAILED - ${r.error.blame === 'os' ? 'the OS failed' : r.error.blame === 'usage' ? 'bad usage' : 'a lab failure'} (${String(r.error.code)}): ${String(r.error.message)}`));
   const head = `flash ${image} onto ${results.length} device(s): ${results.length - failed.length} hold it${failed.length ? `, ${failed.length} FAILED (${failed.map((f) => f.device).join(', ')})` : ''}${untargeted.length ? `; tagged but without a flash target: ${untargeted.join(', ')}` : ''}`;
-  return { result: { ok: failed.length === 0, image, flashes: results }, text: [head, ...lines.map((x) => `  ${x.replace(/\n/g, '\n    ')}`)].join('\n'), exit };
+  const decoded = shared ? { format, passes: shared.passes } : null;
+  return { result: { ok: failed.length === 0, image, flashes: results, ...(decoded ? { decoded } : {}) }, text: [head + (decoded ? ` (${format} decompressed ${decoded.passes === 1 ? 'once' : `${decoded.passes} times`} for all of them)` : ''), ...lines.map((x) => `  ${x.replace(/\n/g, '\n    ')}`)].join('\n'), exit };
 }
 
 /**

@@ -1,7 +1,8 @@
 // `orbital-lab flash DEVICE DEVICE... IMAGE` / `flash --tag T IMAGE` as a real child process: the
 // same image onto several file targets at once; a device held by someone else, or whose disk fills
 // up mid-write (a real 1 MiB tmpfs), fails alone while the others are written and verified; what
-// would make two writes meet on one disk is refused before anything is written.
+// would make two writes meet on one disk is refused before anything is written; a compressed image
+// is decompressed once for all of them.
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -176,5 +177,38 @@ describe('orbital-lab flash onto several devices', () => {
     expect(r.code).toBe(3);
     expect(r.last).toMatchObject({ ok: false, flashes: [{ device: 'big', ok: true, status: 'written' }, { device: 'tiny', ok: false, error: { code: 'target-full', blame: 'lab' } }] });
     expect(readFileSync(join(l.dir, 'big.img')).equals(l.whole)).toBe(true);
+    // One gunzip fed both; tiny's failure did not stop it.
+    expect(r.last!.decoded).toEqual({ format: 'gzip', passes: 1 });
+  });
+
+  it('a compressed image is decompressed once for all the devices: written, compared, and a cut stream fails every one', () => {
+    const l = labOf({ a: { target: 'a.img', tags: ['z'] }, b: { target: 'b.img', tags: ['z'] }, c: { target: 'c.img', tags: ['z'] }, held: { target: 'held.img', tags: ['z'] } });
+    const z = spawnSync('zstd', ['-q', '-1', '-f', l.img, '-o', `${l.img}.zst`], { encoding: 'utf8' });
+    if (z.status !== 0) throw new Error(`zstd: ${z.stderr || z.error?.message} (Debian package zstd)`);
+    const bmap = join(l.dir, 'os.bmap');
+    // held is locked by a live process: it fails before reading, and must not hold the others up.
+    const lock = acquireLock(join(l.dir, '.orbital', 'lab'), 'held', 'a long job', 'tester');
+    try {
+      const first = run(['--lab', l.lab, '--json', 'flash', '--tag', 'z', `${l.img}.zst`, '--bmap', bmap]);
+      expect(first.code).toBe(3);
+      expect(first.last).toMatchObject({ decoded: { format: 'zstd', passes: 1 }, flashes: [{ device: 'a', status: 'written' }, { device: 'b', status: 'written' }, { device: 'c', status: 'written' }, { device: 'held', ok: false, error: { code: 'device-locked' } }] });
+    } finally { lock.release(); }
+    for (const t of ['a.img', 'b.img', 'c.img']) expect(readFileSync(join(l.dir, t)).equals(l.whole)).toBe(true);
+    // b's target changes: a and c compare equal (skipped) on the first pass; b's compare fails, and
+    // a second pass, once the others are done, writes it.
+    const b = readFileSync(join(l.dir, 'b.img'));
+    b[MiB + 5] ^= 0xff;
+    writeFileSync(join(l.dir, 'b.img'), b);
+    const second = run(['--lab', l.lab, '--json', 'flash', 'a', 'b', 'c', `${l.img}.zst`, '--bmap', bmap]);
+    expect(second.code).toBe(0);
+    expect(second.last).toMatchObject({ ok: true, decoded: { format: 'zstd', passes: 2 }, flashes: [{ device: 'a', status: 'skipped' }, { device: 'b', status: 'written' }, { device: 'c', status: 'skipped' }] });
+    expect(readFileSync(join(l.dir, 'b.img')).equals(l.whole)).toBe(true);
+    // A cut stream: every device fails with source-corrupt, none reports success.
+    const whole = readFileSync(`${l.img}.zst`);
+    writeFileSync(join(l.dir, 'cut.img.zst'), whole.subarray(0, Math.floor(whole.length * 0.6)));
+    const cut = run(['--lab', l.lab, '--json', 'flash', 'a', 'b', join(l.dir, 'cut.img.zst'), '--bmap', bmap, '--force']);
+    expect(cut.code).toBe(3);
+    expect(cut.last).toMatchObject({ ok: false, decoded: { passes: 1 }, flashes: [{ device: 'a', ok: false, error: { code: 'source-corrupt' } }, { device: 'b', ok: false, error: { code: 'source-corrupt' } }] });
+    expect(cut.stdout).toMatch(/zstd/);
   });
 });

@@ -89,6 +89,8 @@ export interface FlashOptions {
   timeoutMs?: number;
   /** (internal) the watchdog every target handle goes through; set by flash() and verifyOnly(). */
   watch?: IoWatch;
+  /** Opens the image (default openSource); a multi-device flash passes one decoder's reader (shared.ts). */
+  openSource?: (path: string) => Promise<Source>;
 }
 
 export interface VerifyReport {
@@ -136,7 +138,7 @@ async function openImageSource(o: FlashOptions): Promise<{ src: Source; bmapPath
     const { source, info } = openOrbimg(o.source, o.trust ?? [], o.part);
     return { src: source, bmapPath: null, bmap: null, orbimg: info };
   }
-  let src = await openSource(o.source);
+  let src = await (o.openSource ?? openSource)(o.source);
   if (!src.seekable) {
     // A pipe, or a compressed file: a signed image inside shows itself by its first bytes.
     const s = await streamOrbimg(src, o.trust ?? [], o.part, o.source === STDIN ? 'stdin' : o.source);
@@ -606,7 +608,7 @@ async function flashOnce(o: FlashOptions): Promise<FlashResult> {
       }
     }
 
-    if (canCompare && !src.seekable) { await src.close(); src = await openSource(o.source); }
+    if (canCompare && !src.seekable) { await src.close(); src = await (o.openSource ?? openSource)(o.source); }
 
     // Write.
     const started = new Date().toISOString();

@@ -5,7 +5,8 @@
 // failed, and never report success. Also: timeouts.flash stops a flash that goes on too long.
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -113,6 +114,40 @@ if (why) {
     const j = readJournal(l.state, 'dut')!;
     expect(j.status).toBe('failed');
     expect(j.error).toMatch(/has not completed/);
+  }, 60_000);
+
+  it('in a multi-device flash of a compressed image (one decoder), a stalled device holds the others back only until its watchdog gives up', async () => {
+    const l = frozenLab('flash-stall: 1500ms');
+    // A second device whose target is not on the frozen filesystem.
+    writeFileSync(l.labFile, `${readFileSync(l.labFile, 'utf8')}  other:\n    kind: qemu\n    flash: { target: ${join(l.dir, 'other.img')} }\n`);
+    // 128 MiB (a few random bytes every MiB, so it gzips small and decodes fast): more than the
+    // 32 MiB a device may leave untaken plus what its flash holds in buffers.
+    const image = Buffer.alloc(128 * MiB);
+    for (let i = 0; i < 128; i++) randomBytes(4096).copy(image, i * MiB);
+    writeFileSync(join(l.dir, 'os.img.gz'), gzipSync(image, { level: 1 }));
+    writeFileSync(join(l.mnt, 'target.img'), '');
+    // Frozen before the flash starts: dut's first operation on its target (the truncate) blocks.
+    expect(spawnSync('fsfreeze', ['-f', l.mnt]).status).toBe(0);
+    let out = '';
+    let err = '';
+    let code: number | null;
+    try {
+      const child = spawn(process.execPath, [BIN, '--lab', l.labFile, '--json', 'flash', 'dut', 'other', join(l.dir, 'os.img.gz'), '--no-bmap', '--force'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stderr!.on('data', (d: Buffer) => { err += d; });
+      child.stdout!.on('data', (d: Buffer) => { out += d; });
+      const closed = new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+      // The result comes while dut's truncate is still stuck in the kernel (the process stays until then).
+      for (const t0 = performance.now(); !/"flashes":/.test(out);) {
+        if (performance.now() - t0 > 30_000) throw new Error(`no result within 30 s; stdout: ${out.slice(-2000)}; stderr: ${err.slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      spawnSync('fsfreeze', ['-u', l.mnt]);
+      code = await closed;
+    } finally { spawnSync('fsfreeze', ['-u', l.mnt]); }
+    expect(code).toBe(3);
+    const last = JSON.parse(out.trim().split('\n').pop()!);
+    expect(last).toMatchObject({ ok: false, decoded: { format: 'gzip', passes: 1 }, flashes: [{ device: 'dut', ok: false, error: { code: 'flash-stalled' } }, { device: 'other', ok: true, status: 'written' }] });
+    expect(readFileSync(join(l.dir, 'other.img')).equals(image)).toBe(true);
   }, 60_000);
 
   it('timeouts.flash cancels a flash that goes on too long (flash-timeout); the journal does not say ok', async () => {
