@@ -386,21 +386,27 @@ export function imageIdOfTable(imageSize: number, lines: string[]): string {
   return toHex(blake3(new TextEncoder().encode(`orbital-image 1 ${imageSize}\n${lines.join('')}`)));
 }
 
+/** open(2) of the target, timed by the watchdog: opening a hung disk (or creating a file on a frozen file system) can block too. */
+function timedOpen(watch: IoWatch | undefined, path: string, flags: number | string, mode?: number): Promise<FileHandle> {
+  const p = open(path, flags, mode);
+  return watch ? watch.track(p, 'open') : p;
+}
+
 /** Opens a target for reading around the page cache; says how. */
 async function openUncached(t: Target, direct = true, watch?: IoWatch): Promise<{ fh: FileHandle; method: VerifyReport['method'] }> {
-  const r = await openUncachedRaw(t, direct);
+  const r = await openUncachedRaw(t, direct, watch);
   return watch ? { ...r, fh: watch.wrap(r.fh) } : r;
 }
 
-async function openUncachedRaw(t: Target, direct: boolean): Promise<{ fh: FileHandle; method: VerifyReport['method'] }> {
+async function openUncachedRaw(t: Target, direct: boolean, watch?: IoWatch): Promise<{ fh: FileHandle; method: VerifyReport['method'] }> {
   if (O_DIRECT && direct) {
-    try { return { fh: await open(t.real, constants.O_RDONLY | O_DIRECT), method: 'o_direct' }; } catch (e) {
+    try { return { fh: await timedOpen(watch, t.real, constants.O_RDONLY | O_DIRECT), method: 'o_direct' }; } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw fromSystemError(e, `target ${t.path}`);
     }
   }
   // No O_DIRECT here (tmpfs, some FUSE): drop the file's cached pages (dd iflag=nocache = posix_fadvise DONTNEED), then read.
   const tmpfs = t.type === 'file' && isTmpfs(t.real);
-  return { fh: await open(t.real, 'r'), method: dropCached(t) && !tmpfs ? 'dropped-cache' : 'cached' };
+  return { fh: await timedOpen(watch, t.real, 'r'), method: dropCached(t) && !tmpfs ? 'dropped-cache' : 'cached' };
 }
 
 /** Drops a target's clean cached pages (synced ones): the next read comes from the disk. */
@@ -782,12 +788,12 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   try {
     const watched = (fh: FileHandle) => o.watch?.wrap(fh) ?? fh;
     if (t.type === 'file') {
-      bfh = watched(await open(t.real, constants.O_RDWR | constants.O_CREAT, 0o644));
+      bfh = watched(await timedOpen(o.watch, t.real, constants.O_RDWR | constants.O_CREAT, 0o644));
       await bfh.truncate(0);
       await bfh.truncate(Math.max(imageSize ?? 0, ALIGN));
       fresh = true;
     } else {
-      bfh = watched(await open(t.real, constants.O_RDWR | constants.O_EXCL));
+      bfh = watched(await timedOpen(o.watch, t.real, constants.O_RDWR | constants.O_EXCL));
     }
   } catch (e) { throw fromSystemError(e, `target ${t.path}`); }
   // Written chunks stay in memory until they are read back, so the pool holds one read-back batch
@@ -803,7 +809,7 @@ async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: 
   let dbufs: Buffer[] | null = null;
   if (O_DIRECT && direct) {
     try {
-      dfh = await open(t.real, constants.O_RDWR | O_DIRECT);
+      dfh = await timedOpen(o.watch, t.real, constants.O_RDWR | O_DIRECT);
       if (o.watch) dfh = o.watch.wrap(dfh);
       dbufs = await alignedBuffers(dfh, nbufOf(batchEvery), chunkBytes, 'write', true);
       if (!dbufs) { await dfh.close(); dfh = null; }

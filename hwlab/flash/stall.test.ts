@@ -116,6 +116,20 @@ if (why) {
     expect(j.error).toMatch(/has not completed/);
   }, 60_000);
 
+  it('an open that blocks (creating the target file on a frozen file system) is a stall too', async () => {
+    const l = frozenLab('flash-stall: 1s');
+    const lab = parseLab(readFileSync(l.labFile, 'utf8').replace('version: 1\n', `version: 1\nstate: ${l.state}\n`), l.labFile);
+    if (!lab.ok) throw new Error(JSON.stringify(lab.issues));
+    writeFileSync(join(l.dir, 'os.img'), randomBytes(2 * MiB));
+    expect(spawnSync('fsfreeze', ['-f', l.mnt]).status).toBe(0);
+    try {
+      const e = await flash({ device: lab.lab.devices.get('dut')!, stateDir: lab.lab.stateDir, source: join(l.dir, 'os.img'), bmap: null }).then(() => null, (x: unknown) => x);
+      expect(e).toBeInstanceOf(LabError);
+      expect((e as LabError).code).toBe('flash-stalled');
+      expect((e as LabError).message).toMatch(/dut: flash: an open on the target has not completed for \d+\.\d s \(stall limit 1 s/);
+    } finally { spawnSync('fsfreeze', ['-u', l.mnt]); }
+  }, 30_000);
+
   it('in a multi-device flash of a compressed image (one decoder), a stalled device holds the others back only until its watchdog gives up', async () => {
     const l = frozenLab('flash-stall: 1500ms');
     // A second device whose target is not on the frozen filesystem.

@@ -10,6 +10,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { LabError } from '../errors.ts';
 
 const WATCHED = new Set(['read', 'write', 'datasync', 'sync', 'truncate', 'stat']);
+// (opening the target is timed too: flash.ts passes its open(2) through `track`)
 
 interface Op { what: string; pos: number | null; since: number }
 
@@ -61,7 +62,7 @@ export class IoWatch {
     for (const op of this.ops.values()) if (!oldest || op.since < oldest.since) oldest = op;
     if (!oldest || now - oldest.since < this.limitMs) return;
     const s = ((now - oldest.since) / 1000).toFixed(1);
-    this.error = new LabError('timeout', 'flash-stalled', `${this.label}: a ${oldest.what}${oldest.pos !== null ? ` at byte ${oldest.pos}` : ''} on the target has not completed for ${s} s (stall limit ${this.limitMs / 1000} s, timeouts.flash-stall): the device or its USB bridge stopped answering. Unplug it and plug it back in, then flash again (the target holds an incomplete image)`, 'lab', { op: oldest.what, offset: oldest.pos, stuckMs: Math.round(now - oldest.since), inFlight: this.ops.size });
+    this.error = new LabError('timeout', 'flash-stalled', `${this.label}: ${/^[aeiou]/.test(oldest.what) ? 'an' : 'a'} ${oldest.what}${oldest.pos !== null ? ` at byte ${oldest.pos}` : ''} on the target has not completed for ${s} s (stall limit ${this.limitMs / 1000} s, timeouts.flash-stall): the device or its USB bridge stopped answering. Unplug it and plug it back in, then flash again (the target holds an incomplete image)`, 'lab', { op: oldest.what, offset: oldest.pos, stuckMs: Math.round(now - oldest.since), inFlight: this.ops.size });
     this.stop();
     this.onStall?.(this.error);
     this.fail(this.error);
