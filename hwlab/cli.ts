@@ -10,6 +10,7 @@ import { junitOf } from './junit.ts';
 import { LabError, EXIT, exitCodeFor } from './errors.ts';
 import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Device, type Lab } from './labfile.ts';
 import { inventory } from './devices.ts';
+import { scan, scanText } from './scan.ts';
 import { acquireLock, defaultOwner } from './lock.ts';
 import { joinQueue, queueAhead, reservations, type Ticket } from './queue.ts';
 import { SharedDecode, compressedFormat } from './flash/shared.ts';
@@ -41,6 +42,9 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   init [--force]                           write a starter lab file: the guest kernel in QEMU,
                                            the hosted OS, and a commented-out board
   devices [--tag T]...                     devices, their state and who holds them
+  scan [--all]                             what is attached (USB serial ports, disks), which device
+                                           uses each, lab-file entries for the rest (--all: loop
+                                           devices and on-board UARTs too)
   flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--no-direct] [--target PATH]
                                            write IMAGE (raw/.gz/.xz/.zst, + .bmap; - = stdin) and verify it
   flash DEVICE DEVICE... IMAGE | flash --tag T... IMAGE
@@ -412,6 +416,15 @@ const commands: Record<string, Handler> = {
       result: { ok: true, file, devices: [...parsed.lab.devices.keys()], kernelBuilt: existsSync(kernel) },
       text: `wrote ${file}: vm-1 (the guest kernel in QEMU${existsSync(kernel) ? '' : `; build it first: npm run os:build`}) and hosted (the hosted OS: npm run os -- serve); try:\n  orbital-lab devices\n  orbital-lab boot vm-1\n  orbital-lab run vm-1 --boot 'set a 1' --expect '^a=1$'`,
     };
+  },
+
+  async scan(args, { lab, labFile }) {
+    const { values } = parseArgs({ args, options: { all: { type: 'boolean' } } });
+    // A lab file is optional here: scan is how a first one gets written.
+    let l: Lab | null = null;
+    if (existsSync(labFile)) l = lab();
+    const r = scan(l, { all: values.all });
+    return { result: { ok: true, lab: l?.path ?? null, ...r }, text: scanText(r, l?.path ?? null) };
   },
 
   async devices(args, { lab }) {

@@ -2,7 +2,7 @@
 // whether its console and flash target can be found, and how its last flash ended.
 import { lowerLatency, type LatencyTimer } from './console/latency.ts';
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Device, Lab } from './labfile.ts';
 import { readLock, type LockInfo } from './lock.ts';
 import { readJournal, type JournalEntry } from './flash/journal.ts';
@@ -41,7 +41,7 @@ export function consoleSpecText(d: Device): string {
  * Finds a serial-board's console port now. A by-id or USB-serial-number name is resolved every
  * time, so a board that re-enumerated (ttyUSB0 -> ttyUSB1) is found again.
  */
-export function findConsolePort(d: Device): string {
+export function findConsolePort(d: Device, roots: { sys: string; dev: string } = { sys: '/sys', dev: '/dev' }): string {
   const c = d.console;
   if (!c.port && !c.byId && !c.usbSerial) throw new LabError('bad-input', 'console-missing', `${d.name} has no console in the lab file`, 'usage');
   if (c.port) {
@@ -54,14 +54,24 @@ export function findConsolePort(d: Device): string {
     }
   }
   const serial = c.usbSerial!;
-  // /sys/class/tty/X/device/.. is the USB interface; its parent device holds the serial number.
-  for (const tty of safeList('/sys/class/tty')) {
-    for (const up of ['device/../serial', 'device/../../serial']) {
-      try {
-        if (readFileSync(join('/sys/class/tty', tty, up), 'utf8').trim() === serial) return `/dev/${tty}`;
-      } catch { /* not a USB tty */ }
-    }
+  // A tty's `device` is the USB interface (ttyACM) or a usb-serial port under it (ttyUSB); the USB
+  // device above holds the serial number. (The link is resolved first: path.join would take
+  // `device/..` lexically, back to the tty itself.)
+  const cls = join(roots.sys, 'class/tty');
+  const found = safeList(cls).filter((tty) => {
+    let dev: string;
+    try { dev = realpathSync(join(cls, tty, 'device')); } catch { return false; }
+    return [dirname(dev), dirname(dirname(dev))].some((up) => {
+      try { return readFileSync(join(up, 'serial'), 'utf8').trim() === serial; } catch { return false; }
+    });
+  });
+  if (found.length > 1) {
+    // A multi-port adapter (FT2232/FT4232): one serial number, several ports. Which one is the board's is not ours to guess.
+    const byId = join(roots.dev, 'serial/by-id');
+    const names = safeList(byId).filter((n) => { try { return found.includes(realpathSync(join(byId, n)).split('/').pop()!); } catch { return false; } });
+    throw new LabError('bad-input', 'console-ambiguous', `${d.name}: USB serial number ${serial} is shared by ${found.length} ports (${found.sort().join(', ')}): a multi-port adapter; name the board's port with console.by-id instead${names.length ? ` - ${names.map((n) => `by-id: ${n}`).join(', ')}` : ' (see ls -l /dev/serial/by-id/)'} (orbital-lab scan lists them)`, 'usage');
   }
+  if (found.length === 1) return `/dev/${found[0]}`;
   throw new LabError('disconnected', 'console-missing', `${d.name}: no USB serial port with serial number ${serial} is attached`);
 }
 

@@ -15,7 +15,7 @@ export type LabErrorCode =
   | 'bad-bmap' | 'bmap-mismatch' | 'checksum-mismatch' | 'source-corrupt' | 'source-missing' | 'decompressor-failed'
   | 'untrusted-key' | 'bad-signature' | 'image-truncated' | 'bad-image' | 'unknown-part'
   | 'verify-mismatch' | 'cancelled' | 'io-error' | 'flash-stalled' | 'flash-timeout' | 'out-of-service'
-  | 'boot-timeout' | 'console-gone' | 'console-missing' | 'power-failed' | 'os-fatal'
+  | 'boot-timeout' | 'console-gone' | 'console-missing' | 'console-ambiguous' | 'power-failed' | 'os-fatal'
   | 'trace-bad' | 'replay-diverged' | 'link-failed' | 'bug';
 
 export class LabError extends Error {

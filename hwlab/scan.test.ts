@@ -1,0 +1,156 @@
+// `orbital-lab scan` (what is attached, which lab device uses it, lab-file entries for the rest):
+// USB serial adapters against a sysfs and /dev tree laid out as Linux lays them out (this machine
+// has no USB adapter: an FT232R on ttyUSB0, a CDC-ACM board on ttyACM0, a 4-port FT4232H whose
+// ports share one serial number); disks against the real system - its own disk (refused, as a flash
+// onto it is) and a real loop device (needs root), mounted and not.
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { inCI } from '../scripts/testkit.ts';
+import { parseLab } from './labfile.ts';
+import { scan, scanText } from './scan.ts';
+import { findConsolePort } from './devices.ts';
+import { main } from './cli.ts';
+
+const dirs: string[] = [];
+const loops: string[] = [];
+const mounts: string[] = [];
+afterAll(() => {
+  for (const m of mounts) spawnSync('umount', [m]);
+  for (const l of loops) spawnSync('losetup', ['-d', l]);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const link = (target: string, at: string) => { mkdirSync(dirname(at), { recursive: true }); symlinkSync(relative(dirname(at), target), at); };
+const file = (p: string, text: string) => { mkdirSync(dirname(p), { recursive: true }); writeFileSync(p, `${text}\n`); };
+
+/** A /sys + /dev tree with three USB serial devices, as Linux lays them out. */
+function usbTree() {
+  const root = mkdtempSync(join(tmpdir(), 'orbital-scan-'));
+  dirs.push(root);
+  const sys = join(root, 'sys');
+  const dev = join(root, 'dev');
+  const hub = join(sys, 'devices/pci0000:00/0000:00:14.0/usb1');
+  const usbDev = (port: string, attrs: Record<string, string>) => { const d = join(hub, port); for (const [k, v] of Object.entries(attrs)) file(join(d, k), v); return d; };
+  // FT232R: /sys/class/tty/ttyUSB0 -> .../1-2/1-2:1.0/ttyUSB0/tty/ttyUSB0, device -> the usb-serial port .../1-2:1.0/ttyUSB0.
+  const ftdiPort = (d: string, ifn: number, tty: string) => {
+    const iface = join(d, `${basename(d)}:1.${ifn}`);
+    file(join(iface, 'bInterfaceNumber'), `0${ifn}`);
+    const port = join(iface, tty);
+    mkdirSync(join(port, 'tty', tty), { recursive: true });
+    link(port, join(port, 'tty', tty, 'device'));
+    mkdirSync(join(sys, 'bus/usb-serial/drivers/ftdi_sio'), { recursive: true });
+    link(join(sys, 'bus/usb-serial/drivers/ftdi_sio'), join(port, 'driver'));
+    link(join(port, 'tty', tty), join(sys, 'class/tty', tty));
+    file(join(dev, tty), '');
+  };
+  const basename = (p: string) => p.split('/').pop()!;
+  const ft232 = usbDev('1-2', { idVendor: '0403', idProduct: '6001', serial: 'A12345', manufacturer: 'FTDI', product: 'FT232R USB UART' });
+  ftdiPort(ft232, 0, 'ttyUSB0');
+  link(join(dev, 'ttyUSB0'), join(dev, 'serial/by-id/usb-FTDI_FT232R_USB_UART_A12345-if00-port0'));
+  // FT4232H: four ports, one serial number.
+  const ft4232 = usbDev('1-4', { idVendor: '0403', idProduct: '6011', serial: 'FT4X9', manufacturer: 'FTDI', product: 'Quad RS232-HS' });
+  for (let i = 0; i < 4; i++) {
+    ftdiPort(ft4232, i, `ttyUSB${i + 1}`);
+    link(join(dev, `ttyUSB${i + 1}`), join(dev, `serial/by-id/usb-FTDI_Quad_RS232-HS_FT4X9-if0${i}-port0`));
+  }
+  // A CDC-ACM board: /sys/class/tty/ttyACM0 -> .../1-3/1-3:1.0/tty/ttyACM0, device -> the interface (no by-id link: udev not run).
+  const acm = usbDev('1-3', { idVendor: '2e8a', idProduct: '000a', serial: 'E6614C311B', manufacturer: 'Raspberry Pi', product: 'Pico' });
+  const acmIf = join(acm, '1-3:1.0');
+  file(join(acmIf, 'bInterfaceNumber'), '00');
+  mkdirSync(join(acmIf, 'tty/ttyACM0'), { recursive: true });
+  link(acmIf, join(acmIf, 'tty/ttyACM0/device'));
+  link(join(acmIf, 'tty/ttyACM0'), join(sys, 'class/tty/ttyACM0'));
+  file(join(dev, 'ttyACM0'), '');
+  // A pty and an 8250 port with no UART behind it: not listed.
+  mkdirSync(join(sys, 'devices/virtual/tty/ptmx'), { recursive: true });
+  link(join(sys, 'devices/virtual/tty/ptmx'), join(sys, 'class/tty/ptmx'));
+  const s8250 = join(sys, 'devices/platform/serial8250/serial8250:0/serial8250:0.1');
+  mkdirSync(join(s8250, 'tty/ttyS1'), { recursive: true });
+  link(s8250, join(s8250, 'tty/ttyS1/device'));
+  file(join(s8250, 'tty/ttyS1/type'), '0');
+  link(join(s8250, 'tty/ttyS1'), join(sys, 'class/tty/ttyS1'));
+  return { root, sys, dev };
+}
+
+describe('orbital-lab scan', () => {
+  it('lists USB serial ports with their by-id names, serial numbers and users, and offers lab-file entries for the rest', () => {
+    const t = usbTree();
+    const labText = `version: 1\ndevices:\n  rpi:\n    kind: serial-board\n    console: { by-id: usb-FTDI_FT232R_USB_UART_A12345-if00-port0, baud: 115200 }\n  pico:\n    kind: serial-board\n    console: { usb-serial: E6614C311B, baud: 115200 }\n`;
+    const lab = parseLab(labText.replaceAll('by-id: usb-', `by-id: ${t.dev}/serial/by-id/usb-`), join(t.root, 'lab.yaml'));
+    if (!lab.ok) throw new Error(JSON.stringify(lab.issues));
+    const r = scan(lab.lab, { roots: { sys: t.sys, dev: t.dev }, view: null });
+    expect(r.serial.map((p) => p.tty)).toEqual(['ttyACM0', 'ttyUSB0', 'ttyUSB1', 'ttyUSB2', 'ttyUSB3', 'ttyUSB4']);
+    const [acm, ft232, quad1] = r.serial;
+    expect(ft232).toMatchObject({ path: '/dev/ttyUSB0', byId: ['usb-FTDI_FT232R_USB_UART_A12345-if00-port0'], driver: 'ftdi_sio', usb: { vendorId: '0403', productId: '6001', serial: 'A12345', product: 'FT232R USB UART', interface: '00' }, usedBy: ['rpi'] });
+    expect(ft232!.serialShared).toBeUndefined();
+    expect(acm).toMatchObject({ byId: [], usb: { vendorId: '2e8a', serial: 'E6614C311B', product: 'Pico', interface: '00' }, usedBy: ['pico'] });
+    expect(quad1).toMatchObject({ serialShared: true, usb: { serial: 'FT4X9', interface: '00' }, usedBy: [] });
+    // The quad adapter's ports share one serial number: each entry names its port by-id.
+    expect(r.suggestions).toContain('console: { by-id: usb-FTDI_Quad_RS232-HS_FT4X9-if03-port0, baud: 115200 }');
+    expect(r.suggestions).not.toContain('usb-serial: FT4X9');
+    expect(r.suggestions.match(/kind: serial-board/g)).toHaveLength(4);
+    // The suggested entries are a valid lab file.
+    const suggested = parseLab(`version: 1\ndevices:\n${r.suggestions}\n`, join(t.root, 'suggested.yaml'));
+    expect(suggested.ok, JSON.stringify(!suggested.ok && suggested.issues)).toBe(true);
+    const text = scanText(r, join(t.root, 'lab.yaml'));
+    expect(text).toMatch(/\/dev\/ttyUSB0 +0403:6001 FTDI FT232R USB UART, serial A12345\n +by-id: usb-FTDI_FT232R_USB_UART_A12345-if00-port0\n +used by rpi/);
+    expect(text).toMatch(/serial FT4X9 \(shared by several ports: name this one by-id\)/);
+    // --all adds on-board UARTs that have a chip behind them (ttyS1's type 0 says it has none).
+    expect(scan(null, { all: true, roots: { sys: t.sys, dev: t.dev }, view: null }).serial.map((p) => p.tty)).not.toContain('ttyS1');
+  });
+
+  it('a usb-serial name that several ports share is refused when the console is opened, naming the by-id names to use', () => {
+    const t = usbTree();
+    const lab = parseLab('version: 1\ndevices:\n  b:\n    kind: serial-board\n    console: { usb-serial: FT4X9, baud: 115200 }\n', join(t.root, 'lab.yaml'));
+    if (!lab.ok) throw new Error(JSON.stringify(lab.issues));
+    expect(() => findConsolePort(lab.lab.devices.get('b')!, { sys: t.sys, dev: t.dev })).toThrow(/serial number FT4X9 is shared by 4 ports \(ttyUSB1, ttyUSB2, ttyUSB3, ttyUSB4\).*by-id: usb-FTDI_Quad_RS232-HS_FT4X9-if00-port0/);
+    const one = parseLab('version: 1\ndevices:\n  b:\n    kind: serial-board\n    console: { usb-serial: E6614C311B, baud: 115200 }\n', join(t.root, 'lab.yaml'));
+    if (!one.ok) throw new Error(JSON.stringify(one.issues));
+    expect(findConsolePort(one.lab.devices.get('b')!, { sys: t.sys, dev: t.dev })).toBe('/dev/ttyACM0');
+  });
+
+  it('lists this machine\'s disks with the flash\'s verdict: its own disk refused; a loop device (--all) flashable until it is mounted', async () => {
+    const own = scan(null);
+    const sys = own.disks.filter((d) => d.refused?.code === 'target-system-disk');
+    expect(sys.length, JSON.stringify(own.disks)).toBeGreaterThanOrEqual(1);
+    expect(own.suggestions).not.toContain(sys[0]!.name);
+    if (process.getuid?.() !== 0) {
+      if (inCI) throw new Error('scan of a loop device needs root; under CI=true this must run');
+      console.warn('SKIP scan of a loop device: needs root');
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'orbital-scan-loop-'));
+    dirs.push(dir);
+    const backing = join(dir, 'disk.img');
+    writeFileSync(backing, Buffer.alloc(0));
+    expect(spawnSync('truncate', ['-s', '32M', backing]).status).toBe(0);
+    const l = spawnSync('losetup', ['-f', '--show', backing], { encoding: 'utf8' });
+    if (l.status !== 0) throw new Error(`losetup: ${l.stderr}`);
+    const loopDev = l.stdout.trim();
+    loops.push(loopDev);
+    const name = loopDev.replace('/dev/', '');
+    expect(scan(null).disks.map((d) => d.name)).not.toContain(name);
+    const mine = () => scan(null, { all: true }).disks.find((d) => d.name === name)!;
+    expect(mine()).toMatchObject({ path: loopDev, sizeBytes: 32 << 20, backingFile: backing });
+    expect(mine().refused).toBeUndefined();
+    expect(spawnSync('mkfs.ext4', ['-q', '-F', loopDev]).status).toBe(0);
+    const mnt = join(dir, 'mnt');
+    mkdirSync(mnt);
+    expect(spawnSync('mount', [loopDev, mnt]).status).toBe(0);
+    mounts.push(mnt);
+    expect(mine().refused).toMatchObject({ code: 'target-mounted' });
+    expect(mine().refused!.message).toContain(`is mounted on ${mnt}`);
+    // The CLI: --json, and without a lab file.
+    const out: string[] = [];
+    expect(await main(['--lab', join(dir, 'none.yaml'), '--json', 'scan', '--all'], { out: (x) => out.push(x), err: () => {} })).toBe(0);
+    const j = JSON.parse(out.pop()!);
+    expect(j.ok).toBe(true);
+    expect(j.disks.find((d: { name: string }) => d.name === name)).toMatchObject({ refused: { code: 'target-mounted' } });
+    const txt: string[] = [];
+    expect(await main(['--lab', join(dir, 'none.yaml'), 'scan', '--all'], { out: (x) => txt.push(x), err: () => {} })).toBe(0);
+    expect(txt.join('\n')).toMatch(new RegExp(`${loopDev} +33\\.6 MB, loop of ${backing}\\n(?: +by-id: .*\\n)* +a flash is REFUSED \\(target-mounted\\)`));
+  });
+});

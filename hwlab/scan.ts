@@ -1,0 +1,212 @@
+// `orbital-lab scan`: what is attached to this host that a lab file could name - USB serial ports
+// (with their stable /dev/serial/by-id names, USB serial numbers, vendor and product) and disks
+// (with their /dev/disk/by-id names, size, model, and whether the lab would flash them) - which lab
+// device already uses each, and a lab-file entry for each one nothing uses. labgrid-suggest and
+// Zephyr twister's --generate-hardware-map do this; without it a person reads `ls -l
+// /dev/serial/by-id`, `lsblk` and `udevadm info` and copies names by hand.
+//
+// A disk's verdict is the flash's own check (target.ts checkBlock): "refused: the system disk" here
+// means a flash onto it is refused too. A USB serial number shared by several ports (a multi-port
+// adapter: FT2232/FT4232) cannot name one of them, so the entry offered names the port by-id.
+// Everything is read from sysfs and /dev; `roots` lets the tests lay out a tree as Linux does.
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Lab } from './labfile.ts';
+import { LabError } from './errors.ts';
+import { checkBlock, realSystemView, type SystemView } from './flash/target.ts';
+
+export interface ScanRoots { sys: string; dev: string }
+
+export interface SerialPortInfo {
+  tty: string;
+  /** /dev/TTY. */
+  path: string;
+  /** Names under /dev/serial/by-id that point at it. */
+  byId: string[];
+  /** The USB device it belongs to (absent for a UART on the board: ttyS*). */
+  usb?: { vendorId: string; productId: string; serial?: string; manufacturer?: string; product?: string; interface?: string };
+  driver?: string;
+  /** Its USB serial number is also another port's: `usb-serial:` would not say which. */
+  serialShared?: boolean;
+  /** Lab devices whose console is this port. */
+  usedBy: string[];
+}
+
+export interface DiskInfo {
+  name: string;
+  /** /dev/NAME. */
+  path: string;
+  byId: string[];
+  sizeBytes: number;
+  removable: boolean;
+  usb: boolean;
+  model?: string;
+  vendor?: string;
+  /** A loop device's file. */
+  backingFile?: string;
+  /** Whether a flash onto it would be refused, and why (the flash's own check). */
+  refused?: { code: string; message: string };
+  /** Lab devices whose flash target is this disk. */
+  usedBy: string[];
+}
+
+export interface ScanResult { serial: SerialPortInfo[]; disks: DiskInfo[]; suggestions: string }
+
+const read = (p: string): string | undefined => { try { return readFileSync(p, 'utf8').trim(); } catch { return undefined; } };
+const list = (p: string): string[] => { try { return readdirSync(p).sort(); } catch { return []; } };
+const real = (p: string): string | null => { try { return realpathSync(p); } catch { return null; } };
+
+/** by-id names under DIR pointing at NAME (whole-device names only: no -partN). */
+function byIdNames(dir: string, name: string): string[] {
+  return list(dir).filter((l) => !/-part\d+$/.test(l) && basename(real(join(dir, l)) ?? '') === name);
+}
+
+function usbOf(devicePath: string): { dir: string; iface?: string } | null {
+  // A USB tty's `device` is the USB interface (ttyACM) or a usb-serial port under it (ttyUSB); the
+  // USB device above holds idVendor and the serial number.
+  let d = devicePath;
+  let iface: string | undefined;
+  for (let i = 0; i < 4 && d.length > 1; i++) {
+    if (existsSync(join(d, 'idVendor'))) return { dir: d, iface };
+    iface ??= read(join(d, 'bInterfaceNumber'));
+    d = dirname(d);
+  }
+  return null;
+}
+
+function serialPorts(roots: ScanRoots, all: boolean): SerialPortInfo[] {
+  const out: SerialPortInfo[] = [];
+  const cls = join(roots.sys, 'class/tty');
+  for (const tty of list(cls)) {
+    const dev = real(join(cls, tty, 'device'));
+    if (!dev) continue; // a virtual terminal or pty: nothing attached
+    const usb = usbOf(dev);
+    if (!usb) {
+      // A UART on the board (8250 ttyS*): the kernel makes ports that have no chip behind them;
+      // `type` 0 is "no UART here". Listed with --all only.
+      if (!all || read(join(cls, tty, 'type')) === '0') continue;
+    }
+    const driver = usb ? basename(real(join(dev, 'driver')) ?? '') || undefined : undefined;
+    const info: SerialPortInfo = { tty, path: `/dev/${tty}`, byId: byIdNames(join(roots.dev, 'serial/by-id'), tty), ...(driver ? { driver } : {}), usedBy: [] };
+    if (usb) {
+      const r = (f: string) => read(join(usb.dir, f));
+      info.usb = { vendorId: r('idVendor') ?? '', productId: r('idProduct') ?? '', serial: r('serial'), manufacturer: r('manufacturer'), product: r('product'), interface: usb.iface };
+      for (const k of Object.keys(info.usb) as Array<keyof typeof info.usb>) if (info.usb[k] === undefined) delete info.usb[k];
+    }
+    out.push(info);
+  }
+  const count = new Map<string, number>();
+  for (const p of out) if (p.usb?.serial) count.set(p.usb.serial, (count.get(p.usb.serial) ?? 0) + 1);
+  for (const p of out) if (p.usb?.serial && count.get(p.usb.serial)! > 1) p.serialShared = true;
+  return out;
+}
+
+function disks(roots: ScanRoots, all: boolean, view: SystemView | null): DiskInfo[] {
+  const out: DiskInfo[] = [];
+  const blk = join(roots.sys, 'block');
+  for (const name of list(blk)) {
+    // Never a target: RAM disks, compressed swap, optical drives, device-mapper/md volumes (flash the disk under them).
+    if (/^(ram|zram|sr|fd|dm-|md)/.test(name)) continue;
+    const loop = name.startsWith('loop');
+    if (loop && !all) continue;
+    const sizeBytes = Number(read(join(blk, name, 'size')) ?? 0) * 512;
+    if (sizeBytes === 0) continue; // an empty card reader slot, an unattached loop device
+    const sysPath = real(join(blk, name)) ?? '';
+    const info: DiskInfo = {
+      name, path: `/dev/${name}`, byId: byIdNames(join(roots.dev, 'disk/by-id'), name), sizeBytes,
+      removable: read(join(blk, name, 'removable')) === '1', usb: sysPath.includes('/usb'), usedBy: [],
+    };
+    const model = read(join(blk, name, 'device/model'));
+    const vendor = read(join(blk, name, 'device/vendor'));
+    const backing = read(join(blk, name, 'loop/backing_file'));
+    if (model) info.model = model;
+    if (vendor && !vendor.startsWith('0x')) info.vendor = vendor; // (a PCI id, on virtio disks: not a name)
+    if (backing) info.backingFile = backing;
+    const mm = read(join(blk, name, 'dev'));
+    if (view && mm) {
+      try { checkBlock(name, info.path, info.path, mm, view); } catch (e) {
+        if (!(e instanceof LabError)) throw e;
+        info.refused = { code: e.code, message: e.message.replace(/^[^:]+: /, '').replace(` (${info.path})`, '') };
+      }
+    }
+    out.push(info);
+  }
+  return out;
+}
+
+/** What is attached; `lab` (optional) says which device uses each. `view: null` skips the flash check (a test tree has no real disks). */
+export function scan(lab: Lab | null, o: { all?: boolean; roots?: ScanRoots; view?: SystemView | null } = {}): ScanResult {
+  const roots = o.roots ?? { sys: '/sys', dev: '/dev' };
+  const view = o.view === undefined ? realSystemView() : o.view;
+  const serial = serialPorts(roots, o.all ?? false);
+  const ds = disks(roots, o.all ?? false, view);
+  // A lab path under /dev is looked up in `roots.dev` (the same place, on a real system).
+  const inRoots = (p: string) => (p.startsWith('/dev/') ? join(roots.dev, p.slice(5)) : p);
+  for (const d of lab?.devices.values() ?? []) {
+    const c = d.console;
+    if (d.kind === 'serial-board' && (c.port || c.byId || c.usbSerial)) {
+      const at = c.usbSerial ? null : basename(real(inRoots((c.port ?? c.byId)!)) ?? '');
+      for (const p of serial) if ((at && p.tty === at) || (c.usbSerial && p.usb?.serial === c.usbSerial)) p.usedBy.push(d.name);
+    }
+    if (d.flashTarget) {
+      const at = basename(real(inRoots(d.flashTarget)) ?? '');
+      for (const k of ds) if (k.name === at && d.flashTarget.startsWith('/dev/')) k.usedBy.push(d.name);
+    }
+  }
+  return { serial, disks: ds, suggestions: suggest(serial, ds, lab) };
+}
+
+/** Lab-file entries (YAML, under `devices:`) for the USB serial ports and flashable disks no device uses. */
+function suggest(serial: SerialPortInfo[], ds: DiskInfo[], lab: Lab | null): string {
+  const taken = new Set(lab?.devices.keys() ?? []);
+  const nameFor = (base: string) => {
+    let n = base.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'board';
+    if (!/^[a-z]/.test(n)) n = `board-${n}`;
+    let k = n;
+    for (let i = 2; taken.has(k); i++) k = `${n}-${i}`;
+    taken.add(k);
+    return k;
+  };
+  const out: string[] = [];
+  for (const p of serial) {
+    if (p.usedBy.length || !p.usb) continue;
+    const con = p.byId.length ? `by-id: ${p.byId[0]}` : p.usb.serial && !p.serialShared ? `usb-serial: ${p.usb.serial}` : `port: ${p.path}`;
+    const why = p.byId.length ? '' : p.usb.serial && !p.serialShared ? '' : '   # no stable name: this path can change when USB re-enumerates';
+    out.push(`  ${nameFor(`${p.usb.product ?? 'board'}-${p.usb.serial ?? p.tty}${p.serialShared ? `-${p.usb.interface ?? p.tty}` : ''}`)}:`, '    kind: serial-board', `    console: { ${con}, baud: 115200 }${why}`, '    power: { kind: manual }');
+  }
+  const flashable = ds.filter((k) => !k.usedBy.length && !k.refused && !k.backingFile);
+  const named = flashable.map((k) => ({ k, id: k.byId.find((n) => n.startsWith('usb-')) ?? k.byId[0] })).filter((x) => x.id);
+  if (named.length) out.push('  # a disk: give it to the board that boots from it (it is written and read back by flash)');
+  for (const { k, id } of named) {
+    out.push(`  #   flash: { target: /dev/disk/by-id/${id} }   # ${k.name}, ${human(k.sizeBytes)}${k.model ? ` ${[k.vendor, k.model].filter(Boolean).join(' ')}` : ''}${k.usb ? ', USB' : ''}${k.removable ? ', removable' : ''}`);
+  }
+  return out.join('\n');
+}
+
+function human(n: number): string {
+  if (n >= 1e12) return `${(n / 1e12).toFixed(1)} TB`;
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
+  return `${(n / 1e6).toFixed(1)} MB`;
+}
+
+/** The text `orbital-lab scan` prints. */
+export function scanText(r: ScanResult, labPath: string | null): string {
+  const lines: string[] = [];
+  lines.push(`serial ports (${r.serial.length})${r.serial.length ? '' : ': no USB serial adapter attached (--all lists the board\'s own UARTs too)'}`);
+  for (const p of r.serial) {
+    const usb = p.usb ? `${p.usb.vendorId}:${p.usb.productId}${p.usb.manufacturer || p.usb.product ? ` ${[p.usb.manufacturer, p.usb.product].filter(Boolean).join(' ')}` : ''}${p.usb.serial ? `, serial ${p.usb.serial}${p.serialShared ? ' (shared by several ports: name this one by-id)' : ''}` : ''}` : p.driver ?? 'on-board UART';
+    lines.push(`  ${p.path.padEnd(14)} ${usb}`);
+    for (const b of p.byId) lines.push(`  ${''.padEnd(14)} by-id: ${b}`);
+    lines.push(`  ${''.padEnd(14)} ${p.usedBy.length ? `used by ${p.usedBy.join(', ')}` : 'not in the lab file'}`);
+  }
+  lines.push(`disks (${r.disks.length})`);
+  for (const k of r.disks) {
+    const what = [human(k.sizeBytes), [k.vendor, k.model].filter(Boolean).join(' '), k.usb ? 'USB' : '', k.removable ? 'removable' : '', k.backingFile ? `loop of ${k.backingFile}` : ''].filter(Boolean).join(', ');
+    lines.push(`  ${k.path.padEnd(14)} ${what}`);
+    for (const b of k.byId) lines.push(`  ${''.padEnd(14)} by-id: ${b}`);
+    lines.push(`  ${''.padEnd(14)} ${k.refused ? `a flash is REFUSED (${k.refused.code}): ${k.refused.message}` : 'can be flashed'}${k.usedBy.length ? `; used by ${k.usedBy.join(', ')}` : ''}`);
+  }
+  if (r.suggestions) lines.push(`\nlab-file entries for what ${labPath ? `${labPath} does not name` : 'no lab file names'} (under devices:; set power and baud):`, r.suggestions);
+  return lines.join('\n');
+}
+
