@@ -79,6 +79,8 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
     const orbitalCpu: number[] = []; const bmaptoolCpu: number[] = []; const devRead: number[] = []; const readback: number[] = [];
     const orbitalB3: number[] = []; const orbitalB3Cpu: number[] = []; const verifyCmd: number[] = [];
     let verifyMethod = '';
+    const deltaS: number[] = [];
+    let deltaWritten = 0;
     let last: Awaited<ReturnType<typeof flash>> | null = null;
     let bestRun: Awaited<ReturnType<typeof flash>> | null = null;
     // The disk's own uncached read rate, on 256 MiB of data: what a read-back verify can reach at best.
@@ -103,6 +105,19 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
       // read-back; readback_mb_s: bytes actually read back from the target per second, same seconds.
       verify.push(last.verify!.seconds > 0 ? size / 1e6 / last.verify!.seconds : 0);
       readback.push(last.verify!.mbPerS);
+      // An update: the target holds the image but for 4 changed bytes in 4 chunks (an earlier
+      // version): the flash writes only those chunks and the head (delta), against orbital_s.
+      {
+        const f = openSync(targets[0]!, 'r+');
+        for (let i = 0; i < 4; i++) writeSync(f, Buffer.from([i + 1]), 0, 1, (i * 16) * 4 * extent + ((i * 16) % 3) * extent + 12345);
+        closeSync(f);
+        dropCache(targets[0]!);
+        const td = performance.now();
+        const d = await flash({ device: dev, stateDir: lab.lab.stateDir, source: img, bmap });
+        deltaS.push((performance.now() - td) / 1000);
+        if (!d.delta || d.delta.differed !== 4) throw new Error(`delta flash: expected 4 chunks to differ, got ${JSON.stringify(d.delta)}`);
+        deltaWritten = d.bytesWritten;
+      }
       // `orbital-lab verify`: the flashed target read back uncached and compared with the image,
       // alone (no write beside it) - a job like b3sum's: read every byte of the image once, check it.
       dropCache(targets[0]!);
@@ -148,6 +163,8 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
       bmaptool_cpu_s: round(Math.min(...bmaptoolCpu)),
       orbital_blake3_s: round(best(orbitalB3)),
       orbital_blake3_cpu_s: round(Math.min(...orbitalB3Cpu)),
+      orbital_delta_s: round(best(deltaS)),
+      delta_written_mib: round(deltaWritten / MiB, 1),
       orbital_write_s: round(bestRun!.seconds.write + bestRun!.seconds.sync),
       orbital_verify_tail_s: round(bestRun!.seconds.verify),
       mapped_mib: round(last!.mappedBytes / MiB, 1),
@@ -155,6 +172,7 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
     };
     notes.push(`best of ${reps}; image in page cache for every tool; targets are new files on the same disk`);
     notes.push(`verify reads back ${figures.mapped_mib} MiB through ${last!.verify!.method} and compares it byte for byte with the written bytes, kept in memory until then; the image is hashed once while it is written: the bmap's SHA-256 per range (checked, on a worker), its BLAKE3 id over that checked range table (${last!.blake3Of})`);
+    notes.push(`orbital_delta_s: the same flash onto the target holding the image but for 4 bytes in 4 of its chunks (an earlier version): every mapped chunk compared uncached, only those 4 and the head written and read back (${figures.delta_written_mib} MiB); its baseline is orbital_s, the whole image written and read back`);
     notes.push(`orbital_blake3_s: the same flash with a bmap without range checksums, where BLAKE3 (WebAssembly, ~1 GB/s) runs over every mapped byte instead`);
     notes.push(`verify_mb_s: \`orbital-lab verify\` (verifyOnly) of the flashed target, alone: ${figures.mapped_mib} MiB read back through ${verifyMethod} (cache dropped first) and compared byte for byte with the image (in the page cache, as for b3sum), the bmap's SHA-256 per range checked on the worker; counted in IMAGE bytes (${figures.image_mib} MiB, holes included - the bmap says they need no reading) per second, the unit of b3sum_mb_s (verify_s ${figures.verify_s}). Per byte actually read back that is ${round(figures.mapped_mib * 1.048576 / figures.verify_s, 1)} MB/s (device_read_mb_s ${figures.device_read_mb_s}: dd iflag=direct of other data on the disk)`);
     notes.push(`flash_verify_mb_s (${figures.flash_verify_mb_s}) and readback_mb_s (${figures.readback_mb_s}): the verify inside the flash, in image bytes and in bytes read back per wall second during which a read-back was in flight - it runs beside the write and shares the disk with it, so these seconds are not a separate phase (before this bench measured the verify command, verify_mb_s was this figure)`);

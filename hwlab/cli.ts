@@ -45,8 +45,9 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   scan [--all]                             what is attached (USB serial ports, disks), which device
                                            uses each, lab-file entries for the rest (--all: loop
                                            devices and on-board UARTs too)
-  flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--no-direct] [--target PATH]
-                                           write IMAGE (raw/.gz/.xz/.zst, + .bmap; - = stdin) and verify it
+  flash DEVICE IMAGE [--bmap F | --no-bmap] [--force] [--no-verify] [--no-direct] [--no-delta] [--target PATH]
+                                           write IMAGE (raw/.gz/.xz/.zst, + .bmap; - = stdin) and verify it;
+                                           onto an earlier image only the chunks that differ (--no-delta: all)
   flash DEVICE DEVICE... IMAGE | flash --tag T... IMAGE
                                            the same image onto several devices at once; one that
                                            fails is reported and the others go on
@@ -113,7 +114,7 @@ function flashText(name: string, r: FlashResult): string {
   const v = r.verify ? `verified ${human(r.verify.bytes)} through ${r.verify.method} at ${r.verify.mbPerS.toFixed(0)} MB/s${r.verify.samples ? `, ${r.verify.samples} samples re-read after the final sync` : ''}` : 'NOT verified (--no-verify)';
   return (r.status === 'skipped'
     ? `${name}: target ${r.target.path} already holds this image (compared ${human(r.verify!.bytes)} uncached); nothing written. --force rewrites it.`
-    : `${name}: wrote ${human(r.bytesWritten)} of a ${human(r.imageSize)} image (${r.source.format}${r.source.bmap ? ', bmap' : ''}) to ${r.target.path} in ${(r.seconds.write + r.seconds.sync).toFixed(2)} s; ${v}; blake3 ${r.blake3}${r.previous ? `\n(the previous flash, started ${r.previous.started}, was ${r.previous.status}; this one started clean)` : ''}`) + orbimgText(r.orbimg);
+    : `${name}: wrote ${human(r.bytesWritten)} of a ${human(r.imageSize)} image (${r.source.format}${r.source.bmap ? ', bmap' : ''}) to ${r.target.path}${r.delta ? ` - only where it differed: ${r.delta.differed} of ${r.delta.chunks} chunks, ${human(r.delta.unchanged)} already matched${r.delta.blindFrom !== null ? ` (mostly another image: written without reading it first from byte ${r.delta.blindFrom})` : ''} -` : ''} in ${(r.seconds.write + r.seconds.sync).toFixed(2)} s; ${v}; blake3 ${r.blake3}${r.previous ? `\n(the previous flash, started ${r.previous.started}, was ${r.previous.status}; this one started clean)` : ''}`) + orbimgText(r.orbimg);
 }
 
 /** One device's part of a flash onto several. */
@@ -465,11 +466,11 @@ const commands: Record<string, Handler> = {
   },
 
   async flash(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, tag: { type: 'string', multiple: true }, wait: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, 'no-delta': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, tag: { type: 'string', multiple: true }, wait: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true });
     const l = lab();
     if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
     const trust = trustedKeys(l, values.trust);
-    const opts = (dev: Device, image: string, onProgress: (p: FlashProgress) => void): FlashOptions => ({ device: dev, stateDir: l.stateDir, source: image, bmap: bmapOption(values), force: values.force, verify: !values['no-verify'], directIo: values['no-direct'] ? false : undefined, requestedTarget: values.target, trust, part: values.part, signal, onProgress });
+    const opts = (dev: Device, image: string, onProgress: (p: FlashProgress) => void): FlashOptions => ({ device: dev, stateDir: l.stateDir, source: image, bmap: bmapOption(values), force: values.force, verify: !values['no-verify'], directIo: values['no-direct'] ? false : undefined, delta: values['no-delta'] ? false : undefined, requestedTarget: values.target, trust, part: values.part, signal, onProgress });
     // Several devices (DEVICE... IMAGE, or --tag): flashed side by side, see flashMany.
     if (values.tag?.length || positionals.length > 2) {
       if (values.wait !== undefined) throw new LabError('bad-input', 'bad-usage', '--wait waits for one device (DEVICE or @TAG); a flash onto several reports a busy one as failed instead');

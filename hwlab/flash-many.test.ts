@@ -194,18 +194,25 @@ describe('orbital-lab flash onto several devices', () => {
       expect(first.last).toMatchObject({ decoded: { format: 'zstd', passes: 1 }, flashes: [{ device: 'a', status: 'written' }, { device: 'b', status: 'written' }, { device: 'c', status: 'written' }, { device: 'held', ok: false, error: { code: 'device-locked' } }] });
     } finally { lock.release(); }
     for (const t of ['a.img', 'b.img', 'c.img']) expect(readFileSync(join(l.dir, t)).equals(l.whole)).toBe(true);
-    // b's target changes: a and c compare equal (skipped) on the first pass; b's compare fails, and
-    // a second pass, once the others are done, writes it.
+    // b's target changes: a and c compare equal (skipped); b gets the chunk that differs, in the same
+    // pass (a compare that writes where it differs: one decode for all three).
     const b = readFileSync(join(l.dir, 'b.img'));
     b[MiB + 5] ^= 0xff;
     writeFileSync(join(l.dir, 'b.img'), b);
     const second = run(['--lab', l.lab, '--json', 'flash', 'a', 'b', 'c', `${l.img}.zst`, '--bmap', bmap]);
     expect(second.code).toBe(0);
-    expect(second.last).toMatchObject({ ok: true, decoded: { format: 'zstd', passes: 2 }, flashes: [{ device: 'a', status: 'skipped' }, { device: 'b', status: 'written' }, { device: 'c', status: 'skipped' }] });
+    expect(second.last).toMatchObject({ ok: true, decoded: { format: 'zstd', passes: 1 }, flashes: [{ device: 'a', status: 'skipped' }, { device: 'b', status: 'written', delta: { differed: 1 } }, { device: 'c', status: 'skipped' }] });
+    // (--no-delta: b's compare fails, and a second pass, once the others are done, writes it whole)
+    const b2 = readFileSync(join(l.dir, 'b.img'));
+    b2[MiB + 5] ^= 0xff;
+    writeFileSync(join(l.dir, 'b.img'), b2);
+    const whole = run(['--lab', l.lab, '--json', 'flash', 'a', 'b', 'c', `${l.img}.zst`, '--bmap', bmap, '--no-delta']);
+    expect(whole.last).toMatchObject({ ok: true, decoded: { format: 'zstd', passes: 2 }, flashes: [{ device: 'a', status: 'skipped' }, { device: 'b', status: 'written' }, { device: 'c', status: 'skipped' }] });
+    expect(whole.last!.flashes[1].delta).toBeUndefined();
     expect(readFileSync(join(l.dir, 'b.img')).equals(l.whole)).toBe(true);
     // A cut stream: every device fails with source-corrupt, none reports success.
-    const whole = readFileSync(`${l.img}.zst`);
-    writeFileSync(join(l.dir, 'cut.img.zst'), whole.subarray(0, Math.floor(whole.length * 0.6)));
+    const zst = readFileSync(`${l.img}.zst`);
+    writeFileSync(join(l.dir, 'cut.img.zst'), zst.subarray(0, Math.floor(zst.length * 0.6)));
     const cut = run(['--lab', l.lab, '--json', 'flash', 'a', 'b', join(l.dir, 'cut.img.zst'), '--bmap', bmap, '--force']);
     expect(cut.code).toBe(3);
     expect(cut.last).toMatchObject({ ok: false, decoded: { passes: 1 }, flashes: [{ device: 'a', ok: false, error: { code: 'source-corrupt' } }, { device: 'b', ok: false, error: { code: 'source-corrupt' } }] });

@@ -84,6 +84,11 @@ if (probe && inCI) {
     try {
       const e = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img }).then(() => null, (x: LabError) => x);
       expect(e?.code).toBe('target-in-use');
+      // Refused at its exclusive open, before anything was written: no journal entry (the target is as it was).
+      expect(readJournal(s.lab.stateDir, 'dut')).toBeNull();
+      // A whole-image write (no delta) journals its start first, then fails the same way.
+      const w = await flash({ device: s.dev, stateDir: s.lab.stateDir, source: s.img, delta: false }).then(() => null, (x: LabError) => x);
+      expect(w?.code).toBe('target-in-use');
     } finally {
       const gone = holder.exitCode !== null || holder.signalCode !== null ? Promise.resolve() : new Promise((r) => holder.once('exit', r));
       holder.kill('SIGKILL');

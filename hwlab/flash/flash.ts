@@ -89,6 +89,8 @@ export interface FlashOptions {
   timeoutMs?: number;
   /** (internal) the watchdog every target handle goes through; set by flash() and verifyOnly(). */
   watch?: IoWatch;
+  /** false: a target that differs is rewritten whole, never only where it differs (default: only the chunks that differ). */
+  delta?: boolean;
   /** Opens the image (default openSource); a multi-device flash passes one decoder's reader (shared.ts). */
   openSource?: (path: string) => Promise<Source>;
 }
@@ -121,6 +123,20 @@ export interface FlashResult {
   previous: JournalEntry | null;
   /** A signed Orbital image: its id, name, version, signer key and the part flashed (whose BLAKE3 is `blake3`). */
   orbimg?: OrbimgInfo;
+  /** Only the chunks that differed were written (the target held an earlier image): see deltaWrite. */
+  delta?: DeltaReport;
+}
+
+export interface DeltaReport {
+  /** Mapped bytes the target already held (read back uncached and matched: not written). */
+  unchanged: number;
+  /** Mapped bytes written (the chunks that differed, and the head). */
+  rewritten: number;
+  /** Chunks compared, and of those, how many differed. */
+  chunks: number;
+  differed: number;
+  /** Most of the first chunks differed: the rest was written without reading the target first. */
+  blindFrom: number | null;
 }
 
 /** The journal's record of a signed image (only written once its part's BLAKE3 was checked). */
@@ -225,7 +241,7 @@ export class Slots {
 class Progress {
   private t0 = performance.now();
   private last = 0;
-  constructor(private phase: Phase, private total: number | null, private cb?: (p: FlashProgress) => void, private fraction?: () => number | null, private startBytes = 0) {}
+  constructor(public phase: Phase, private total: number | null, private cb?: (p: FlashProgress) => void, private fraction?: () => number | null, private startBytes = 0) {}
   tick(bytes: number, force = false): void {
     if (!this.cb) return;
     const now = performance.now();
@@ -599,6 +615,31 @@ async function flashOnce(o: FlashOptions): Promise<FlashResult> {
     // (a compressed file is compared while it streams, then read again for the write if it differs;
     // a pipe cannot be read twice, so it is always written)
     const canCompare = !o.force && t.exists && src.storedSize !== null && prevUnfinished === null && (imageSize === null || (t.type === 'block' ? t.size >= imageSize : t.size === imageSize));
+    // A target that holds most of the image already (an earlier version) gets only the chunks that
+    // differ (esptool's changed-sectors write): compared, rewritten where they differ, read back.
+    // Where O_DIRECT does not work, or the image's length is unknown, the whole image is written.
+    if (canCompare && imageSize !== null && o.directIo !== false && O_DIRECT && o.delta !== false) {
+      const tc = performance.now();
+      const h = hasher(true);
+      const started = new Date().toISOString();
+      const journal: JournalEntry = { device: o.device.name, target: t.path, source: o.source, status: 'in-progress', pid: process.pid, pidStart: pidStart(), started };
+      let begun = false;
+      try {
+        const d = await deltaWrite(src, t, ranges!, imageSize, chunkBytes, h, hw, verify, o, () => { begun = true; writeJournal(o.stateDir, journal); });
+        if (d) {
+          seconds.compare = (performance.now() - tc) / 1000;
+          const blake3 = await h.id();
+          const when = new Date().toISOString();
+          writeJournal(o.stateDir, { ...(begun ? journal : { device: o.device.name, target: t.path, source: o.source, status: 'ok', pid: process.pid, pidStart: null, started: when }), status: 'ok', ended: when, blake3, blake3Of: h.of, ...signedOf(orbimg) });
+          seconds.total = (performance.now() - tStart) / 1000;
+          return { status: d.written ? 'written' : 'skipped', device: o.device.name, target: { path: t.path, real: t.real, type: t.type }, source: { path: o.source, format: src.format, bmap: bmapPath }, imageSize, mappedBytes: mappedKnown!, bytesWritten: d.written, blake3, blake3Of: h.of, directIo: true, verify: d.verify, seconds, previous: null, delta: d.delta, ...(orbimg ? { orbimg } : {}) };
+        }
+      } catch (e) {
+        const le = e instanceof LabError ? e : fromSystemError(e, `target ${t.path}`);
+        if (begun) writeJournal(o.stateDir, { ...journal, status: le.code === 'cancelled' ? 'cancelled' : 'failed', ended: new Date().toISOString(), error: le.message });
+        throw le;
+      }
+    }
     if (canCompare) {
       const tc = performance.now();
       const h = hasher(true);
@@ -778,6 +819,173 @@ export class HashWorker {
   /** Closes a stream; resolves with its hex digest. */
   digest(stream: number): Promise<string> { return this.ask({ t: 'digest', stream }); }
   close(): void { void this.w.terminate(); }
+}
+
+/** Chunks compared before deciding whether the target is mostly another image (then read no more of it first). */
+const BLIND_AFTER = 16;
+
+/**
+ * Writes only what differs: each chunk of the image is compared with the target, read uncached
+ * (as the compare-first does); a chunk that matches is not written - it was just read from the
+ * disk and matched, so it counts as verified - and one that differs is written (O_DIRECT) and read
+ * back. The first write zeroes the head and the journal says in-progress from then on, so a cut
+ * leaves a disk that will not boot and the next flash rewrites it whole; the head is written last,
+ * after every range checksum matched, as in a full write. Samples of every chunk are read again
+ * after the final sync (the fake-capacity check). When more than 3/4 of the first BLIND_AFTER
+ * chunks differ, the target holds another image: the rest is written without reading it first
+ * (reading it would only add time). Returns null, having read nothing from the source, where
+ * O_DIRECT does not work on the target (the caller then takes the full write); the report's
+ * `written` is 0 when the target already held the image.
+ */
+async function deltaWrite(src: Source, t: Target, ranges: Range[], imageSize: number, chunkBytes: number, hasher: ImageHasher, hw: HashWorker, verify: boolean, o: FlashOptions, begin: () => void): Promise<{ written: number; delta: DeltaReport; verify: VerifyReport } | null> {
+  const t0 = performance.now();
+  let fh: FileHandle;
+  try { fh = await timedOpen(o.watch, t.real, constants.O_RDWR | O_DIRECT | (t.type === 'block' ? constants.O_EXCL : 0)); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return null;
+    throw fromSystemError(e, `target ${t.path}`);
+  }
+  if (o.watch) fh = o.watch.wrap(fh);
+  let bfh: FileHandle | null = null;
+  let verifier: Verifier | null = null;
+  const writes = new Set<Promise<void>>();
+  const hashing = new Set<Promise<void>>();
+  const checks = new Set<Promise<void>>();
+  let failure: unknown = null;
+  const track = (set: Set<Promise<void>>, p: Promise<void>) => { const q: Promise<void> = p.catch((e) => { failure ??= e; }).finally(() => set.delete(q)); set.add(q); };
+  try {
+    const NT = COMPARE_QD + WRITE_QD + QD + 2;
+    const tbs = await alignedBuffers(fh, NT, chunkBytes + 2 * ALIGN, 'read');
+    if (!tbs) return null;
+    const tpool = new Pool(tbs);
+    const bufs = Array.from({ length: COMPARE_QD + 3 }, () => newBuffer(chunkBytes, true));
+    hw.setBuffers(bufs);
+    const pool = new Pool(bufs);
+    const total = ranges.reduce((n, r) => n + r.end - r.start, 0);
+    const prog = new Progress('compare', total, o.onProgress);
+    const delta: DeltaReport = { unchanged: 0, rewritten: 0, chunks: 0, differed: 0, blindFrom: null };
+    const samples = new Samples();
+    const head: Array<{ offset: number; data: Buffer }> = [];
+    let begun = false;
+    let done = 0;
+    let headSame = 0;
+    /** Read back after the final sync, unless the whole image matched: samples, and the head once written. */
+    const start = async () => {
+      if (begun) return;
+      begun = true;
+      begin();
+      // The old head goes first, so a disk cut off from here on does not boot a mix of two images.
+      // (no O_EXCL: the O_DIRECT handle holds the disk exclusively already, and a second claim would fail EBUSY)
+      bfh = await timedOpen(o.watch, t.real, constants.O_RDWR).catch((e) => { throw fromSystemError(e, `target ${t.path}`); });
+      if (o.watch) bfh = o.watch.wrap(bfh);
+      await writeFull(bfh, Buffer.alloc(HEAD), Math.min(HEAD, imageSize), 0);
+      await bfh.datasync();
+      if (verify) { verifier = await Verifier.open(t, chunkBytes, o.signal, true, o.watch); verifier.onMatched = o.afterReadBack ?? null; }
+      prog.phase = 'write';
+    };
+    const it = chunksOf(src, ranges, imageSize, pool, chunkBytes, () => {});
+    interface Ahead { c: Chunk; tb: Buffer; skew: number; read: Promise<number | null> }
+    const ahead: Ahead[] = [];
+    const settle = async (x: Ahead) => {
+      const n = await x.read;
+      const { c, tb, skew } = x;
+      const data = c.buf.subarray(0, c.length);
+      const same = n !== null && n - skew >= c.length && tb.subarray(skew, skew + c.length).equals(data);
+      delta.chunks++;
+      if (!same) delta.differed++;
+      if (delta.blindFrom === null && delta.chunks === BLIND_AFTER && delta.differed * 4 > BLIND_AFTER * 3) delta.blindFrom = c.offset + c.length;
+      const aligned = c.offset % ALIGN === 0 && c.length % ALIGN === 0;
+      if (c.offset < HEAD) {
+        // The head: kept, and written last if anything is written at all.
+        head.push({ offset: c.offset, data: Buffer.from(data) });
+        if (same) { delta.unchanged += c.length; headSame += c.length; } else await start();
+        tpool.release(tb);
+      } else if (same) {
+        delta.unchanged += c.length;
+        if (verify) samples.add(c.offset, data);
+        tpool.release(tb);
+      } else {
+        await start();
+        if (verify) samples.add(c.offset, data);
+        let w: Written;
+        let p: Promise<void>;
+        if (aligned) {
+          data.copy(tb, 0);
+          w = { offset: c.offset, length: c.length, data: tb.subarray(0, c.length), done: () => tpool.release(tb) };
+          p = writeFull(fh, tb, c.length, c.offset);
+        } else {
+          // An unaligned tail: through the page cache (an O_DIRECT read-back writes it back first).
+          const copy = Buffer.from(data);
+          tpool.release(tb);
+          w = { offset: c.offset, length: c.length, data: copy, done: () => {} };
+          p = writeFull(bfh!, copy, c.length, c.offset);
+        }
+        delta.rewritten += c.length;
+        track(writes, p.then(() => { o.afterWrite?.(c.offset, c.length); if (verifier) verifier.push([w]); else w.done(); }, (e) => { w.done(); throw e; }));
+      }
+      // Hashed once the compare is done with the buffer (a range's checksum must match before the head is written).
+      const { hashed, verdict } = hasher.feed(c);
+      track(hashing, hashed.finally(() => pool.release(c.buf)));
+      if (verdict) track(checks, verdict);
+      done += c.length;
+      prog.tick(done);
+    };
+    try {
+      for await (const c of it) {
+        const a = alignDown(c.offset);
+        const len = alignUp(c.offset + c.length) - a;
+        const tb = await tpool.acquire();
+        const blind = delta.blindFrom !== null;
+        ahead.push({ c, tb, skew: c.offset - a, read: blind ? Promise.resolve(null) : readFull(fh, tb, len, a).catch(() => null) });
+        if (ahead.length >= COMPARE_QD) await settle(ahead.shift()!);
+        if (failure) throw failure;
+        const vf = (verifier as Verifier | null)?.failed;
+        if (vf) throw vf;
+        if (writes.size >= WRITE_QD) await Promise.race(writes);
+        checkCancel(o.signal);
+      }
+      while (ahead.length) await settle(ahead.shift()!);
+    } finally {
+      for (const x of ahead.splice(0)) { await x.read; pool.release(x.c.buf); }
+      await it.return(undefined);
+    }
+    await Promise.allSettled(writes);
+    await Promise.all(hashing);
+    if (failure) throw failure;
+    prog.tick(done, true);
+    if (!begun) {
+      // The target already held the image: nothing was written (its id still needs every range checked).
+      await Promise.all(checks);
+      if (failure) throw failure;
+      const seconds = (performance.now() - t0) / 1000;
+      return { written: 0, delta, verify: { method: 'o_direct', bytes: done, seconds, mbPerS: seconds > 0 ? done / 1e6 / seconds : 0 } };
+    }
+    const sp = new Progress('sync', null, o.onProgress);
+    sp.tick(0, true);
+    await fh.datasync();
+    // The head last, once every range checksum has matched (and a signed part its BLAKE3).
+    await Promise.all(checks);
+    if (failure) throw failure;
+    if (hasher.expect) await hasher.id();
+    for (const h of head) { await writeFull(bfh!, h.data, h.data.length, h.offset); delta.rewritten += h.data.length; }
+    await fh.datasync();
+    let report: VerifyReport = { method: 'o_direct', bytes: delta.unchanged, seconds: 0, mbPerS: 0 };
+    const v = verifier as Verifier | null;
+    if (v) {
+      v.push(head.map((h) => ({ offset: h.offset, length: h.data.length, data: h.data, done: () => {} })));
+      await v.drain(o.onProgress, done);
+      v.push(samples.all);
+      const r = await v.drain();
+      // Matched: what was read back after its write (the head included), and what was compared and left as it was.
+      report = { ...r, bytes: r.bytes + delta.unchanged - headSame };
+    }
+    return { written: delta.rewritten, delta, verify: report };
+  } finally {
+    await Promise.allSettled(writes);
+    await (verifier as Verifier | null)?.close();
+    await Promise.allSettled(hashing);
+    await fh.close().catch(() => {});
+    await (bfh as FileHandle | null)?.close().catch(() => {});
+  }
 }
 
 async function writeImage(src: Source, t: Target, ranges: Range[] | null, bmap: Bmap | null, imageSize: number | null, chunkBytes: number, syncEvery: number, hw: HashWorker, hasher: ImageHasher, verify: boolean, o: FlashOptions, seconds: FlashResult['seconds']) {
