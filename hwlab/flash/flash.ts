@@ -405,7 +405,7 @@ export function imageIdOfTable(imageSize: number, lines: string[]): string {
 /** open(2) of the target, timed by the watchdog: opening a hung disk (or creating a file on a frozen file system) can block too. */
 function timedOpen(watch: IoWatch | undefined, path: string, flags: number | string, mode?: number): Promise<FileHandle> {
   const p = open(path, flags, mode);
-  return watch ? watch.track(p, 'open') : p;
+  return watch ? watch.open(p) : p;
 }
 
 /** Opens a target for reading around the page cache; says how. */

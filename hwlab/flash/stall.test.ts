@@ -5,7 +5,7 @@
 // failed, and never report success. Also: timeouts.flash stops a flash that goes on too long.
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -128,6 +128,17 @@ if (why) {
       expect((e as LabError).code).toBe('flash-stalled');
       expect((e as LabError).message).toMatch(/dut: flash: an open on the target has not completed for \d+\.\d s \(stall limit 1 s/);
     } finally { spawnSync('fsfreeze', ['-u', l.mnt]); }
+    // Thawed, the open completes (creating the file): given up, the flash must not go on through it
+    // (no truncate to the image's size, no write) and must not keep the descriptor.
+    const target = join(l.mnt, 'target.img');
+    const held = () => readdirSync('/proc/self/fd').some((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`) === target; } catch { return false; } });
+    for (const t0 = performance.now(); !existsSync(target) || held();) {
+      if (performance.now() - t0 > 10_000) throw new Error(`the late open's descriptor is still held (target exists: ${existsSync(target)})`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(statSync(target).size).toBe(0);
+    expect(held()).toBe(false);
   }, 30_000);
 
   it('in a multi-device flash of a compressed image (one decoder), a stalled device holds the others back only until its watchdog gives up', async () => {

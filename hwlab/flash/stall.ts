@@ -10,7 +10,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { LabError } from '../errors.ts';
 
 const WATCHED = new Set(['read', 'write', 'datasync', 'sync', 'truncate', 'stat']);
-// (opening the target is timed too: flash.ts passes its open(2) through `track`)
+// (opening the target is timed too: flash.ts passes its open(2) through `open`)
 
 interface Op { what: string; pos: number | null; since: number }
 
@@ -41,6 +41,8 @@ export class IoWatch {
         if (typeof v !== 'function') return v;
         if (typeof prop !== 'string' || !WATCHED.has(prop)) return (v as (...a: unknown[]) => unknown).bind(t);
         return (...args: unknown[]) => {
+          // Given up: nothing more reaches the target, even if the device answers after all.
+          if (this.error) return Promise.reject(this.error);
           const pos = prop === 'read' || prop === 'write' ? (typeof args[3] === 'number' ? args[3] : null) : null;
           return this.track((v as (...a: unknown[]) => Promise<unknown>).apply(t, args), prop, pos);
         };
@@ -53,6 +55,18 @@ export class IoWatch {
     const id = this.next++;
     this.ops.set(id, { what, pos, since: performance.now() });
     return p.finally(() => this.ops.delete(id));
+  }
+
+  /**
+   * An open(2) of the target, timed. One that completes after the stall gave the flash up is closed
+   * at once: its caller has been answered, and nothing may reach the target through it.
+   */
+  open(p: Promise<FileHandle>): Promise<FileHandle> {
+    return this.track(p, 'open').then(async (fh) => {
+      if (!this.error) return fh;
+      await fh.close().catch(() => {});
+      throw this.error;
+    });
   }
 
   private check(): void {
