@@ -845,8 +845,8 @@ async function deltaWrite(src: Source, t: Target, ranges: Range[], imageSize: nu
     throw fromSystemError(e, `target ${t.path}`);
   }
   if (o.watch) fh = o.watch.wrap(fh);
-  let bfh: FileHandle | null = null;
-  let verifier: Verifier | null = null;
+  // Opened by the first write (a holder: TypeScript would narrow `let`s assigned only in a closure to null).
+  const late: { bfh: FileHandle | null; verifier: Verifier | null } = { bfh: null, verifier: null };
   const writes = new Set<Promise<void>>();
   const hashing = new Set<Promise<void>>();
   const checks = new Set<Promise<void>>();
@@ -875,11 +875,11 @@ async function deltaWrite(src: Source, t: Target, ranges: Range[], imageSize: nu
       begin();
       // The old head goes first, so a disk cut off from here on does not boot a mix of two images.
       // (no O_EXCL: the O_DIRECT handle holds the disk exclusively already, and a second claim would fail EBUSY)
-      bfh = await timedOpen(o.watch, t.real, constants.O_RDWR).catch((e) => { throw fromSystemError(e, `target ${t.path}`); });
-      if (o.watch) bfh = o.watch.wrap(bfh);
-      await writeFull(bfh, Buffer.alloc(HEAD), Math.min(HEAD, imageSize), 0);
-      await bfh.datasync();
-      if (verify) { verifier = await Verifier.open(t, chunkBytes, o.signal, true, o.watch); verifier.onMatched = o.afterReadBack ?? null; }
+      const bfh = await timedOpen(o.watch, t.real, constants.O_RDWR).catch((e) => { throw fromSystemError(e, `target ${t.path}`); });
+      late.bfh = o.watch ? o.watch.wrap(bfh) : bfh;
+      await writeFull(late.bfh, Buffer.alloc(HEAD), Math.min(HEAD, imageSize), 0);
+      await late.bfh.datasync();
+      if (verify) { late.verifier = await Verifier.open(t, chunkBytes, o.signal, true, o.watch); late.verifier.onMatched = o.afterReadBack ?? null; }
       prog.phase = 'write';
     };
     const it = chunksOf(src, ranges, imageSize, pool, chunkBytes, () => {});
@@ -917,10 +917,10 @@ async function deltaWrite(src: Source, t: Target, ranges: Range[], imageSize: nu
           const copy = Buffer.from(data);
           tpool.release(tb);
           w = { offset: c.offset, length: c.length, data: copy, done: () => {} };
-          p = writeFull(bfh!, copy, c.length, c.offset);
+          p = writeFull(late.bfh!, copy, c.length, c.offset);
         }
         delta.rewritten += c.length;
-        track(writes, p.then(() => { o.afterWrite?.(c.offset, c.length); if (verifier) verifier.push([w]); else w.done(); }, (e) => { w.done(); throw e; }));
+        track(writes, p.then(() => { o.afterWrite?.(c.offset, c.length); if (late.verifier) late.verifier.push([w]); else w.done(); }, (e) => { w.done(); throw e; }));
       }
       // Hashed once the compare is done with the buffer (a range's checksum must match before the head is written).
       const { hashed, verdict } = hasher.feed(c);
@@ -938,7 +938,7 @@ async function deltaWrite(src: Source, t: Target, ranges: Range[], imageSize: nu
         ahead.push({ c, tb, skew: c.offset - a, read: blind ? Promise.resolve(null) : readFull(fh, tb, len, a).catch(() => null) });
         if (ahead.length >= COMPARE_QD) await settle(ahead.shift()!);
         if (failure) throw failure;
-        const vf = (verifier as Verifier | null)?.failed;
+        const vf = late.verifier?.failed;
         if (vf) throw vf;
         if (writes.size >= WRITE_QD) await Promise.race(writes);
         checkCancel(o.signal);
@@ -966,10 +966,10 @@ async function deltaWrite(src: Source, t: Target, ranges: Range[], imageSize: nu
     await Promise.all(checks);
     if (failure) throw failure;
     if (hasher.expect) await hasher.id();
-    for (const h of head) { await writeFull(bfh!, h.data, h.data.length, h.offset); delta.rewritten += h.data.length; }
+    for (const h of head) { await writeFull(late.bfh!, h.data, h.data.length, h.offset); delta.rewritten += h.data.length; }
     await fh.datasync();
     let report: VerifyReport = { method: 'o_direct', bytes: delta.unchanged, seconds: 0, mbPerS: 0 };
-    const v = verifier as Verifier | null;
+    const v = late.verifier;
     if (v) {
       v.push(head.map((h) => ({ offset: h.offset, length: h.data.length, data: h.data, done: () => {} })));
       await v.drain(o.onProgress, done);
@@ -981,10 +981,10 @@ async function deltaWrite(src: Source, t: Target, ranges: Range[], imageSize: nu
     return { written: delta.rewritten, delta, verify: report };
   } finally {
     await Promise.allSettled(writes);
-    await (verifier as Verifier | null)?.close();
+    await late.verifier?.close();
     await Promise.allSettled(hashing);
     await fh.close().catch(() => {});
-    await (bfh as FileHandle | null)?.close().catch(() => {});
+    await late.bfh?.close().catch(() => {});
   }
 }
 
