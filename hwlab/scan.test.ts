@@ -3,25 +3,18 @@
 // has no USB adapter: an FT232R on ttyUSB0, a CDC-ACM board on ttyACM0, a 4-port FT4232H whose
 // ports share one serial number); disks against the real system - its own disk (refused, as a flash
 // onto it is) and a real loop device (needs root), mounted and not.
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { inCI } from '../scripts/testkit.ts';
+import { inCI, scratchDisks } from '../scripts/testkit.ts';
 import { parseLab } from './labfile.ts';
 import { scan, scanText } from './scan.ts';
 import { findConsolePort } from './devices.ts';
 import { main } from './cli.ts';
 
-const dirs: string[] = [];
-const loops: string[] = [];
-const mounts: string[] = [];
-afterAll(() => {
-  for (const m of mounts) spawnSync('umount', [m]);
-  for (const l of loops) spawnSync('losetup', ['-d', l]);
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const { dirs, loops, mounts } = scratchDisks();
 
 const link = (target: string, at: string) => { mkdirSync(dirname(at), { recursive: true }); symlinkSync(relative(dirname(at), target), at); };
 const file = (p: string, text: string) => { mkdirSync(dirname(p), { recursive: true }); writeFileSync(p, `${text}\n`); };

@@ -2,7 +2,8 @@
 // Missing tool: the tests are skipped with a printed reason - except under CI=true, where
 // a missing tool fails the run, so nothing silently stops being tested.
 import { spawnSync } from 'node:child_process';
-import { describe, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
+import { rmSync } from 'node:fs';
 
 const cache = new Map<string, string | null>();
 
@@ -36,4 +37,18 @@ export function describeWithTools(tools: string[], name: string, fn: () => void)
   }
   console.warn(`SKIP ${name}: ${why}`);
   describe.skip(name, fn);
+}
+
+/**
+ * What a disk test sets up, torn down after the file's tests in the safe order: mounts unmounted,
+ * then loop devices detached, then temp dirs removed. Push onto the lists as things are made.
+ */
+export function scratchDisks(): { dirs: string[]; loops: string[]; mounts: string[] } {
+  const s = { dirs: [] as string[], loops: [] as string[], mounts: [] as string[] };
+  afterAll(() => {
+    for (const m of s.mounts) spawnSync('umount', [m]);
+    for (const l of s.loops) spawnSync('losetup', ['-d', l]);
+    for (const d of s.dirs) rmSync(d, { recursive: true, force: true });
+  });
+  return s;
 }

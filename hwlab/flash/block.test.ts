@@ -1,24 +1,17 @@
 // Flashing a real block device: a loop device over a temp file (needs root and /dev/loop*; skipped
 // with a printed reason where the machine has neither, but under CI=true that fails the run). Exercises O_EXCL, O_DIRECT on a block
 // device, the head written last, the read-back, and the refusals for a mounted or claimed disk.
-import { describe, expect, it, afterAll } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync, readSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { flash } from './flash.ts';
 import { readJournal } from './journal.ts';
 import { LabError } from '../errors.ts';
 import { makeImage, makeBmap, makeLab, MiB } from './testimg.ts';
-import { inCI } from '../../scripts/testkit.ts';
+import { inCI, scratchDisks } from '../../scripts/testkit.ts';
 
-const dirs: string[] = [];
-const loops: string[] = [];
-const mounts: string[] = [];
-afterAll(() => {
-  for (const m of mounts) spawnSync('umount', [m]);
-  for (const l of loops) spawnSync('losetup', ['-d', l]);
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const { dirs, loops, mounts } = scratchDisks();
 
 function attachLoop(file: string): string | null {
   if (process.getuid?.() !== 0) return null;
