@@ -25,6 +25,31 @@ export interface SequencerOptions {
   reducers?: Reducer<any>[];
 }
 
+/**
+ * Everything restore() builds from a log: the chain position, every reducer's state and the
+ * idempotency index. Plain data (Maps, Sets, objects, bytes), so a caller can keep it - serialized,
+ * beside the log - and resume() from it instead of restoring every entry again.
+ */
+export interface SequencerSnapshot {
+  next: number;
+  head: Uint8Array;
+  time: number;
+  /** Reducer names, in order: a snapshot only resumes a sequencer with the same reducers. */
+  reducers: string[];
+  states: unknown[];
+  done: Map<string, { status: 'committed' | 'rejected'; seq: number; receiptSeq?: number }>;
+  receiptOf: Map<number, number>;
+  commitRecord: Map<number, { status: 'committed' | 'rejected'; seq: number; receiptSeq?: number }>;
+  domainOfCommit: Map<number, number>;
+}
+
+type IndexRecord = { status: 'committed' | 'rejected'; seq: number; receiptSeq?: number };
+/** Copies index records, keeping the sharing between done and commitRecord (one record, two keys). */
+function recordCopier(): (r: IndexRecord) => IndexRecord {
+  const copy = new Map<IndexRecord, IndexRecord>();
+  return (r) => { let c = copy.get(r); if (!c) { c = { ...r }; copy.set(r, c); } return c; };
+}
+
 const EMPTY = new Uint8Array(0);
 const key = (actor: number, id: number) => `${actor}:${id}`;
 
@@ -36,9 +61,9 @@ export class Sequencer {
   next = 0;
   head: Uint8Array = GENESIS;
   time = 0;
-  private readonly done = new Map<string, { status: 'committed' | 'rejected'; seq: number; receiptSeq?: number }>();
+  private readonly done = new Map<string, IndexRecord>();
   private readonly receiptOf = new Map<number, number>();
-  private readonly commitRecord = new Map<number, { status: 'committed' | 'rejected'; seq: number; receiptSeq?: number }>();
+  private readonly commitRecord = new Map<number, IndexRecord>();
   private booted = false;
 
   constructor(readonly opts: SequencerOptions) {
@@ -65,6 +90,42 @@ export class Sequencer {
     this.applyToReducers(entry, v.ok ? v.value : undefined);
     this.index(entry, v.ok ? v.value : undefined);
     this.next = entry.seq + 1; this.head = hash; this.time = entry.time;
+  }
+
+  /**
+   * The state restore() built (and whatever was appended since): copies, safe to keep while this
+   * sequencer goes on.
+   */
+  snapshot(): SequencerSnapshot {
+    const rec = recordCopier();
+    return {
+      next: this.next, head: this.head.slice(), time: this.time,
+      reducers: this.reducers.map((r) => r.name),
+      states: this.reducers.map((r, i) => r.clone(this.states[i])),
+      done: new Map([...this.done].map(([k, r]) => [k, rec(r)])),
+      receiptOf: new Map(this.receiptOf),
+      commitRecord: new Map([...this.commitRecord].map(([k, r]) => [k, rec(r)])),
+      domainOfCommit: new Map(this.domainOfCommit),
+    };
+  }
+
+  /**
+   * A sequencer in the state a snapshot() recorded, as if restore() had been called with every
+   * entry up to it (the caller vouches that the log still ends there: see hwlab/lab-snapshot.ts).
+   * Throws when the snapshot is of other reducers. restore() the later entries, then boot().
+   */
+  static resume(opts: SequencerOptions, snap: SequencerSnapshot): Sequencer {
+    const s = new Sequencer(opts);
+    const names = s.reducers.map((r) => r.name);
+    if (names.join(',') !== snap.reducers.join(',') || snap.states.length !== names.length) throw new Error(`resume: the snapshot is of reducers ${snap.reducers.join(', ')}, this sequencer runs ${names.join(', ') || 'none'}`);
+    s.next = snap.next; s.head = snap.head.slice(); s.time = snap.time;
+    snap.states.forEach((st, i) => { s.states[i] = s.reducers[i]!.clone(st); });
+    const rec = recordCopier();
+    for (const [k, r] of snap.done) s.done.set(k, rec(r));
+    for (const [k, v] of snap.receiptOf) s.receiptOf.set(k, v);
+    for (const [k, r] of snap.commitRecord) s.commitRecord.set(k, rec(r));
+    for (const [k, v] of snap.domainOfCommit) s.domainOfCommit.set(k, v);
+    return s;
   }
 
   /** Appends BOOT and closes commits left without a receipt (docs/axiom.md section 8). */

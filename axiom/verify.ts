@@ -8,6 +8,17 @@ import { ENTRY_HEADER_BYTES, Kind, type VerifyReason } from './types.ts';
 
 export interface VerifyFailure { seq: number; reason: VerifyReason; message: string; offset?: number }
 
+/** Where a ChainVerifier stands: enough to go on checking a log from there (see ChainVerifier.resume). */
+export interface ChainPosition {
+  next: number;
+  head: Uint8Array;
+  time: number;
+  /** Commits without a receipt yet. */
+  open: number[];
+  /** One bit per seq: was it a COMMIT. */
+  commits: Uint8Array;
+}
+
 export class ChainVerifier {
   /** The seq the next entry must have. */
   next = 0;
@@ -19,6 +30,24 @@ export class ChainVerifier {
   private commits = new Uint8Array(1024);
   private offset: number | undefined;
   private spare: Uint8Array = new Uint8Array(32);
+
+  /** Where this verifier stands (copies). Meaningless once it has failed. */
+  position(): ChainPosition {
+    return { next: this.next, head: this.head.slice(), time: this.time, open: [...this.open].sort((a, b) => a - b), commits: this.commits.slice(0, (this.next >> 3) + 1) };
+  }
+
+  /**
+   * A verifier that goes on from a position() taken earlier: the entries before it are taken as
+   * verified then (the caller vouches that the log still holds them: see hwlab/lab-snapshot.ts).
+   */
+  static resume(p: ChainPosition): ChainVerifier {
+    const v = new ChainVerifier();
+    v.next = p.next; v.head = p.head.slice(); v.time = p.time;
+    for (const c of p.open) v.open.add(c);
+    v.commits = new Uint8Array(Math.max(1024, p.commits.length));
+    v.commits.set(p.commits);
+    return v;
+  }
 
   private fail(reason: VerifyReason, message: string, seq = this.next): VerifyFailure {
     return (this.failure = { seq, reason, message, ...(this.offset !== undefined ? { offset: this.offset } : {}) });

@@ -39,15 +39,15 @@ export interface ScanResult {
  * Reads every whole record of a trace file in order, with bounded memory. `onRecord` sees
  * views that are valid only during the call (copy what you keep); returning false stops.
  */
-export function scanTraceSync(path: string, onRecord: (r: TraceRecord) => boolean | void): ScanResult {
+export function scanTraceSync(path: string, onRecord: (r: TraceRecord) => boolean | void, start = TRACE_HEADER_BYTES): ScanResult {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
     const header = readHeaderSync(fd, path);
     let records = 0, stopped = false;
-    const parser = new RecordParser((r) => { records++; const go = onRecord(r); if (go === false) stopped = true; return go; });
+    const parser = new RecordParser((r) => { records++; const go = onRecord(r); if (go === false) stopped = true; return go; }, start);
     const buf = new Uint8Array(CHUNK);
-    let pos = TRACE_HEADER_BYTES;
+    let pos = start;
     while (pos < size) {
       const n = readSync(fd, buf, 0, CHUNK, pos);
       if (n <= 0) break;
@@ -116,7 +116,11 @@ export function verifyTraceFile(path: string, onProgress?: (bytes: number, total
 
 export type FsyncPolicy = 'always' | 'never';
 
-export interface OpenResult { writer: TraceWriter; header: TraceHeader; recovered: number; cutBytes: number }
+export interface OpenResult {
+  writer: TraceWriter; header: TraceHeader; recovered: number; cutBytes: number;
+  /** The verifier that checked the file, at its end (absent for a new file). */
+  verifier?: ChainVerifier;
+}
 
 /**
  * The append-only writer. open() creates the file, or verifies an existing one, passing every
@@ -126,8 +130,15 @@ export interface OpenResult { writer: TraceWriter; header: TraceHeader; recovere
 export class TraceWriter {
   private constructor(private fd: number, private end: number, readonly policy: FsyncPolicy) {}
 
-  static open(path: string, create: TraceHeader, onEntry?: (entry: Uint8Array, hash: Uint8Array) => void, policy: FsyncPolicy = 'always'): OpenResult {
+  /**
+   * `from`: go on from a point verified before - the file offset just after a record, and the
+   * verifier as it stood there (ChainVerifier.resume): only the records after it are read, checked
+   * and passed to `onEntry`. The caller vouches that the file still holds what was verified there
+   * (recordEndsWith checks the last hash); `recovered` is then the verifier's count.
+   */
+  static open(path: string, create: TraceHeader, onEntry?: (entry: Uint8Array, hash: Uint8Array) => void, policy: FsyncPolicy = 'always', from?: { offset: number; verifier: ChainVerifier }): OpenResult {
     if (!existsSync(path) || fstatSizeOf(path) === 0) {
+      if (from) throw new TraceError({ kind: 'bad-input', reason: 'io', message: `${path}: empty, but asked to go on from offset ${from.offset}` });
       const fd = openSync(path, 'w+');
       const hb = encodeTraceHeader(create);
       writeSync(fd, hb, 0, hb.length, 0);
@@ -135,12 +146,13 @@ export class TraceWriter {
       syncDir(path);
       return { writer: new TraceWriter(fd, TRACE_HEADER_BYTES, policy), header: create, recovered: 0, cutBytes: 0 };
     }
-    const v = new ChainVerifier();
+    if (from && fstatSizeOf(path) < from.offset) throw new TraceError({ kind: 'bad-input', reason: 'truncated-tail', message: `${path}: shorter than offset ${from.offset}, where it was asked to go on from` });
+    const v = from?.verifier ?? new ChainVerifier();
     let badOffset = -1;
     const scan = scanTraceSync(path, (r) => {
       if (v.push(r.entry, r.hash, r.offset)) { badOffset = r.offset; return false; }
       onEntry?.(r.entry.slice(), r.hash.slice());
-    });
+    }, from?.offset);
     let cutAt = scan.size;
     if (badOffset >= 0) {
       const badEnd = nextRecordEnd(path, badOffset);
@@ -155,7 +167,7 @@ export class TraceWriter {
     const fd = openSync(path, 'r+');
     let cutBytes = 0;
     if (cutAt < scan.size) { cutBytes = scan.size - cutAt; ftruncateSync(fd, cutAt); fsyncSync(fd); }
-    return { writer: new TraceWriter(fd, cutAt, policy), header: scan.header, recovered: v.next, cutBytes };
+    return { writer: new TraceWriter(fd, cutAt, policy), header: scan.header, recovered: v.next, cutBytes, verifier: v };
   }
 
   /** Appends records and (policy 'always') makes them durable before returning. */
@@ -175,6 +187,23 @@ export class TraceWriter {
   sync(): void { fdatasyncSync(this.fd); }
   get size(): number { return this.end; }
   close(): void { if (this.fd >= 0) { closeSync(this.fd); this.fd = -1; } }
+}
+
+/**
+ * Whether the record that ends at `offset` (a record boundary, past the header) carries `hash`:
+ * the check that a log still ends, at that point, where it ended when a snapshot of it was taken.
+ */
+export function recordEndsWith(path: string, offset: number, hash: Uint8Array): boolean {
+  if (!Number.isSafeInteger(offset) || offset < TRACE_HEADER_BYTES + 4 + 64 + 32 || hash.length !== 32) return false;
+  let fd: number;
+  try { fd = openSync(path, 'r'); } catch { return false; }
+  try {
+    if (fstatSync(fd).size < offset) return false;
+    const b = new Uint8Array(32);
+    if (readSync(fd, b, 0, 32, offset - 32) !== 32) return false;
+    for (let i = 0; i < 32; i++) if (b[i] !== hash[i]) return false;
+    return true;
+  } catch { return false; } finally { closeSync(fd); }
 }
 
 function fstatSizeOf(path: string): number { const fd = openSync(path, 'r'); try { return fstatSync(fd).size; } finally { closeSync(fd); } }
