@@ -294,7 +294,7 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
  */
 async function labView(l: Lab): Promise<LabView> {
   try {
-    const h = await readHistory(l.stateDir);
+    const h = await readHistory(l.stateDir, { fast: true });
     return {
       out: new Map(h.devices.filter((d) => d.service?.state === 'out').map((d) => [d.name, d.service!])),
       suspect: new Set(h.devices.filter((d) => (d.lastBoot && !d.lastBoot.ok && d.lastBoot.blame !== 'os')).map((d) => d.name)),
@@ -320,7 +320,7 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
   const reason = (values.reason ?? '').trim();
   if (state === 'out' && !reason) throw new LabError('bad-input', 'bad-usage', `disable ${dev.name} needs --reason TEXT: whoever finds the board out of service reads it (say what is wrong, and who to ask)`);
   if (Buffer.byteLength(reason) > 1024) throw new LabError('bad-input', 'bad-usage', `--reason is ${Buffer.byteLength(reason)} bytes; keep it under 1024`);
-  const before = (await readHistory(l.stateDir)).devices.find((d) => d.name === dev.name)?.service;
+  const before = (await readHistory(l.stateDir, { fast: true })).devices.find((d) => d.name === dev.name)?.service;
   const by = defaultOwner().slice(0, 128);
   const records: LabRecord[] = [];
   // enable --check: a health-check boot first (LAVA's health check on a device's return); only a

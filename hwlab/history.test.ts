@@ -3,16 +3,19 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { makeBmap, makeImage, makeLab, MiB } from './flash/testimg.ts';
-import { labLogPath, readHistory, recordLab } from './history.ts';
+import { labLogPath, readHistory, recordLab, type LabRecord } from './history.ts';
+import { labSnapshotPath, loadLabSnapshot } from './lab-snapshot.ts';
 import { replayTrace } from './traces/replay.ts';
 
 const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const dirs: string[] = [];
+const labIdOf = (stateDir: string) => Uint8Array.from(Buffer.from(readFileSync(join(stateDir, 'lab-id'), 'utf8').trim(), 'hex'));
 afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 function cli(args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -80,5 +83,79 @@ describe('the lab log', () => {
     expect(rep.ok).toBe(true);
     expect(rep.verify.count).toBeGreaterThanOrEqual(138);
     expect(rep.checkpoints).toBeGreaterThanOrEqual(8);
+  });
+});
+
+describe('the lab log snapshot (lab.snapshot: where the last append left the log)', () => {
+  const power = (device: string, i: number): LabRecord => ({ action: 'power', args: { device, action: i % 2 ? 'off' : 'on', ok: i % 5 === 4 ? 0 : 1, code: i % 5 === 4 ? 'power-failed' : '' } });
+  const labBoot = (device: string): LabRecord => ({ action: 'boot', args: { device, boot_id: '', ok: 0, stage: '', blame: 'lab', code: 'console-missing', boot_ms: 0 } });
+  const opts = { maxLabFailures: () => 3, time: 1_000 };
+  /** The same records into two labs: one keeping its snapshot, one made to replay everything each time. */
+  async function twoLabs(calls: LabRecord[][]) {
+    const a = makeLab(); const b = makeLab(); dirs.push(a.dir, b.dir);
+    let first = true;
+    for (const recs of calls) {
+      // After the first append, each goes on from the snapshot: nothing of the log is restored again.
+      await recordLab(a.lab.stateDir, recs, { ...opts, onRestored: (n, fromSnapshot) => { expect([n, fromSnapshot]).toEqual([0, !first]); } });
+      first = false;
+      rmSync(labSnapshotPath(b.lab.stateDir), { force: true });
+      await recordLab(b.lab.stateDir, recs, opts);
+    }
+    return { a: a.lab.stateDir, b: b.lab.stateDir };
+  }
+  const calls = (n: number) => Array.from({ length: n }, (_, i) => (i % 7 === 3 ? [labBoot('b1'), labBoot('b1')] : [power(`d${i % 3}`, i), power('b1', i)]));
+
+  it('going on from the snapshot records what a full replay would: same history, every checkpoint matching', async () => {
+    const { a, b } = await twoLabs(calls(40));
+    expect(existsSync(labSnapshotPath(a))).toBe(true);
+    const ha = await readHistory(a), hb = await readHistory(b), fast = await readHistory(a, { fast: true });
+    expect(ha.devices).toEqual(hb.devices);
+    expect(fast.devices).toEqual(ha.devices);
+    expect(fast.entries).toBe(ha.entries);
+    expect(ha.entries).toBe(hb.entries);
+    // The boots the lab failed took b1 out of service (decided from the health streak the snapshot carries).
+    expect(ha.devices.find((d) => d.name === 'b1')!.service).toMatchObject({ state: 'out', by: 'orbital-lab' });
+    const rep = await replayTrace(labLogPath(a));
+    expect(rep.ok).toBe(true);
+    expect(rep.checkpoints).toBeGreaterThanOrEqual(10);
+  });
+
+  it('is used only where it fits: garbage, another lab\'s, a log cut short or changed before it, or entries appended after it', async () => {
+    const { a, b } = await twoLabs(calls(12));
+    const snap = labSnapshotPath(a);
+    const want = async () => (await readHistory(b)).devices;
+    const check = async (what: string) => {
+      const more = [power('d0', 1), power('d9', 0)];
+      await recordLab(a, more, opts);
+      await recordLab(b, more, opts);
+      expect((await readHistory(a)).devices, what).toEqual(await want());
+      expect((await readHistory(a, { fast: true })).devices, what).toEqual(await want());
+      expect((await replayTrace(labLogPath(a))).ok, what).toBe(true);
+    };
+    writeFileSync(snap, randomBytes(300));
+    await check('garbage');
+    writeFileSync(snap, readFileSync(labSnapshotPath(b)));
+    await check('another lab\'s snapshot');
+    // Entries appended after the snapshot by a writer that did not update it (an older orbital-lab).
+    const old = readFileSync(snap);
+    await recordLab(a, [power('d1', 0)], opts); await recordLab(b, [power('d1', 0)], opts);
+    writeFileSync(snap, old);
+    await check('entries after it');
+    // The log cut back to an earlier record boundary (a restored backup): shorter than the snapshot's offset.
+    const log = labLogPath(a);
+    const earlier = readFileSync(log);
+    const snapThen = readFileSync(snap);
+    await recordLab(a, [power('d2', 0)], opts);
+    writeFileSync(log, earlier);
+    expect(loadLabSnapshot(a, labIdOf(a), log)).toBeNull();
+    writeFileSync(snap, snapThen);
+    expect(loadLabSnapshot(a, labIdOf(a), log)).not.toBeNull();
+    // A byte changed before the snapshot's offset: not used, so the damage is found as before.
+    const bytes = readFileSync(log);
+    bytes[200]! ^= 0x01;
+    writeFileSync(log, bytes);
+    expect(loadLabSnapshot(a, labIdOf(a), log)).toBeNull();
+    await expect(recordLab(a, [power('d0', 0)], opts)).rejects.toMatchObject({ code: 'trace-bad' });
+    expect((await readHistory(a, { fast: true })).damaged).toBeDefined();
   });
 });

@@ -7,11 +7,12 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { initAxiom, decodeEntry, Domain, Replayer, Sequencer, systemReducer, labReducer, toHex, type LabDevice, type LabState, type ValueMap } from '../axiom/index.ts';
-import { TraceWriter } from '../axiom/node/trace-file.ts';
+import { initAxiom, decodeEntry, ChainVerifier, Domain, Replayer, Sequencer, systemReducer, labReducer, toHex, type LabDevice, type LabState, type SystemState, type ValueMap } from '../axiom/index.ts';
+import { TraceWriter, scanTraceSync } from '../axiom/node/trace-file.ts';
 import { verifyAndReplayFile } from '../axiom/node/replay-file.ts';
 import { acquireLock, type Lock } from './lock.ts';
 import { LabError } from './errors.ts';
+import { loadLabSnapshot, saveLabSnapshot, type LabSnapshot } from './lab-snapshot.ts';
 import { applyHealth, autoReason, labHealthReducer, type HealthState, type Streak } from './health.ts';
 
 export type LabAction = 'flash' | 'power' | 'boot' | 'run' | 'service';
@@ -43,6 +44,8 @@ export interface RecordOptions {
    */
   maxLabFailures?: (device: string) => number;
   onService?: (r: { device: string; reason: string; seq: number }) => void;
+  /** Told how many entries of the log were restored before appending, and whether from the snapshot on. */
+  onRestored?: (entries: number, fromSnapshot: boolean) => void;
 }
 
 /** Appends records to the lab log (durable when this resolves); returns their COMMIT seqs. */
@@ -58,22 +61,37 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: Recor
     if (deviceId.length !== 16) throw new LabError('bad-input', 'bad-usage', `${idFile} does not hold a 16-byte hex id; remove it to start a new lab log`);
     const bootId = new Uint8Array(randomBytes(16));
     const restored: Array<{ encoded: Uint8Array; hash: Uint8Array }> = [];
+    const opts = { deviceId, bootId, os: 'orbital-lab', k: LAB_K, reducers: [systemReducer, labReducer] };
+    // The snapshot left by the last append: only what was appended after it is verified and restored.
+    const snap = loadLabSnapshot(stateDir, deviceId, labLogPath(stateDir));
+    const openLog = (from: LabSnapshot | null) => TraceWriter.open(labLogPath(stateDir), { deviceId, bootId, k: LAB_K }, (encoded, hash) => restored.push({ encoded, hash }), 'always', from ? { offset: from.offset, verifier: ChainVerifier.resume(from.chain) } : undefined);
     let opened;
-    try { opened = TraceWriter.open(labLogPath(stateDir), { deviceId, bootId, k: LAB_K }, (encoded, hash) => restored.push({ encoded, hash }), 'always'); } catch (e) {
+    let used = snap;
+    try {
+      try { opened = openLog(snap); } catch (e) {
+        if (!snap) throw e;
+        // Whatever is wrong after the snapshot, the whole log's verification says it best.
+        restored.length = 0;
+        used = null;
+        opened = openLog(null);
+      }
+    } catch (e) {
       throw new LabError('io', 'trace-bad', `${(e as Error).message.replace(/ — verify it with .*$/, '')}; move ${labLogPath(stateDir)} aside to start a new lab log (orbital-lab replay shows the damage)`, 'lab');
     }
     const { writer, header } = opened;
     try {
-      const seq = new Sequencer({ deviceId, bootId, os: 'orbital-lab', k: header.k, reducers: [systemReducer, labReducer] });
+      const seq = used ? Sequencer.resume({ ...opts, k: header.k }, used.seq) : new Sequencer({ ...opts, k: header.k });
       // Each device's lab-failure streak (not recorded state: see health.ts), for maxLabFailures.
       const maxLab = o.maxLabFailures;
-      const health = maxLab ? new Replayer([labHealthReducer]) : null;
+      const health = new Replayer([labHealthReducer], used ? [labHealthReducer.clone(used.health as HealthState)] : undefined);
       for (const r of restored) {
         const d = decodeEntry(r.encoded);
         if (!d.ok) throw new LabError('io', 'trace-bad', `${labLogPath(stateDir)}: entry does not decode after verification: ${d.error.message}`, 'lab');
         seq.restore(r.hash, d.value);
-        health?.apply(d.value);
+        health.apply(d.value);
       }
+      o.onRestored?.(restored.length, used !== null);
+      const healthBefore = health.clone();
       // Each command that records is a boot of the lab's sequencer (docs/axiom.md section 8).
       const out = seq.boot();
       const seqs: number[] = [];
@@ -85,7 +103,7 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: Recor
       };
       for (const rec of records) {
         seqs.push(propose(rec));
-        if (!health || !maxLab) continue;
+        if (!maxLab) continue;
         const h = health.states[0] as HealthState;
         applyHealth(h, rec.action, rec.args);
         const device = String(rec.args.device);
@@ -100,6 +118,12 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: Recor
         }
       }
       writer.append(out);
+      // The next command starts from here: the chain checked once more over what was appended.
+      const v = opened.verifier ?? new ChainVerifier();
+      if (out.every((a) => v.push(a.encoded, a.hash) === null)) {
+        for (const a of out) healthBefore.apply(a.entry);
+        saveLabSnapshot(stateDir, labLogPath(stateDir), { labId: deviceId, offset: writer.size, chain: v.position(), seq: seq.snapshot(), health: labHealthReducer.clone(healthBefore.states[0] as HealthState) });
+      }
       return seqs;
     } finally { writer.close(); }
   } finally { lock.release(); }
@@ -120,16 +144,47 @@ export interface History {
   damaged?: { seq: number; reason: string; message: string };
 }
 
-/** Verifies and replays the lab log: each device's history (up to the first damaged entry, if any). */
-export async function readHistory(stateDir: string): Promise<History> {
+const historyOf = (file: string, entries: number, s: LabState, health: HealthState): History => ({ file, entries, devices: [...s.devices].map(([name, d]) => ({ name, ...d, labFailStreak: health.streaks.get(name) ?? { n: 0, codes: [] } })).sort((a, b) => a.name.localeCompare(b.name)), errors: s.errors });
+
+/**
+ * The history from the snapshot the last append left (lab-snapshot.ts) and the entries after it,
+ * verified from there; null when there is none that fits, or anything after it does not verify
+ * (the full read then says what is wrong).
+ */
+function historyFromSnapshot(stateDir: string, file: string): History | null {
+  let labId: Uint8Array;
+  try { labId = Uint8Array.from(Buffer.from(readFileSync(join(stateDir, 'lab-id'), 'utf8').trim(), 'hex')); } catch { return null; }
+  const snap = loadLabSnapshot(stateDir, labId, file);
+  if (!snap) return null;
+  const v = ChainVerifier.resume(snap.chain);
+  const r = new Replayer([systemReducer, labReducer, labHealthReducer], [systemReducer.clone(snap.seq.states[0] as SystemState), labReducer.clone(snap.seq.states[1] as LabState), labHealthReducer.clone(snap.health as HealthState)]);
+  let bad = false;
+  try {
+    const scan = scanTraceSync(file, (rec) => {
+      const d = v.push(rec.entry, rec.hash, rec.offset) === null ? decodeEntry(rec.entry) : null;
+      if (!d?.ok) { bad = true; return false; }
+      r.apply(d.value);
+    }, snap.offset);
+    if (bad || scan.parseError || scan.tornBytes > 0) return null;
+  } catch { return null; }
+  return historyOf(file, v.next, r.states[1] as LabState, r.states[2] as HealthState);
+}
+
+/**
+ * Verifies and replays the lab log: each device's history (up to the first damaged entry, if any).
+ * `fast`: from the snapshot of the last append when it fits (what every job reads to pick a board);
+ * without it the whole log is verified and replayed (history, devices).
+ */
+export async function readHistory(stateDir: string, o: { fast?: boolean } = {}): Promise<History> {
   await initAxiom();
   const file = labLogPath(stateDir);
   if (!existsSync(file)) return { file, entries: 0, devices: [], errors: 0 };
+  if (o.fast) { const h = historyFromSnapshot(stateDir, file); if (h) return h; }
   // (lab-health is not in the log's checkpoints; a checkpoint is compared only for the reducers it records)
   const r = await verifyAndReplayFile(file, [systemReducer, labReducer, labHealthReducer], { parallel: false });
   const v = r.verify;
   const s = r.replayer.replayer.states[1] as LabState;
   const health = r.replayer.replayer.states[2] as HealthState;
   const damaged = v.ok ? undefined : { seq: v.failure?.seq ?? v.error?.seq ?? 0, reason: v.failure?.reason ?? v.error?.reason ?? 'io', message: v.failure?.message ?? v.error?.message ?? '' };
-  return { file, entries: r.replayed, devices: [...s.devices].map(([name, d]) => ({ name, ...d, labFailStreak: health.streaks.get(name) ?? { n: 0, codes: [] } })).sort((a, b) => a.name.localeCompare(b.name)), errors: s.errors, ...(damaged ? { damaged } : {}) };
+  return { ...historyOf(file, r.replayed, s, health), ...(damaged ? { damaged } : {}) };
 }
