@@ -118,6 +118,7 @@ export interface FlashResult {
   blake3Of: Blake3Of;
   directIo: boolean;
   verify: VerifyReport | null;
+  /** Phases; a delta write compares, writes and reads back in one pass, all counted in `compare`. */
   seconds: { compare: number; write: number; sync: number; verify: number; total: number };
   /** The previous flash of this device, when it did not finish. */
   previous: JournalEntry | null;
