@@ -12,7 +12,7 @@ import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Device, 
 import { inventory } from './devices.ts';
 import { scan, scanText } from './scan.ts';
 import { acquireLock, defaultOwner } from './lock.ts';
-import { joinQueue, queueAhead, reservations, type Ticket } from './queue.ts';
+import { DEFAULT_PRIORITY, joinQueue, parsePriority, placeOf, queueAhead, reservations, type Ticket } from './queue.ts';
 import { SharedDecode, compressedFormat } from './flash/shared.ts';
 import { flash, verifyOnly, stuckTargets, type FlashOptions, type FlashProgress, type FlashResult } from './flash/flash.ts';
 import { runCommands, type Step } from './run.ts';
@@ -82,7 +82,9 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   export FILE --format chrome -o OUT       Chrome trace JSON (opens in Perfetto)
 
 DEVICE may be @TAG for flash, boot and run: the first free device with that tag; --wait 10m waits
-for it (or for a named DEVICE) while it is in use. --use-disabled lets flash, boot and run use a
+for it (or for a named DEVICE) while it is in use, in the lab's waiting line: a freed device goes
+to the waiting job of the highest --priority (0-100 or low/medium/high; default 50), the one that
+has waited longest among equals. --use-disabled lets flash, boot and run use a
 device that is out of service (the person fixing it).
 The lab file is --lab FILE, else $ORBITAL_LAB, else ./lab.yaml.
 Exit codes: 0 ok, 1 the device's OS failed, 2 bad usage or lab file, 3 the lab failed.`;
@@ -131,7 +133,7 @@ export type FlashOne = ({ ok: true } & FlashResult) | { device: string; ok: fals
  * a mismatch on read-back) is reported and the others go on. Exit: 0 when every device holds the
  * image, else the highest exit code among the failures (3 when any was the lab's).
  */
-async function flashMany(l: Lab, names: string[], tags: string[], imageArg: string, target: string | undefined, json: boolean, opts: (dev: Device, image: string, onProgress: (p: FlashProgress) => void) => FlashOptions, useDisabled = false): Promise<{ result: unknown; text: string; exit: number }> {
+async function flashMany(l: Lab, names: string[], tags: string[], imageArg: string, target: string | undefined, json: boolean, opts: (dev: Device, image: string, onProgress: (p: FlashProgress) => void) => FlashOptions, useDisabled = false, priority = DEFAULT_PRIORITY): Promise<{ result: unknown; text: string; exit: number }> {
   if (target !== undefined) throw new LabError('bad-input', 'bad-usage', '--target names one device\'s disk: flash one device at a time with it');
   if (imageArg === STDIN) throw new LabError('bad-input', 'bad-usage', 'IMAGE "-" (stdin) can be read only once, so it cannot be flashed onto several devices: save it to a file first');
   const devs: Device[] = [];
@@ -161,7 +163,7 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
   const image = imagePath(imageArg);
   const view = useDisabled ? EMPTY_VIEW : await labView(l);
   // (a device a waiting job has queued for goes to that job: this flash reports it busy)
-  const reserved = reservations(queueAhead(l.stateDir, null));
+  const reserved = reservations(queueAhead(l.stateDir, placeOf(priority)));
   const sink = multiProgress({ json }, devs.map((d) => d.name));
   // A compressed image is decompressed once for every device (shared.ts), not once each.
   const format = devs.length > 1 ? compressedFormat(image) : null;
@@ -170,7 +172,7 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
     let lock: ReturnType<typeof acquireLock> | null = null;
     try {
       // (claimDevice: refuses one out of service, else locks it)
-      lock = claimDevice(l, dev.name, `flash ${image}`, undefined, view, reserved).lock;
+      lock = claimDevice(l, dev.name, `flash ${image}`, undefined, view, reserved, priority).lock;
       const r = await flash({ ...opts(dev, image, (p) => sink(dev.name, p as unknown as Record<string, unknown> & { phase: string })), ...(shared ? { openSource: shared.opener(dev.name) } : {}) });
       sink.done(dev.name, r.status);
       return { ...r, ok: true };
@@ -198,7 +200,7 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
  * pool of boards, as labgrid's places reserved by tag. Every device with the tag held by someone
  * else is `device-locked`, naming the holders; none with the tag is bad usage.
  */
-function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => string | null, view: LabView = EMPTY_VIEW, reserved: ReadonlyMap<string, Ticket> = new Map()): { dev: Device; lock: ReturnType<typeof acquireLock> } {
+function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => string | null, view: LabView = EMPTY_VIEW, reserved: ReadonlyMap<string, Ticket> = new Map(), priority = DEFAULT_PRIORITY): { dev: Device; lock: ReturnType<typeof acquireLock> } {
   if (!arg.startsWith('@')) {
     const dev = getDevice(l, arg);
     const no = why?.(dev);
@@ -206,7 +208,7 @@ function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => 
     const out = view.out.get(dev.name);
     if (out) throw new LabError('refused', 'out-of-service', `${dev.name} is out of service: ${outText(out)}; when it is fixed: orbital-lab enable ${dev.name} (or --use-disabled to use it now, as the person fixing it)`, 'lab', { device: dev.name, service: out });
     const r = reserved.get(dev.name);
-    if (r) throw new LabError('busy', 'device-locked', `device ${dev.name} is ${reservedText(r)}; --wait to queue behind it`, 'lab', { device: dev.name, queuedBefore: r });
+    if (r) throw new LabError('busy', 'device-locked', `device ${dev.name} is ${reservedText(r, priority)}; --wait to queue behind it`, 'lab', { device: dev.name, queuedBefore: r });
     return { dev, lock: acquireLock(l.stateDir, dev.name, command) };
   }
   const tag = arg.slice(1);
@@ -218,7 +220,7 @@ function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => 
   const busy: string[] = [];
   for (const dev of usable) {
     const r = reserved.get(dev.name);
-    if (r) { busy.push(`${dev.name} (${reservedText(r)})`); continue; }
+    if (r) { busy.push(`${dev.name} (${reservedText(r, priority)})`); continue; }
     try { return { dev, lock: acquireLock(l.stateDir, dev.name, command) }; } catch (e) {
       if (!(e instanceof LabError) || e.code !== 'device-locked') throw e;
       const h = e.detail.holder as { owner?: string; command?: string } | undefined;
@@ -245,7 +247,7 @@ type ServiceRecord = NonNullable<DeviceHistory['service']>;
 /** What the lab log says about devices, for picking one: those out of service, and those whose last boot failed on the lab's side. */
 interface LabView { out: Map<string, ServiceRecord>; suspect: Set<string> }
 const EMPTY_VIEW: LabView = { out: new Map(), suspect: new Set() };
-const reservedText = (t: Ticket) => `free, but kept for a job that has waited longer (${t.owner}, pid ${t.pid}, waiting since ${t.since}: "${t.command}")`;
+const reservedText = (t: Ticket, mine: number) => `free, but kept for a job ${t.priority > mine ? `of a higher priority (${t.priority}, this job's ${mine})` : 'that has waited longer'} (${t.owner}, pid ${t.pid}, waiting since ${t.since}: "${t.command}")`;
 const outText = (s: ServiceRecord) => `since ${new Date(s.time).toISOString()}, by ${s.by || '?'}: ${s.reason || 'no reason given'}`;
 
 /**
@@ -255,7 +257,7 @@ const outText = (s: ServiceRecord) => `since ${new Date(s.time).toISOString()}, 
  * that does not wait may take only a device nobody is waiting for. Says once that it waits, and how
  * many came first (stderr, or a JSON `waiting` event); Ctrl-C stops the wait.
  */
-async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Device) => string | null) | undefined, waitMs: number, signal: AbortSignal, json: boolean, useDisabled = false): Promise<{ dev: Device; lock: ReturnType<typeof acquireLock> }> {
+async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Device) => string | null) | undefined, waitMs: number, signal: AbortSignal, json: boolean, useDisabled = false, priority = DEFAULT_PRIORITY): Promise<{ dev: Device; lock: ReturnType<typeof acquireLock> }> {
   const t0 = performance.now();
   const view = await labView(l);
   if (useDisabled) view.out.clear();
@@ -263,8 +265,8 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
   let queued: ReturnType<typeof joinQueue> | null = null;
   try {
     for (;;) {
-      const ahead = queueAhead(l.stateDir, queued?.ticket.name ?? null);
-      try { return claimDevice(l, arg, command, why, view, reservations(ahead)); } catch (e) {
+      const ahead = queueAhead(l.stateDir, queued?.ticket.name ?? placeOf(priority));
+      try { return claimDevice(l, arg, command, why, view, reservations(ahead), priority); } catch (e) {
         if (!(e instanceof LabError) || e.code !== 'device-locked' || waitMs <= 0) throw e;
         const waited = performance.now() - t0;
         if (waited >= waitMs) throw new LabError('busy', 'device-locked', `${e.message} (still, after waiting ${(waited / 1000).toFixed(1)} s: --wait)`, 'lab', e.detail);
@@ -272,7 +274,7 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
         if (!queued) {
           // Take a ticket for every device this job could use: each goes to the job that waited longest for it.
           const wants = arg.startsWith('@') ? poolOf(l, arg.slice(1), why, view).usable.map((d) => d.name) : [arg];
-          queued = joinQueue(l.stateDir, wants, command);
+          queued = joinQueue(l.stateDir, wants, command, priority);
           const n = queueAhead(l.stateDir, queued.ticket.name).filter((t) => t.wants.some((d) => wants.includes(d))).length;
           const place = n ? `; ${n} job(s) waiting for it came first` : '';
           if (json) process.stdout.write(`${JSON.stringify({ event: 'waiting', device: arg, forMs: waitMs, why: e.message, ahead: n, time: new Date().toISOString() })}\n`);
@@ -361,6 +363,14 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
   return { result: { ok: true, device: dev.name, service: { state, reason: recReason, by, seq }, was, ...(check ? { check } : {}) }, text };
 }
 
+/** `--priority`: 0-100 or low / medium / high; 50 when not given. */
+function priorityOf(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_PRIORITY;
+  const p = parsePriority(v);
+  if (p === null) throw new LabError('bad-input', 'bad-usage', `--priority must be a whole number from 0 to 100, or low, medium or high (0, 50, 100) (got "${v}")`);
+  return p;
+}
+
 function waitOf(v: string | undefined): number {
   if (v === undefined) return 0;
   const ms = parseDuration(v);
@@ -441,11 +451,11 @@ const commands: Record<string, Handler> = {
       if (h.damaged) histWhy = `the lab log ${h.file} is damaged at entry ${h.damaged.seq} (${h.damaged.reason}); boots shown are those before it - see orbital-lab history`;
     } catch (e) { histWhy = `lab log ${labLogPath(l.stateDir)} unreadable: ${(e as Error).message}`; }
     const line = queueAhead(l.stateDir, null);
-    const waitingFor = (n: string) => line.filter((t) => t.wants.includes(n)).map((t) => ({ owner: t.owner, pid: t.pid, since: t.since, command: t.command }));
+    const waitingFor = (n: string) => line.filter((t) => t.wants.includes(n)).map((t) => ({ owner: t.owner, pid: t.pid, since: t.since, command: t.command, priority: t.priority }));
     const rows = list.map((d) => {
       const h = hist.get(d.name);
       const wq = waitingFor(d.name);
-      const queued = wq.length ? `; ${wq.length} job(s) waiting for it (first: ${wq[0]!.owner}, since ${wq[0]!.since}, "${wq[0]!.command}")` : '';
+      const queued = wq.length ? `; ${wq.length} job(s) waiting for it (first: ${wq[0]!.owner}, ${wq[0]!.priority !== DEFAULT_PRIORITY ? `priority ${wq[0]!.priority}, ` : ''}since ${wq[0]!.since}, "${wq[0]!.command}")` : '';
       const lb = h?.lastBoot ? `; last boot ${h.lastBoot.ok ? `ok (${(h.lastBoot.bootMs / 1000).toFixed(3)} s)` : `FAILED (${h.lastBoot.blame}: ${h.lastBoot.code})`} ${new Date(h.lastBoot.time).toISOString()}` : '';
       const svc = h?.service?.state === 'out' ? `OUT OF SERVICE (${outText(h.service)}; orbital-lab enable ${d.name}); ` : '';
       const streak = h && h.labFailStreak.n > 0 && h.service?.state !== 'out' ? `; ${h.labFailStreak.n} lab failure(s) in a row (${h.labFailStreak.codes.join(', ')}; out of service at ${l.devices.get(d.name)!.health.maxLabFailures || 'never'})` : '';
@@ -466,7 +476,7 @@ const commands: Record<string, Handler> = {
   },
 
   async flash(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, 'no-delta': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, tag: { type: 'string', multiple: true }, wait: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, force: { type: 'boolean' }, 'no-verify': { type: 'boolean' }, 'no-direct': { type: 'boolean' }, 'no-delta': { type: 'boolean' }, target: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, tag: { type: 'string', multiple: true }, wait: { type: 'string' }, priority: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true });
     const l = lab();
     if (values.bmap && values['no-bmap']) throw new LabError('bad-input', 'bad-usage', '--bmap and --no-bmap contradict each other');
     const trust = trustedKeys(l, values.trust);
@@ -475,11 +485,11 @@ const commands: Record<string, Handler> = {
     if (values.tag?.length || positionals.length > 2) {
       if (values.wait !== undefined) throw new LabError('bad-input', 'bad-usage', '--wait waits for one device (DEVICE or @TAG); a flash onto several reports a busy one as failed instead');
       const image = positionals[positionals.length - 1];
-      return flashMany(l, positionals.slice(0, -1), values.tag ?? [], need(image, 'IMAGE'), values.target, json, opts, values['use-disabled']);
+      return flashMany(l, positionals.slice(0, -1), values.tag ?? [], need(image, 'IMAGE'), values.target, json, opts, values['use-disabled'], priorityOf(values.priority));
     }
     const devArg = need(positionals[0], 'DEVICE');
     const image = imagePath(need(positionals[1], 'IMAGE'));
-    const { dev, lock } = await claimWaiting(l, devArg, `flash ${image}`, needsTarget(''), waitOf(values.wait), signal, json, values['use-disabled']);
+    const { dev, lock } = await claimWaiting(l, devArg, `flash ${image}`, needsTarget(''), waitOf(values.wait), signal, json, values['use-disabled'], priorityOf(values.priority));
     const sink = progressSink({ json });
     try {
       const r = await onDevice(dev, () => flash(opts(dev, image, (p) => sink(p as unknown as Record<string, unknown> & { phase: string }))));
@@ -520,14 +530,14 @@ Object.assign(commands, {
   },
 
   async boot(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' }, wait: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { image: { type: 'string' }, bmap: { type: 'string' }, trust: { type: 'string', multiple: true }, part: { type: 'string' }, force: { type: 'boolean' }, log: { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' }, append: { type: 'string' }, quiet: { type: 'boolean' }, wait: { type: 'string' }, priority: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true });
     const retries = values.retries === undefined ? 0 : Number(values.retries);
     if (!Number.isInteger(retries) || retries < 0 || retries > 100) throw new LabError('bad-input', 'bad-usage', `--retries takes a count from 0 to 100 (got "${values.retries}")`);
     const l = lab();
     const devArg = need(positionals[0], 'DEVICE');
     const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
     if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
-    const { dev, lock } = await claimWaiting(l, devArg, 'boot', values.image ? needsTarget(' (--image)') : undefined, waitOf(values.wait), signal, json, values['use-disabled']);
+    const { dev, lock } = await claimWaiting(l, devArg, 'boot', values.image ? needsTarget(' (--image)') : undefined, waitOf(values.wait), signal, json, values['use-disabled'], priorityOf(values.priority));
     const sink = progressSink({ json });
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };
@@ -601,7 +611,7 @@ Object.assign(commands, {
     } finally { lock.release(); }
   },
   async run(args, { lab, signal, json }) {
-    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, junit: { type: 'string' }, quiet: { type: 'boolean' }, image: { type: 'string' }, bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, part: { type: 'string' }, trust: { type: 'string', multiple: true }, force: { type: 'boolean' }, wait: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true, tokens: true });
+    const { values, tokens } = parseArgs({ args, options: { boot: { type: 'boolean' }, expect: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'boot-timeout': { type: 'string' }, 'char-delay': { type: 'string' }, 'line-kill': { type: 'boolean' }, log: { type: 'string' }, junit: { type: 'string' }, quiet: { type: 'boolean' }, image: { type: 'string' }, bmap: { type: 'string' }, 'no-bmap': { type: 'boolean' }, part: { type: 'string' }, trust: { type: 'string', multiple: true }, force: { type: 'boolean' }, wait: { type: 'string' }, priority: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true, tokens: true });
     // Order matters: each --expect belongs to the command before it.
     let device: string | undefined;
     const steps: Step[] = [];
@@ -631,7 +641,7 @@ Object.assign(commands, {
     const junitPath = values.junit === undefined ? undefined : resolve(values.junit);
     if (junitPath !== undefined && (values.junit === '' || !existsSync(dirname(junitPath)))) throw new LabError('bad-input', 'bad-usage', `--junit ${values.junit}: ${values.junit === '' ? 'needs a file name' : `its folder ${dirname(junitPath)} does not exist`}`);
     const waitMs = waitOf(values.wait);
-    const { dev, lock } = await claimWaiting(l, devArg, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`, values.image !== undefined ? needsTarget(' (--image)') : undefined, waitMs, signal, json, values['use-disabled']);
+    const { dev, lock } = await claimWaiting(l, devArg, `run ${steps.map((x) => x.cmd).join('; ').slice(0, 200)}`, values.image !== undefined ? needsTarget(' (--image)') : undefined, waitMs, signal, json, values['use-disabled'], priorityOf(values.priority));
     let sinkEnd: (() => void) | undefined;
     try {
       const showLine = (ln: LogLine) => { if (!values.quiet && !json) process.stderr.write(`${(`+${(ln.t / 1000).toFixed(3)}`).padStart(9)} ${ln.text}\n`); };

@@ -1,6 +1,7 @@
 // The lab's waiting line (queue.ts) through the real CLI as child processes: a freed device goes to
 // the job that has waited longest for it, a job that does not wait cannot take a device a waiting
-// job wants (but takes another of its pool), and a waiter killed with SIGKILL holds nobody up.
+// job wants (but takes another of its pool), a waiter killed with SIGKILL holds nobody up, and a
+// job of a higher --priority goes before those that waited longer.
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { makeImage, MiB } from './flash/testimg.ts';
 import { acquireLock } from './lock.ts';
-import { joinQueue, queueAhead } from './queue.ts';
+import { joinQueue, parsePriority, placeOf, queueAhead } from './queue.ts';
 
 const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
 const dirs: string[] = [];
@@ -99,5 +100,62 @@ describe('the waiting line', () => {
     expect(run(['--lab', l.file, '--json', 'flash', 'a', join(l.dir, 'x.img'), '--no-bmap']).last).toMatchObject({ ok: true, device: 'a', status: 'written' });
     expect(readdirSync(join(l.state, 'queue'))).toEqual([]);
     expect(queueAhead(l.state, null)).toEqual([]);
+  });
+
+  it('a job of a higher --priority goes first, whenever it came; a job that does not wait may take a device kept for a lower one', async () => {
+    const l = lab();
+    const hold = acquireLock(l.state, 'a', 'someone\'s long job', 'tester');
+    const low = start(['--lab', l.file, '--json', 'flash', 'a', join(l.dir, 'y.img'), '--no-bmap', '--wait', '60s', '--priority', 'low']);
+    expect((await low.waiting).ahead).toBe(0);
+    const high = start(['--lab', l.file, '--json', 'flash', 'a', join(l.dir, 'x.img'), '--no-bmap', '--wait', '60s', '--priority', '90']);
+    // It came later, but nobody is ahead of it.
+    expect((await high.waiting).ahead).toBe(0);
+    const dv = run(['--lab', l.file, '--json', 'devices']).last!;
+    expect(dv.devices[0].waiting.map((w: { priority: number }) => w.priority)).toEqual([90, 0]);
+    expect(run(['--lab', l.file, 'devices']).stdout).toMatch(/2 job\(s\) waiting for it \(first: [^,]+, priority 90, /);
+    hold.release();
+    expect(await high.done).toMatchObject({ code: 0, last: { ok: true, status: 'written' } });
+    expect(await low.done).toMatchObject({ code: 0, last: { ok: true, status: 'written' } });
+    // high wrote x first, then low wrote y over it.
+    expect(readFileSync(join(l.dir, 'a.img')).equals(l.y)).toBe(true);
+
+    // The test process waits for a at the default priority: a job of the same priority that does
+    // not wait is refused it, one of a higher priority takes it.
+    const mine = joinQueue(l.state, ['a'], 'flash a (the test)');
+    try {
+      const same = run(['--lab', l.file, '--json', 'flash', 'a', join(l.dir, 'x.img'), '--no-bmap', '--priority', '50']);
+      expect(same.code).toBe(3);
+      expect(same.stderr).toMatch(/kept for a job that has waited longer/);
+      const lower = run(['--lab', l.file, '--json', 'flash', 'a', join(l.dir, 'x.img'), '--no-bmap', '--priority', '10']);
+      expect(lower.code).toBe(3);
+      expect(lower.stderr).toMatch(/kept for a job of a higher priority \(50, this job's 10\)/);
+      expect(run(['--lab', l.file, '--json', 'flash', 'a', join(l.dir, 'x.img'), '--no-bmap', '--priority', 'high']).last).toMatchObject({ ok: true, device: 'a', status: 'written' });
+    } finally { mine.leave(); }
+    const bad = run(['--lab', l.file, '--json', 'flash', 'a', join(l.dir, 'x.img'), '--priority', '101']);
+    expect(bad.code).toBe(2);
+    expect(bad.last!.error).toMatchObject({ code: 'bad-usage' });
+    expect(bad.stderr).toMatch(/--priority must be a whole number from 0 to 100/);
+  });
+});
+
+describe('the line\'s order', () => {
+  it('is priority, then arrival; a ticket from before priorities is priority 50', () => {
+    const l = lab();
+    const q = join(l.state, 'queue');
+    const t = (name: string, command: string) => writeFileSync(join(q, name), JSON.stringify({ pid: process.pid, pidStart: null, host: 'h', owner: 'o', command, wants: ['a'], since: '' }));
+    const a = joinQueue(l.state, ['a'], 'mid, first', 50);
+    t(`000000000000001-${String(process.pid).padStart(8, '0')}-00000000.json`, 'legacy');
+    const b = joinQueue(l.state, ['a'], 'top', 100);
+    const c = joinQueue(l.state, ['a'], 'bottom', 0);
+    try {
+      expect(queueAhead(l.state, null).map((x) => [x.command, x.priority])).toEqual([['top', 100], ['legacy', 50], ['mid, first', 50], ['bottom', 0]]);
+      expect(queueAhead(l.state, a.ticket.name).map((x) => x.command)).toEqual(['top', 'legacy']);
+      expect(queueAhead(l.state, c.ticket.name).map((x) => x.command)).toEqual(['top', 'legacy', 'mid, first']);
+      // A job that does not wait stands behind its own priority and above, ahead of lower ones.
+      expect(queueAhead(l.state, placeOf(50)).map((x) => x.command)).toEqual(['top', 'legacy', 'mid, first']);
+      expect(queueAhead(l.state, placeOf(100)).map((x) => x.command)).toEqual(['top']);
+      expect(queueAhead(l.state, placeOf(0)).length).toBe(4);
+    } finally { a.leave(); b.leave(); c.leave(); }
+    expect([parsePriority('0'), parsePriority('100'), parsePriority('High'), parsePriority('medium'), parsePriority('101'), parsePriority('-1'), parsePriority('5.5'), parsePriority('')]).toEqual([0, 100, 100, 50, null, null, null, null]);
   });
 });
