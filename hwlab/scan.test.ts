@@ -65,7 +65,32 @@ function usbTree() {
   link(s8250, join(s8250, 'tty/ttyS1/device'));
   file(join(s8250, 'tty/ttyS1/type'), '0');
   link(join(s8250, 'tty/ttyS1'), join(sys, 'class/tty/ttyS1'));
-  return { root, sys, dev };
+  /** A USB disk (sd*) on interface IFACE of the USB device at D, with a by-id name. */
+  const usbDisk = (d: string, ifn: number, name: string, byId: string, sectors: number, model: string) => {
+    const iface = join(d, `${basename(d)}:1.${ifn}`);
+    file(join(iface, 'bInterfaceNumber'), `0${ifn}`);
+    const sdev = join(iface, `host${name}/target0:0:0/0:0:0:0`);
+    file(join(sdev, 'model'), model);
+    file(join(sdev, 'vendor'), 'Generic');
+    const b = join(sdev, 'block', name);
+    file(join(b, 'size'), String(sectors));
+    file(join(b, 'removable'), '1');
+    file(join(b, 'dev'), '8:16');
+    link(sdev, join(b, 'device'));
+    link(b, join(sys, 'block', name));
+    file(join(dev, name), '');
+    link(join(dev, name), join(dev, 'disk/by-id', byId));
+  };
+  /** A CDC-ACM port on interface IFACE of the USB device at D. */
+  const acmPort = (d: string, ifn: number, tty: string) => {
+    const i = join(d, `${basename(d)}:1.${ifn}`);
+    file(join(i, 'bInterfaceNumber'), `0${ifn}`);
+    mkdirSync(join(i, 'tty', tty), { recursive: true });
+    link(i, join(i, 'tty', tty, 'device'));
+    link(join(i, 'tty', tty), join(sys, 'class/tty', tty));
+    file(join(dev, tty), '');
+  };
+  return { root, sys, dev, usbDev, ftdiPort, usbDisk, acmPort };
 }
 
 describe('orbital-lab scan', () => {
@@ -89,10 +114,46 @@ describe('orbital-lab scan', () => {
     const suggested = parseLab(`version: 1\ndevices:\n${r.suggestions}\n`, join(t.root, 'suggested.yaml'));
     expect(suggested.ok, JSON.stringify(!suggested.ok && suggested.issues)).toBe(true);
     const text = scanText(r, join(t.root, 'lab.yaml'));
-    expect(text).toMatch(/\/dev\/ttyUSB0 +0403:6001 FTDI FT232R USB UART, serial A12345\n +by-id: usb-FTDI_FT232R_USB_UART_A12345-if00-port0\n +used by rpi/);
+    expect(text).toMatch(/\/dev\/ttyUSB0 +0403:6001 FTDI FT232R USB UART, serial A12345\n +by-id: usb-FTDI_FT232R_USB_UART_A12345-if00-port0\n +USB 1-2; used by rpi/);
     expect(text).toMatch(/serial FT4X9 \(shared by several ports: name this one by-id\)/);
     // --all adds on-board UARTs that have a chip behind them (ttyS1's type 0 says it has none).
     expect(scan(null, { all: true, roots: { sys: t.sys, dev: t.dev }, view: null }).serial.map((p) => p.tty)).not.toContain('ttyS1');
+  });
+
+  it('offers a port and a disk as one board when they are one USB device, or the only two on a USB hub', () => {
+    const t = usbTree();
+    const hub = (at: string) => t.usbDev(at, { idVendor: '05e3', idProduct: '0610', product: 'USB2.0 Hub' });
+    // A hub per board: its FT232 console adapter and its SD-card reader.
+    hub('1-5');
+    t.ftdiPort(t.usbDev('1-5/1-5.2', { idVendor: '0403', idProduct: '6001', serial: 'B777', manufacturer: 'FTDI', product: 'FT232R USB UART' }), 0, 'ttyUSB5');
+    t.usbDisk(t.usbDev('1-5/1-5.1', { idVendor: '0bda', idProduct: '0109', serial: '0001', product: 'SD Reader' }), 0, 'sdb', 'usb-Generic_SD_Reader_0001-0:0', 31116288, 'SD Reader');
+    // A board whose USB gadget is a serial console and a disk at once.
+    const gadget = t.usbDev('1-6', { idVendor: '1d6b', idProduct: '0104', serial: 'ORB42', product: 'Orbital Board' });
+    t.acmPort(gadget, 0, 'ttyACM1');
+    t.usbDisk(gadget, 2, 'sdc', 'usb-Orbital_Board_ORB42-0:0', 2097152, 'Board eMMC');
+    // A hub with two adapters and one reader: whose is the disk? Not paired.
+    hub('1-7');
+    t.ftdiPort(t.usbDev('1-7/1-7.1', { idVendor: '0403', idProduct: '6001', serial: 'C1', product: 'FT232R USB UART' }), 0, 'ttyUSB6');
+    t.ftdiPort(t.usbDev('1-7/1-7.2', { idVendor: '0403', idProduct: '6001', serial: 'C2', product: 'FT232R USB UART' }), 0, 'ttyUSB7');
+    t.usbDisk(t.usbDev('1-7/1-7.3', { idVendor: '0bda', idProduct: '0109', serial: '0002', product: 'SD Reader' }), 0, 'sdd', 'usb-Generic_SD_Reader_0002-0:0', 31116288, 'SD Reader');
+    const r = scan(null, { roots: { sys: t.sys, dev: t.dev }, view: null });
+    expect(r.disks.map((k) => [k.name, k.usbAt, k.usb])).toEqual([['sdb', '1-5.1', true], ['sdc', '1-6', true], ['sdd', '1-7.3', true]]);
+    expect(r.serial.find((p) => p.tty === 'ttyUSB5')!.usbAt).toBe('1-5.2');
+    expect(r.pairs).toEqual([{ tty: 'ttyACM1', disk: 'sdc', how: 'device', at: '1-6' }, { tty: 'ttyUSB5', disk: 'sdb', how: 'hub', at: '1-5' }]);
+    // The board's entry carries its disk; the unpaired one is left for the person.
+    expect(r.suggestions).toMatch(/ {2}ft232r-usb-uart-b777:\n {4}kind: serial-board\n {4}console: \{ usb-serial: B777, baud: 115200 \}\n {4}power: \{ kind: manual \}\n {4}flash: \{ target: \/dev\/disk\/by-id\/usb-Generic_SD_Reader_0001-0:0 \} +# sdb, 15\.9 GB Generic SD Reader, USB, removable: the only disk on the console's USB hub \(1-5\)/);
+    expect(r.suggestions).toMatch(/console: \{ usb-serial: ORB42, baud: 115200 \}\n {4}power: \{ kind: manual \}\n {4}flash: \{ target: \/dev\/disk\/by-id\/usb-Orbital_Board_ORB42-0:0 \} +# sdc, .*the same USB device \(1-6\) as the console/);
+    expect(r.suggestions).toMatch(/^ {2}# {3}flash: \{ target: \/dev\/disk\/by-id\/usb-Generic_SD_Reader_0002-0:0 \}/m);
+    expect(r.suggestions).not.toMatch(/^ {2}# {3}flash: .*(0001|ORB42)/m);
+    const suggested = parseLab(`version: 1\ndevices:\n${r.suggestions}\n`, join(t.root, 'suggested.yaml'));
+    expect(suggested.ok, JSON.stringify(!suggested.ok && suggested.issues)).toBe(true);
+    if (!suggested.ok) return;
+    expect(suggested.lab.devices.get('ft232r-usb-uart-b777')!.flashTarget).toBe('/dev/disk/by-id/usb-Generic_SD_Reader_0001-0:0');
+    expect(scanText(r, null)).toMatch(/\/dev\/ttyUSB5 .*\n +USB 1-5\.2; not in the lab file; one board with sdb\? \(the only disk on its USB hub, 1-5\)/);
+    // Once the lab file gives the board's console, its disk is no longer paired with anything else.
+    const lab = parseLab(`version: 1\ndevices:\n  b:\n    kind: serial-board\n    console: { usb-serial: B777, baud: 115200 }\n`, join(t.root, 'lab.yaml'));
+    if (!lab.ok) throw new Error(JSON.stringify(lab.issues));
+    expect(scan(lab.lab, { roots: { sys: t.sys, dev: t.dev }, view: null }).pairs.map((x) => x.disk)).toEqual(['sdc']);
   });
 
   it('a usb-serial name that several ports share is refused when the console is opened, naming the by-id names to use', () => {

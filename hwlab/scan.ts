@@ -8,6 +8,9 @@
 // A disk's verdict is the flash's own check (target.ts checkBlock): "refused: the system disk" here
 // means a flash onto it is refused too. A USB serial number shared by several ports (a multi-port
 // adapter: FT2232/FT4232) cannot name one of them, so the entry offered names the port by-id.
+// A disk and a serial port that are one USB device (a board whose USB gadget is both) or the only
+// two on one USB hub (a hub per board: its console adapter and its SD-card reader or SD mux) are
+// offered as one board: its console and its flash target.
 // Everything is read from sysfs and /dev; `roots` lets the tests lay out a tree as Linux does.
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -30,6 +33,8 @@ export interface SerialPortInfo {
   serialShared?: boolean;
   /** Lab devices whose console is this port. */
   usedBy: string[];
+  /** Where it is on the USB bus: Linux's bus-port path of its USB device (`1-5.2`). */
+  usbAt?: string;
 }
 
 export interface DiskInfo {
@@ -48,13 +53,23 @@ export interface DiskInfo {
   refused?: { code: string; message: string };
   /** Lab devices whose flash target is this disk. */
   usedBy: string[];
+  /** Its USB device's bus-port path (a USB disk). */
+  usbAt?: string;
 }
 
-export interface ScanResult { serial: SerialPortInfo[]; disks: DiskInfo[]; suggestions: string }
+/**
+ * A serial port and a disk that look like one board's: the same USB device (`device`), or the only
+ * port and the only disk nothing uses on one USB hub (`hub`: its bus-port path).
+ */
+export interface BoardPair { tty: string; disk: string; how: 'device' | 'hub'; at: string }
+
+export interface ScanResult { serial: SerialPortInfo[]; disks: DiskInfo[]; pairs: BoardPair[]; suggestions: string }
 
 const read = (p: string): string | undefined => { try { return readFileSync(p, 'utf8').trim(); } catch { return undefined; } };
 const list = (p: string): string[] => { try { return readdirSync(p).sort(); } catch { return []; } };
 const real = (p: string): string | null => { try { return realpathSync(p); } catch { return null; } };
+/** Each USB port's and disk's USB device directory in sysfs (kept out of the JSON). */
+const usbDirs = new WeakMap<object, string>();
 
 /** by-id names under DIR pointing at NAME (whole-device names only: no -partN). */
 function byIdNames(dir: string, name: string): string[] {
@@ -72,6 +87,18 @@ function usbOf(devicePath: string): { dir: string; iface?: string } | null {
     d = dirname(d);
   }
   return null;
+}
+
+/** The USB device a sysfs path is under (the nearest directory above it with idVendor). */
+function usbDeviceOf(p: string): string | null {
+  for (let d = p, i = 0; i < 10 && d.length > 1; i++, d = dirname(d)) if (existsSync(join(d, 'idVendor'))) return d;
+  return null;
+}
+
+/** The hub a USB device is plugged into, unless that is the root hub (`usbN`: every device is under one). */
+function hubOf(usbDir: string): string | null {
+  const up = dirname(usbDir);
+  return /^\d+-[\d.]+$/.test(basename(up)) && existsSync(join(up, 'idVendor')) ? up : null;
 }
 
 function serialPorts(roots: ScanRoots, all: boolean): SerialPortInfo[] {
@@ -92,6 +119,8 @@ function serialPorts(roots: ScanRoots, all: boolean): SerialPortInfo[] {
       const r = (f: string) => read(join(usb.dir, f));
       info.usb = { vendorId: r('idVendor') ?? '', productId: r('idProduct') ?? '', serial: r('serial'), manufacturer: r('manufacturer'), product: r('product'), interface: usb.iface };
       for (const k of Object.keys(info.usb) as Array<keyof typeof info.usb>) if (info.usb[k] === undefined) delete info.usb[k];
+      info.usbAt = basename(usb.dir);
+      usbDirs.set(info, usb.dir);
     }
     out.push(info);
   }
@@ -122,6 +151,8 @@ function disks(roots: ScanRoots, all: boolean, view: SystemView | null): DiskInf
     if (model) info.model = model;
     if (vendor && !vendor.startsWith('0x')) info.vendor = vendor; // (a PCI id, on virtio disks: not a name)
     if (backing) info.backingFile = backing;
+    const usbDir = info.usb ? usbDeviceOf(sysPath) : null;
+    if (usbDir) { info.usbAt = basename(usbDir); usbDirs.set(info, usbDir); }
     const mm = read(join(blk, name, 'dev'));
     if (view && mm) {
       try { checkBlock(name, info.path, info.path, mm, view); } catch (e) {
@@ -153,11 +184,41 @@ export function scan(lab: Lab | null, o: { all?: boolean; roots?: ScanRoots; vie
       for (const k of ds) if (k.name === at && d.flashTarget.startsWith('/dev/')) k.usedBy.push(d.name);
     }
   }
-  return { serial, disks: ds, suggestions: suggest(serial, ds, lab) };
+  const pairs = pairUp(serial, ds);
+  return { serial, disks: ds, pairs, suggestions: suggest(serial, ds, pairs, lab) };
+}
+
+/** Disks a lab file could still give a board: nothing uses them, a flash would not refuse them, not a loop device. */
+const flashableFree = (ds: DiskInfo[]) => ds.filter((k) => !k.usedBy.length && !k.refused && !k.backingFile);
+
+/**
+ * Serial ports and disks that look like one board's (BoardPair). Only ports and disks nothing uses
+ * are paired, and only when the USB device or hub holds exactly one of each: two adapters on one
+ * hub could be anybody's, so those are left for the person to pair.
+ */
+function pairUp(serial: SerialPortInfo[], ds: DiskInfo[]): BoardPair[] {
+  const ports = serial.filter((p) => !p.usedBy.length && usbDirs.has(p));
+  const disks = flashableFree(ds).filter((k) => usbDirs.has(k));
+  const pairs: BoardPair[] = [];
+  const paired = new Set<object>();
+  const match = (how: BoardPair['how'], keyOf: (dir: string) => string | null) => {
+    const groups = new Map<string, { p: SerialPortInfo[]; k: DiskInfo[] }>();
+    const group = (key: string) => { let g = groups.get(key); if (!g) groups.set(key, (g = { p: [], k: [] })); return g; };
+    for (const p of ports) { const key = paired.has(p) ? null : keyOf(usbDirs.get(p)!); if (key) group(key).p.push(p); }
+    for (const k of disks) { const key = paired.has(k) ? null : keyOf(usbDirs.get(k)!); if (key) group(key).k.push(k); }
+    for (const [key, g] of groups) {
+      if (g.p.length !== 1 || g.k.length !== 1) continue;
+      pairs.push({ tty: g.p[0]!.tty, disk: g.k[0]!.name, how, at: basename(key) });
+      paired.add(g.p[0]!); paired.add(g.k[0]!);
+    }
+  };
+  match('device', (d) => d);
+  match('hub', hubOf);
+  return pairs;
 }
 
 /** Lab-file entries (YAML, under `devices:`) for the USB serial ports and flashable disks no device uses. */
-function suggest(serial: SerialPortInfo[], ds: DiskInfo[], lab: Lab | null): string {
+function suggest(serial: SerialPortInfo[], ds: DiskInfo[], pairs: BoardPair[], lab: Lab | null): string {
   const taken = new Set(lab?.devices.keys() ?? []);
   const nameFor = (base: string) => {
     let n = base.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'board';
@@ -168,18 +229,25 @@ function suggest(serial: SerialPortInfo[], ds: DiskInfo[], lab: Lab | null): str
     return k;
   };
   const out: string[] = [];
+  const idOf = (k: DiskInfo) => k.byId.find((n) => n.startsWith('usb-')) ?? k.byId[0];
+  const diskText = (k: DiskInfo) => `${k.name}, ${human(k.sizeBytes)}${k.model ? ` ${[k.vendor, k.model].filter(Boolean).join(' ')}` : ''}${k.usb ? ', USB' : ''}${k.removable ? ', removable' : ''}`;
+  const given = new Set<string>();
   for (const p of serial) {
     if (p.usedBy.length || !p.usb) continue;
     const con = p.byId.length ? `by-id: ${p.byId[0]}` : p.usb.serial && !p.serialShared ? `usb-serial: ${p.usb.serial}` : `port: ${p.path}`;
     const why = p.byId.length ? '' : p.usb.serial && !p.serialShared ? '' : '   # no stable name: this path can change when USB re-enumerates';
     out.push(`  ${nameFor(`${p.usb.product ?? 'board'}-${p.usb.serial ?? p.tty}${p.serialShared ? `-${p.usb.interface ?? p.tty}` : ''}`)}:`, '    kind: serial-board', `    console: { ${con}, baud: 115200 }${why}`, '    power: { kind: manual }');
+    const pair = pairs.find((x) => x.tty === p.tty);
+    const k = pair && ds.find((d) => d.name === pair.disk);
+    const id = k && idOf(k);
+    if (pair && k && id) {
+      out.push(`    flash: { target: /dev/disk/by-id/${id} }   # ${diskText(k)}: ${pair.how === 'device' ? `the same USB device (${pair.at}) as the console` : `the only disk on the console's USB hub (${pair.at})`} - check that this board boots from it`);
+      given.add(k.name);
+    }
   }
-  const flashable = ds.filter((k) => !k.usedBy.length && !k.refused && !k.backingFile);
-  const named = flashable.map((k) => ({ k, id: k.byId.find((n) => n.startsWith('usb-')) ?? k.byId[0] })).filter((x) => x.id);
+  const named = flashableFree(ds).filter((k) => !given.has(k.name)).map((k) => ({ k, id: idOf(k) })).filter((x) => x.id);
   if (named.length) out.push('  # a disk: give it to the board that boots from it (it is written and read back by flash)');
-  for (const { k, id } of named) {
-    out.push(`  #   flash: { target: /dev/disk/by-id/${id} }   # ${k.name}, ${human(k.sizeBytes)}${k.model ? ` ${[k.vendor, k.model].filter(Boolean).join(' ')}` : ''}${k.usb ? ', USB' : ''}${k.removable ? ', removable' : ''}`);
-  }
+  for (const { k, id } of named) out.push(`  #   flash: { target: /dev/disk/by-id/${id} }   # ${diskText(k)}`);
   return out.join('\n');
 }
 
@@ -197,14 +265,17 @@ export function scanText(r: ScanResult, labPath: string | null): string {
     const usb = p.usb ? `${p.usb.vendorId}:${p.usb.productId}${p.usb.manufacturer || p.usb.product ? ` ${[p.usb.manufacturer, p.usb.product].filter(Boolean).join(' ')}` : ''}${p.usb.serial ? `, serial ${p.usb.serial}${p.serialShared ? ' (shared by several ports: name this one by-id)' : ''}` : ''}` : p.driver ?? 'on-board UART';
     lines.push(`  ${p.path.padEnd(14)} ${usb}`);
     for (const b of p.byId) lines.push(`  ${''.padEnd(14)} by-id: ${b}`);
-    lines.push(`  ${''.padEnd(14)} ${p.usedBy.length ? `used by ${p.usedBy.join(', ')}` : 'not in the lab file'}`);
+    const pair = r.pairs.find((x) => x.tty === p.tty);
+    const with_ = pair ? `; one board with ${pair.disk}? (${pair.how === 'device' ? 'the same USB device' : 'the only disk on its USB hub'}, ${pair.at})` : '';
+    lines.push(`  ${''.padEnd(14)} ${p.usbAt ? `USB ${p.usbAt}; ` : ''}${p.usedBy.length ? `used by ${p.usedBy.join(', ')}` : 'not in the lab file'}${with_}`);
   }
   lines.push(`disks (${r.disks.length})`);
   for (const k of r.disks) {
     const what = [human(k.sizeBytes), [k.vendor, k.model].filter(Boolean).join(' '), k.usb ? 'USB' : '', k.removable ? 'removable' : '', k.backingFile ? `loop of ${k.backingFile}` : ''].filter(Boolean).join(', ');
     lines.push(`  ${k.path.padEnd(14)} ${what}`);
     for (const b of k.byId) lines.push(`  ${''.padEnd(14)} by-id: ${b}`);
-    lines.push(`  ${''.padEnd(14)} ${k.refused ? `a flash is REFUSED (${k.refused.code}): ${k.refused.message}` : 'can be flashed'}${k.usedBy.length ? `; used by ${k.usedBy.join(', ')}` : ''}`);
+    const pair = r.pairs.find((x) => x.disk === k.name);
+    lines.push(`  ${''.padEnd(14)} ${k.usbAt ? `USB ${k.usbAt}; ` : ''}${k.refused ? `a flash is REFUSED (${k.refused.code}): ${k.refused.message}` : 'can be flashed'}${k.usedBy.length ? `; used by ${k.usedBy.join(', ')}` : ''}${pair ? `; one board with /dev/${pair.tty}?` : ''}`);
   }
   if (r.suggestions) lines.push(`\nlab-file entries for what ${labPath ? `${labPath} does not name` : 'no lab file names'} (under devices:; set power and baud):`, r.suggestions);
   return lines.join('\n');
