@@ -53,6 +53,8 @@ describe('lab file', () => {
   it.each([
     ['a wrong type', good.replace('baud: 921600', 'baud: fast'), 15, 'devices.board-1.console.baud', /integer/],
     ['an unknown field, with a suggestion', good.replace('timeouts: { boot: 30s }', 'timeout: { boot: 30s }'), 12, 'devices.qemu-1.timeout', /did you mean "timeouts"/],
+    ['another tool\'s name for a field', good.replace('baud: 921600', 'speed: 921600'), 15, 'devices.board-1.console.speed', /unknown field - this lab file calls it "baud"/],
+    ['a console path', good.replace('by-id: usb-FTDI', 'path: usb-FTDI'), 15, 'devices.board-1.console.path', /this lab file calls it "port"/],
     ['a bad kind', good.replace('kind: serial-board', 'kind: board'), 14, 'devices.board-1.kind', /qemu \| serial-board/],
     ['a bad regex', good.replace('"link up"', '"(link"'), 10, 'devices.qemu-1.boot.milestones[1]', /regular expression/],
     ['a bad duration', good.replace('boot: 30s', 'boot: soon'), 12, 'devices.qemu-1.timeouts.boot', /duration/],

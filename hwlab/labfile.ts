@@ -367,6 +367,21 @@ function levenshtein(a: string, b: string): number {
   return d[b.length]!;
 }
 
+/**
+ * What other lab tools (labgrid, LAVA, twister, picocom) and people call a field, and its name
+ * here: an unknown field that is one of these gets the name to use, not a list (only where the
+ * name is a field of that place: `path` is a console's `port`, but not elsewhere).
+ */
+const SAME_AS: Record<string, string[]> = {
+  path: ['port', 'target'], device: ['port', 'target'], tty: ['port'], serial: ['usb-serial', 'console'], 'serial-number': ['usb-serial'], 'usb-serial-number': ['usb-serial'], serialno: ['usb-serial'], byid: ['by-id'], 'by_id': ['by-id'],
+  speed: ['baud'], baudrate: ['baud'], 'baud-rate': ['baud'], 'baud_rate': ['baud'], bps: ['baud'],
+  disk: ['target'], image: ['target'], drive: ['target'], 'block-device': ['target'],
+  type: ['kind'], class: ['kind'], driver: ['kind'],
+  labels: ['tags'], tag: ['tags'], features: ['tags'],
+  'power-on': ['on'], 'power-off': ['off'], reset: ['cycle', 'reset'], 'power-cycle': ['cycle'],
+  patterns: ['milestones'], 'success-pattern': ['success'], 'fail': ['fatal'], failure: ['fatal'], panic: ['fatal'],
+};
+
 /** The validator's helpers: each records an issue at the node's position and returns undefined on a bad value. */
 class V {
   constructor(private issues: LabIssue[], private at: (o: number | undefined) => { line: number; col: number }) {}
@@ -382,7 +397,8 @@ class V {
       if (key === undefined) { this.fail(pair.key, field, 'keys must be plain names'); continue; }
       if (!allowed.includes(key)) {
         const near = allowed.map((a) => [a, levenshtein(a, key)] as const).sort((x, y) => x[1] - y[1])[0];
-        const hint = near && near[1] <= 2 ? ` - did you mean "${near[0]}"?` : ` (known: ${allowed.join(', ')})`;
+        const same = SAME_AS[key.toLowerCase()]?.find((a) => allowed.includes(a));
+        const hint = near && near[1] <= 2 ? ` - did you mean "${near[0]}"?` : same ? ` - this lab file calls it "${same}"` : ` (known: ${allowed.join(', ')})`;
         this.fail(pair.key, f, `unknown field${hint}`);
         continue;
       }
