@@ -51,6 +51,14 @@ describe('lab domain', () => {
     const v1 = labReducer.toValue(seq.stateOf(labReducer) as LabState) as { devices: Record<string, Record<string, unknown>> };
     expect(v1.devices['vm-1']!.service).toMatchObject({ state: 'out', reason: 'disk swap', by: 'ann@lab' });
     expect(Object.keys(v1.devices['board-1']!)).not.toContain('service');
+    // Likewise `reservation`, absent until a device's first reserve commit.
+    expect(Object.keys(v1.devices['vm-1']!)).not.toContain('reservation');
+    p('reserve', { device: 'vm-1', state: 'held', owner: 'ann@lab', until: 5000, reason: 'bisect', by: 'ann@lab' });
+    p('reserve', { device: 'vm-1', state: 'released', owner: 'ann@lab', until: 0, reason: '', by: 'bob@lab' });
+    const v2 = labReducer.toValue(seq.stateOf(labReducer) as LabState) as { devices: Record<string, Record<string, unknown>> };
+    expect(v2.devices['vm-1']!.reservation).toMatchObject({ state: 'released', owner: 'ann@lab', until: 0, by: 'bob@lab' });
+    expect(Object.keys(v2.devices['board-1']!)).not.toContain('reservation');
+    expect(p('reserve', { device: 'vm-1', state: 'kept', owner: '', until: 0, reason: '', by: '' })).toMatchObject({ status: 'rejected', reason: 'bad-args' });
     // Replaying the entries gives the very state hash the sequencer's checkpoints recorded.
     const rep = new Replayer([systemReducer, labReducer]);
     for (const a of all) { const d = decodeEntry(a.encoded); if (!d.ok) throw new Error(d.error.message); rep.apply(d.value); }

@@ -71,6 +71,11 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
                                            stream the device's Axiom log into FILE (resumes FILE)
   history [DEVICE]                         what the lab did to each device (flashes, boots, power,
                                            runs), replayed from the lab's own Axiom log
+  reserve DEVICE|@TAG [--for 1h] [--reason TEXT] [--wait 10m]
+                                           keep a device for yourself (ORBITAL_LAB_OWNER, else
+                                           user@host) across commands: others' jobs wait or fail
+                                           busy until it ends; reserving again extends it
+  release DEVICE [--force] [--reason TEXT] end your reservation (--force: someone else's)
   disable DEVICE --reason TEXT             take a device out of service: jobs refuse it, pools skip
                                            it (a device is also taken out after health.max-lab-failures
                                            lab failures in a row; default 3)
@@ -81,7 +86,7 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   verify-trace FILE                        check a trace file's chain only
   export FILE --format chrome -o OUT       Chrome trace JSON (opens in Perfetto)
 
-DEVICE may be @TAG for flash, boot and run: the first free device with that tag; --wait 10m waits
+DEVICE may be @TAG for flash, boot, run and reserve: the first free device with that tag; --wait 10m waits
 for it (or for a named DEVICE) while it is in use, in the lab's waiting line: a freed device goes
 to the waiting job of the highest --priority (0-100 or low/medium/high; default 50), the one that
 has waited longest among equals. --use-disabled lets flash, boot and run use a
@@ -161,7 +166,8 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
     disks.set(real, d.name);
   }
   const image = imagePath(imageArg);
-  const view = useDisabled ? EMPTY_VIEW : await labView(l);
+  const view = await labView(l);
+  if (useDisabled) view.out.clear();
   // (a device a waiting job has queued for goes to that job: this flash reports it busy)
   const reserved = reservations(queueAhead(l.stateDir, placeOf(priority)));
   const sink = multiProgress({ json }, devs.map((d) => d.name));
@@ -173,6 +179,7 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
     try {
       // (claimDevice: refuses one out of service, else locks it)
       lock = claimDevice(l, dev.name, `flash ${image}`, undefined, view, reserved, priority).lock;
+      await stillFree(l, dev, lock);
       const r = await flash({ ...opts(dev, image, (p) => sink(dev.name, p as unknown as Record<string, unknown> & { phase: string })), ...(shared ? { openSource: shared.opener(dev.name) } : {}) });
       sink.done(dev.name, r.status);
       return { ...r, ok: true };
@@ -207,19 +214,26 @@ function claimDevice(l: Lab, arg: string, command: string, why?: (d: Device) => 
     if (no) throw new LabError('bad-input', 'bad-usage', `${dev.name} ${no}`);
     const out = view.out.get(dev.name);
     if (out) throw new LabError('refused', 'out-of-service', `${dev.name} is out of service: ${outText(out)}; when it is fixed: orbital-lab enable ${dev.name} (or --use-disabled to use it now, as the person fixing it)`, 'lab', { device: dev.name, service: out });
-    const r = reserved.get(dev.name);
+    const held = heldByOther(view, dev.name);
+    if (held) throw heldError(dev.name, held);
+    // (a device reserved for this person is theirs: those waiting for it wait for the reservation to end)
+    const r = heldByMe(view, dev.name) ? undefined : reserved.get(dev.name);
     if (r) throw new LabError('busy', 'device-locked', `device ${dev.name} is ${reservedText(r, priority)}; --wait to queue behind it`, 'lab', { device: dev.name, queuedBefore: r });
     return { dev, lock: acquireLock(l.stateDir, dev.name, command) };
   }
   const tag = arg.slice(1);
   const { tagged, able, usable: inService } = poolOf(l, tag, why, view);
   if (!able.length) throw new LabError('bad-input', 'bad-usage', tagged.length ? `no device tagged ${tag} can do this: ${tagged.map((d) => `${d.name} ${why!(d)}`).join('; ')}` : `no device in ${l.path} has the tag ${tag} (tags: ${[...new Set([...l.devices.values()].flatMap((d) => d.tags))].join(', ') || 'none'})`);
-  // Devices a job that has waited longer wants come after the others (and are not taken: busy).
-  const usable = inService.sort((a, b) => Number(reserved.has(a.name)) - Number(reserved.has(b.name)));
+  // A device reserved for this person comes first; devices a job that has waited longer wants
+  // come after the others (and are not taken: busy), as do those reserved for someone else.
+  const rank = (d: Device) => (heldByMe(view, d.name) ? 0 : heldByOther(view, d.name) ? 3 : reserved.has(d.name) ? 2 : 1);
+  const usable = inService.sort((a, b) => rank(a) - rank(b));
   if (!usable.length) throw new LabError('refused', 'out-of-service', `every device tagged ${tag} that can do this is out of service: ${able.map((d) => `${d.name} (${outText(view.out.get(d.name)!)})`).join('; ')}; orbital-lab enable DEVICE puts one back`, 'lab', { tag });
   const busy: string[] = [];
   for (const dev of usable) {
-    const r = reserved.get(dev.name);
+    const held = heldByOther(view, dev.name);
+    if (held) { busy.push(`${dev.name} (${heldText(held)})`); continue; }
+    const r = heldByMe(view, dev.name) ? undefined : reserved.get(dev.name);
     if (r) { busy.push(`${dev.name} (${reservedText(r, priority)})`); continue; }
     try { return { dev, lock: acquireLock(l.stateDir, dev.name, command) }; } catch (e) {
       if (!(e instanceof LabError) || e.code !== 'device-locked') throw e;
@@ -244,9 +258,39 @@ function poolOf(l: Lab, tag: string, why: ((d: Device) => string | null) | undef
 }
 
 type ServiceRecord = NonNullable<DeviceHistory['service']>;
-/** What the lab log says about devices, for picking one: those out of service, and those whose last boot failed on the lab's side. */
-interface LabView { out: Map<string, ServiceRecord>; suspect: Set<string> }
-const EMPTY_VIEW: LabView = { out: new Map(), suspect: new Set() };
+type Reservation = NonNullable<DeviceHistory['reservation']>;
+/**
+ * What the lab log says about devices, for picking one: those out of service, those whose last
+ * boot failed on the lab's side, and those reserved for someone (`held`: reservations not yet ended).
+ */
+interface LabView { out: Map<string, ServiceRecord>; suspect: Set<string>; held: Map<string, Reservation> }
+const EMPTY_VIEW: LabView = { out: new Map(), suspect: new Set(), held: new Map() };
+
+/** A reservation in force: held, and its end not yet reached. */
+const inForce = (r: Reservation | null | undefined, now = Date.now()): r is Reservation => !!r && r.state === 'held' && r.until > now;
+const heldByOther = (v: LabView, device: string): Reservation | null => { const r = v.held.get(device); return inForce(r) && r.owner !== defaultOwner() ? r : null; };
+const heldByMe = (v: LabView, device: string): boolean => { const r = v.held.get(device); return inForce(r) && r.owner === defaultOwner(); };
+const heldText = (r: Reservation) => `reserved by ${r.owner} until ${new Date(r.until).toISOString()}${r.reason ? ` (${r.reason})` : ''}`;
+function heldError(device: string, r: Reservation): LabError {
+  return new LabError('busy', 'device-locked', `device ${device} is ${heldText(r)}; --wait to queue for it, or ask ${r.owner} to release it (orbital-lab release ${device})`, 'lab', { device, reservation: { owner: r.owner, until: r.until, reason: r.reason, seq: r.seq } });
+}
+
+/**
+ * Checks again, once the device is locked, that nobody reserved it between reading the lab log and
+ * taking the lock (a reservation is recorded while its maker holds the device's lock, so after
+ * taking it the log is up to date); releases the lock and throws when somebody did.
+ */
+async function stillFree(l: Lab, dev: Device, lock: ReturnType<typeof acquireLock>): Promise<void> {
+  const h = heldByOther(await labView(l), dev.name);
+  if (h) { lock.release(); throw heldError(dev.name, h); }
+}
+
+/** The device lock for a command that names one device (verify, power, console, capture): refused while it is reserved for someone else. */
+async function lockDevice(l: Lab, dev: Device, command: string): Promise<ReturnType<typeof acquireLock>> {
+  const lock = acquireLock(l.stateDir, dev.name, command);
+  await stillFree(l, dev, lock);
+  return lock;
+}
 const reservedText = (t: Ticket, mine: number) => `free, but kept for a job ${t.priority > mine ? `of a higher priority (${t.priority}, this job's ${mine})` : 'that has waited longer'} (${t.owner}, pid ${t.pid}, waiting since ${t.since}: "${t.command}")`;
 const outText = (s: ServiceRecord) => `since ${new Date(s.time).toISOString()}, by ${s.by || '?'}: ${s.reason || 'no reason given'}`;
 
@@ -259,14 +303,19 @@ const outText = (s: ServiceRecord) => `since ${new Date(s.time).toISOString()}, 
  */
 async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Device) => string | null) | undefined, waitMs: number, signal: AbortSignal, json: boolean, useDisabled = false, priority = DEFAULT_PRIORITY): Promise<{ dev: Device; lock: ReturnType<typeof acquireLock> }> {
   const t0 = performance.now();
-  const view = await labView(l);
-  if (useDisabled) view.out.clear();
   // A job that does not wait still comes after those waiting: it may take only a device no waiting job wants.
   let queued: ReturnType<typeof joinQueue> | null = null;
   try {
     for (;;) {
+      // (read each try: a reservation ends, a device is put back in service while a job waits)
+      const view = await labView(l);
+      if (useDisabled) view.out.clear();
       const ahead = queueAhead(l.stateDir, queued?.ticket.name ?? placeOf(priority));
-      try { return claimDevice(l, arg, command, why, view, reservations(ahead), priority); } catch (e) {
+      try {
+        const got = claimDevice(l, arg, command, why, view, reservations(ahead), priority);
+        await stillFree(l, got.dev, got.lock);
+        return got;
+      } catch (e) {
         if (!(e instanceof LabError) || e.code !== 'device-locked' || waitMs <= 0) throw e;
         const waited = performance.now() - t0;
         if (waited >= waitMs) throw new LabError('busy', 'device-locked', `${e.message} (still, after waiting ${(waited / 1000).toFixed(1)} s: --wait)`, 'lab', e.detail);
@@ -300,8 +349,9 @@ async function labView(l: Lab): Promise<LabView> {
     return {
       out: new Map(h.devices.filter((d) => d.service?.state === 'out').map((d) => [d.name, d.service!])),
       suspect: new Set(h.devices.filter((d) => (d.lastBoot && !d.lastBoot.ok && d.lastBoot.blame !== 'os')).map((d) => d.name)),
+      held: new Map(h.devices.filter((d) => inForce(d.reservation)).map((d) => [d.name, d.reservation!])),
     };
-  } catch { return { out: new Map(), suspect: new Set() }; }
+  } catch { return { out: new Map(), suspect: new Set(), held: new Map() }; }
 }
 
 /**
@@ -369,6 +419,88 @@ function priorityOf(v: string | undefined): number {
   const p = parsePriority(v);
   if (p === null) throw new LabError('bad-input', 'bad-usage', `--priority must be a whole number from 0 to 100, or low, medium or high (0, 50, 100) (got "${v}")`);
   return p;
+}
+
+/** 90 min -> "1 h 30 min". */
+function spanText(ms: number): string {
+  const m = Math.round(ms / 60_000);
+  if (m < 1) return `${Math.round(ms / 1000)} s`;
+  const d = Math.floor(m / 1440), h = Math.floor((m % 1440) / 60), mm = m % 60;
+  return [d ? `${d} d` : '', h ? `${h} h` : '', mm ? `${mm} min` : ''].filter(Boolean).join(' ');
+}
+
+/** The last reservation of a device, for history. */
+function reservationText(r: Reservation): string {
+  const at = (t: number) => new Date(t).toISOString();
+  if (r.state === 'released') return `reservation by ${r.owner} released at ${at(r.time)}${r.by !== r.owner ? ` by ${r.by}` : ''}${r.reason ? `: ${r.reason}` : ''}`;
+  return `reserved by ${r.owner} at ${at(r.time)} until ${at(r.until)}${inForce(r) ? '' : ' (ended)'}${r.reason ? `: ${r.reason}` : ''}`;
+}
+
+/** The longest reservation: a forgotten one ends within a week. */
+const MAX_RESERVE_MS = 7 * 24 * 3600_000;
+
+/**
+ * `reserve DEVICE|@TAG [--for 1h] [--reason TEXT]`: the device is this person's until then
+ * (labgrid's acquire, LAVA's hacking session): jobs run by anyone else (another ORBITAL_LAB_OWNER
+ * or user@host) get device-locked, or wait for it with --wait, and pools pass it over; this
+ * person's own commands use it as usual, ahead of those waiting. Recorded in the lab log (the
+ * reservation is read from there), while the device's lock is held - so it is not reserved from
+ * under a job that is using it, and a job that reads the log just before sees it once it has the
+ * lock (stillFree). Reserving it again extends it.
+ */
+async function reserveCommand(args: string[], l: Lab, signal: AbortSignal, json: boolean): Promise<{ result: unknown; text: string }> {
+  const { values, positionals } = parseArgs({ args, options: { for: { type: 'string' }, reason: { type: 'string' }, wait: { type: 'string' }, priority: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true });
+  const devArg = need(positionals[0], 'DEVICE');
+  if (positionals.length > 1) throw new LabError('bad-input', 'bad-usage', `one DEVICE at a time (got ${positionals.join(' ')}); quote a --reason with spaces`);
+  const forMs = values.for === undefined ? 3600_000 : parseDuration(values.for);
+  if (!forMs || forMs <= 0) throw new LabError('bad-input', 'bad-usage', `--for must be a duration like 2h or 30m (got "${values.for}")`);
+  if (forMs > MAX_RESERVE_MS) throw new LabError('bad-input', 'bad-usage', `--for ${values.for} is longer than a week; reserve for less and extend it (reserve again) while you need it - a forgotten reservation then ends by itself`);
+  const reason = (values.reason ?? '').trim();
+  if (Buffer.byteLength(reason) > 1024) throw new LabError('bad-input', 'bad-usage', `--reason is ${Buffer.byteLength(reason)} bytes; keep it under 1024`);
+  const me = defaultOwner().slice(0, 128);
+  const { dev, lock } = await claimWaiting(l, devArg, 'reserve', undefined, waitOf(values.wait), signal, json, values['use-disabled'], priorityOf(values.priority));
+  let before: Reservation | undefined;
+  let until: number;
+  let seq: number;
+  try {
+    before = (await labView(l)).held.get(dev.name);
+    until = Date.now() + forMs;
+    [seq] = await recordLab(l.stateDir, [{ action: 'reserve', args: { device: dev.name, state: 'held', owner: me, until, reason, by: me } }]) as [number];
+  } catch (e) {
+    throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
+  } finally { lock.release(); }
+  const was = inForce(before) ? { until: before.until, reason: before.reason } : null;
+  const text = `${dev.name}: reserved for ${me} until ${new Date(until).toISOString()} (${spanText(forMs)})${was ? ` - extended; it was until ${new Date(was.until).toISOString()}` : ''}${reason ? `: ${reason}` : ''}
+`
+    + `jobs by anyone else get device-locked, or wait for it (--wait); yours use it. orbital-lab release ${dev.name} ends it (as does the time running out)`;
+  return { result: { ok: true, device: dev.name, reservation: { owner: me, until, reason, seq }, ...(was ? { was } : {}) }, text };
+}
+
+/** `release DEVICE [--force] [--reason TEXT]`: ends a reservation - one's own, or with --force someone else's (recorded as by whom). */
+async function releaseCommand(args: string[], l: Lab): Promise<{ result: unknown; text: string }> {
+  const { values, positionals } = parseArgs({ args, options: { force: { type: 'boolean' }, reason: { type: 'string' } }, allowPositionals: true });
+  const dev = getDevice(l, need(positionals[0], 'DEVICE'));
+  if (positionals.length > 1) throw new LabError('bad-input', 'bad-usage', `one DEVICE at a time (got ${positionals.join(' ')}); quote a --reason with spaces`);
+  const reason = (values.reason ?? '').trim();
+  if (Buffer.byteLength(reason) > 1024) throw new LabError('bad-input', 'bad-usage', `--reason is ${Buffer.byteLength(reason)} bytes; keep it under 1024`);
+  const me = defaultOwner().slice(0, 128);
+  const last = (await readHistory(l.stateDir, { fast: true })).devices.find((d) => d.name === dev.name)?.reservation;
+  if (!inForce(last)) {
+    const was = last as Reservation | undefined;
+    const ended = was?.state === 'held' ? ` (${was.owner}'s reservation ended at ${new Date(was.until).toISOString()})` : was ? ` (released by ${was.by} at ${new Date(was.time).toISOString()})` : '';
+    return { result: { ok: true, device: dev.name, released: false, reservation: null }, text: `${dev.name} is not reserved${ended}; nothing to release` };
+  }
+  if (last.owner !== me && !values.force) {
+    throw new LabError('refused', 'reserved-by-other', `${dev.name} is ${heldText(last)}, not by ${me}; ask them, or release it with --force (recorded with your name${reason ? '' : '; say why with --reason'})`, 'usage', { device: dev.name, reservation: { owner: last.owner, until: last.until, reason: last.reason, seq: last.seq } });
+  }
+  let seq: number;
+  try {
+    [seq] = await recordLab(l.stateDir, [{ action: 'reserve', args: { device: dev.name, state: 'released', owner: last.owner, until: 0, reason, by: me } }]) as [number];
+  } catch (e) {
+    throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
+  }
+  const theirs = last.owner !== me ? ` (${last.owner}'s, taken back by ${me}${reason ? `: ${reason}` : ''})` : '';
+  return { result: { ok: true, device: dev.name, released: true, was: { owner: last.owner, until: last.until, reason: last.reason }, by: me, seq }, text: `${dev.name}: reservation released${theirs}; it goes to the next job (those waiting first)` };
 }
 
 function waitOf(v: string | undefined): number {
@@ -460,17 +592,19 @@ const commands: Record<string, Handler> = {
       const svc = h?.service?.state === 'out' ? `OUT OF SERVICE (${outText(h.service)}; orbital-lab enable ${d.name}); ` : '';
       const streak = h && h.labFailStreak.n > 0 && h.service?.state !== 'out' ? `; ${h.labFailStreak.n} lab failure(s) in a row (${h.labFailStreak.codes.join(', ')}; out of service at ${l.devices.get(d.name)!.health.maxLabFailures || 'never'})` : '';
       const who = svc + (d.state === 'in-use' ? `in use by ${d.holder!.owner} (pid ${d.holder!.pid}, since ${d.holder!.since}, "${d.holder!.command}")` : d.state === 'stale-lock' ? `free (stale lock: ${d.staleWhy})` : 'free');
+      const rsv = inForce(h?.reservation) ? `; RESERVED by ${h!.reservation!.owner} until ${new Date(h!.reservation!.until).toISOString()}${h!.reservation!.reason ? ` (${h!.reservation!.reason})` : ''}` : '';
       const lt = d.console.latencyTimer;
       const cons = (d.console.found ? d.console.found === 'qemu' ? d.console.spec : `${d.console.spec} -> ${d.console.found}` : `${d.console.spec} (NOT FOUND)`) + (lt && lt.now > 1 ? ` (USB-serial latency timer ${lt.now} ms; a boot lowers it to 1 ms when it may)` : '');
       const img = d.image ? d.image.signed ? ` (signed image ${d.image.signed.name} ${d.image.signed.version}, id ${d.image.signed.id.slice(0, 16)}…, part '${d.image.signed.part}')` : ` (${d.image.source === STDIN ? 'stdin' : d.image.source}${d.image.blake3 ? `, blake3 ${d.image.blake3.slice(0, 16)}…` : ''}${d.image.signedWhy ? `; ${d.image.signedWhy}` : ''})` : '';
       const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}${img}` : 'never flashed';
       const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why}; ${d.power.exit ? `it ended: ${d.power.exit.summary}` : 'how it ended is unknown'})` : '; power off';
-      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${queued}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${lb}${streak}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
+      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${rsv}${queued}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${lb}${streak}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
     });
     const devices = list.map((d) => {
       const h = hist.get(d.name);
       const more = h ? { history: { boots: h.boots, lastBoot: h.lastBoot, runs: h.runs, runFailures: h.runFailures, labFailStreak: h.labFailStreak }, ...(h.service ? { service: h.service } : {}) } : {};
-      return { ...d, waiting: waitingFor(d.name), ...more, inService: h?.service?.state !== 'out' };
+      const r = h?.reservation;
+      return { ...d, waiting: waitingFor(d.name), ...more, inService: h?.service?.state !== 'out', reservation: inForce(r) ? { owner: r!.owner, until: r!.until, reason: r!.reason, seq: r!.seq } : null };
     });
     return { result: { ok: true, lab: l.path, devices, ...(histWhy ? { historyError: histWhy } : {}) }, text: (rows.join('\n') || '(no devices)') + (histWhy ? `\n(${histWhy})` : '') };
   },
@@ -504,7 +638,7 @@ const commands: Record<string, Handler> = {
     const dev = getDevice(l, need(positionals[0], 'DEVICE'));
     const image = resolve(need(positionals[1], 'IMAGE'));
     const trust = trustedKeys(l, values.trust);
-    const lock = acquireLock(l.stateDir, dev.name, `verify ${image}`);
+    const lock = await lockDevice(l, dev, `verify ${image}`);
     const sink = progressSink({ json });
     try {
       const r = await verifyOnly({ device: dev, stateDir: l.stateDir, source: image, bmap: bmapOption(values), trust, part: values.part, signal, onProgress: (p) => sink(p as unknown as Record<string, unknown> & { phase: string }) });
@@ -522,7 +656,7 @@ Object.assign(commands, {
     const dev = getDevice(l, need(positionals[0], 'DEVICE'));
     const action = need(positionals[1], 'on|off|cycle') as PowerAction;
     if (!['on', 'off', 'cycle'].includes(action)) throw new LabError('bad-input', 'bad-usage', `power action must be on, off or cycle (got "${action}")`);
-    const lock = acquireLock(l.stateDir, dev.name, `power ${action}`);
+    const lock = await lockDevice(l, dev, `power ${action}`);
     try {
       const r = await power(dev, action, { signal, lab: l, append: values.append });
       return { result: { ok: true, ...r }, text: r.qemu ? qemuPowerText(dev.name, r.qemu) : `${dev.name}: power ${action} done (${r.how}, ${Math.round(r.ms)} ms)${r.output ? `\n${r.output}` : ''}` };
@@ -570,7 +704,7 @@ Object.assign(commands, {
       await new Promise<void>((res) => { sock.once('close', () => res()); signal.addEventListener('abort', () => { sock.destroy(); res(); }, { once: true }); });
       return { result: { ok: true, device: dev.name, watched: true }, text: '' };
     }
-    const lock = acquireLock(l.stateDir, dev.name, 'console');
+    const lock = await lockDevice(l, dev, 'console');
     try {
       const s = await powerOnSession({ lab: l, device: dev, logPath: values.log ? resolve(values.log) : undefined, timeoutMs: 7 * 24 * 3600_000, keep: true, noPower: dev.kind !== 'qemu' && !values['power-on'], append: values.append, signal, running: 'join' });
       const how = s.attached ? `attached to the running QEMU pid ${s.attached.pid} (earlier output: ${s.attached.consoleLog})` : `boot ${s.bootId}`;
@@ -680,13 +814,15 @@ Object.assign(commands, {
     const rows = devices.map((d) => {
       const f = d.lastFlash ? `; last ${d.lastFlash.status}${d.lastFlash.code ? ` (${d.lastFlash.code})` : ''} ${d.lastFlash.image}${d.lastFlash.blake3 ? `, blake3 ${d.lastFlash.blake3.slice(0, 16)}…` : ''} at ${when(d.lastFlash.time)}` : '';
       const b = d.lastBoot ? `; last ${d.lastBoot.ok ? `ok (stage ${d.lastBoot.stage || 'none'}, ${(d.lastBoot.bootMs / 1000).toFixed(3)} s)` : `FAILED (${d.lastBoot.blame}: ${d.lastBoot.code}, stage ${d.lastBoot.stage || 'none'})`} at ${when(d.lastBoot.time)}` : '';
-      return `${d.name.padEnd(14)} flashes ${d.flashes} (${d.flashFailures} failed)${f}\n${' '.repeat(15)}boots ${d.boots} (${d.bootFailuresOs} the OS's failures, ${d.bootFailuresLab} the lab's)${b}\n${' '.repeat(15)}power ${d.power || 'never switched'}${d.powerFailures ? ` (${d.powerFailures} failed)` : ''}; runs ${d.runs} (${d.runFailures} failed)${d.service ? `\n${' '.repeat(15)}${d.service.state === 'out' ? 'OUT OF SERVICE' : 'in service'} since ${when(d.service.time)}, by ${d.service.by}${d.service.reason ? `: ${d.service.reason}` : ''}` : ''}${d.labFailStreak.n ? `; ${d.labFailStreak.n} lab failure(s) in a row (${d.labFailStreak.codes.join(', ')})` : ''}`;
+      return `${d.name.padEnd(14)} flashes ${d.flashes} (${d.flashFailures} failed)${f}\n${' '.repeat(15)}boots ${d.boots} (${d.bootFailuresOs} the OS's failures, ${d.bootFailuresLab} the lab's)${b}\n${' '.repeat(15)}power ${d.power || 'never switched'}${d.powerFailures ? ` (${d.powerFailures} failed)` : ''}; runs ${d.runs} (${d.runFailures} failed)${d.service ? `\n${' '.repeat(15)}${d.service.state === 'out' ? 'OUT OF SERVICE' : 'in service'} since ${when(d.service.time)}, by ${d.service.by}${d.service.reason ? `: ${d.service.reason}` : ''}` : ''}${d.labFailStreak.n ? `; ${d.labFailStreak.n} lab failure(s) in a row (${d.labFailStreak.codes.join(', ')})` : ''}${d.reservation ? `\n${' '.repeat(15)}${reservationText(d.reservation)}` : ''}`;
     });
     const dmg = h.damaged ? `\nthe lab log ${h.file} is DAMAGED at entry ${h.damaged.seq} (${h.damaged.reason}: ${h.damaged.message}): the history above is that of the ${h.entries} entries before it, and nothing more can be recorded until the file is moved aside (orbital-lab replay ${h.file} shows the damage)` : '';
     return { result: { ok: !h.damaged, ...h, devices }, text: (rows.length ? `${rows.join('\n')}\n(${h.entries} entries in ${h.file}; orbital-lab replay verifies it)` : `nothing recorded yet in ${h.file}`) + dmg, exit: h.damaged ? EXIT.lab : EXIT.ok };
   },
 
   async disable(args, { lab, signal }) { return serviceCommand('out', args, lab(), signal); },
+  async reserve(args, { lab, signal, json }) { return reserveCommand(args, lab(), signal, json); },
+  async release(args, { lab }) { return releaseCommand(args, lab()); },
   async enable(args, { lab, signal }) { return serviceCommand('in', args, lab(), signal); },
 
   async capture(args, { lab, signal, json }) {
@@ -698,7 +834,7 @@ Object.assign(commands, {
     if (untilSeq !== undefined && !(Number.isInteger(untilSeq) && untilSeq >= 0)) throw new LabError('bad-input', 'bad-usage', `--until takes an entry seq (got "${values.until}")`);
     const forMs = values.for ? parseDuration(values.for) : undefined;
     if (values.for && !forMs) throw new LabError('bad-input', 'bad-usage', `--for takes a duration like 30s (got "${values.for}")`);
-    const lock = acquireLock(l.stateDir, dev.name, `capture ${out}`);
+    const lock = await lockDevice(l, dev, `capture ${out}`);
     let lastTick = 0;
     try {
       const r = await captureTrace({ lab: l, device: dev, out, untilSeq, forMs, signal, append: values.append, onProgress: (p) => {

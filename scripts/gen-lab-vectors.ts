@@ -22,6 +22,10 @@ export const LAB_VECTOR_STEPS: Array<{ action: string; args: ValueMap; time: num
   { action: 'service', args: { device: 'board-1', state: 'out', reason: '3 lab failures in a row (boot-timeout, console-gone, boot-timeout)', by: 'orbital-lab' }, time: 1_764_000_009_000 },
   { action: 'service', args: { device: 'board-1', state: 'broken', reason: '', by: 'ann@lab' }, time: 1_764_000_010_000 },
   { action: 'service', args: { device: 'board-1', state: 'in', reason: 'reseated the USB cable', by: 'ann@lab' }, time: 1_764_000_011_000 },
+  // Added with the `reserve` action (appended likewise).
+  { action: 'reserve', args: { device: 'board-1', state: 'held', owner: 'ann@lab', until: 1_764_003_612_000, reason: 'bisecting a USB bug', by: 'ann@lab' }, time: 1_764_000_012_000 },
+  { action: 'reserve', args: { device: 'board-1', state: 'held', owner: 'ann@lab', until: -1, reason: '', by: 'ann@lab' }, time: 1_764_000_013_000 },
+  { action: 'reserve', args: { device: 'board-1', state: 'released', owner: 'ann@lab', until: 0, reason: 'needed for the nightly run', by: 'ci@lab' }, time: 1_764_000_014_000 },
 ];
 
 export function labVectors() {

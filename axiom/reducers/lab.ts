@@ -14,6 +14,7 @@ const ACTIONS: Record<string, Record<string, Arg>> = {
   boot: { device: DEVICE, boot_id: ['str', 0, 64], ok: ['int', 0, 1], stage: ['str', 0, 64], blame: ['str', 0, 8, ['', 'lab', 'os']], code: CODE, boot_ms: ['int', 0, Number.MAX_SAFE_INTEGER] },
   run: { device: DEVICE, ok: ['int', 0, 1], commands: ['int', 0, 1_000_000], blame: ['str', 0, 8, ['', 'lab', 'os']], code: CODE },
   service: { device: DEVICE, state: ['str', 2, 3, ['in', 'out']], reason: ['str', 0, 1024], by: ['str', 0, 128] },
+  reserve: { device: DEVICE, state: ['str', 4, 8, ['held', 'released']], owner: ['str', 0, 128], until: ['int', 0, Number.MAX_SAFE_INTEGER], reason: ['str', 0, 1024], by: ['str', 0, 128] },
 };
 export const LAB_ACTIONS = Object.keys(ACTIONS);
 
@@ -57,13 +58,20 @@ export interface LabDevice {
    * action existed keep their state hashes.
    */
   service: { state: 'in' | 'out'; reason: string; by: string; seq: number; time: number } | null;
+  /**
+   * Who has reserved the device for themselves (labgrid's acquire, LAVA's hacking session) and
+   * until when (ms): null until its first `reserve` commit, absent from the state value while
+   * null, as `service` is. A `held` reservation whose `until` has passed has ended; the reducer
+   * keeps no clock, so that is for the reader to see.
+   */
+  reservation: { state: 'held' | 'released'; owner: string; until: number; reason: string; by: string; seq: number; time: number } | null;
   /** seq and time of the last entry about this device. */
   seq: number;
   time: number;
 }
 export interface LabState { devices: Map<string, LabDevice>; errors: number }
 
-const fresh = (): LabDevice => ({ flashes: 0, flashFailures: 0, lastFlash: null, power: '', powerFailures: 0, boots: 0, bootFailuresLab: 0, bootFailuresOs: 0, lastBoot: null, runs: 0, runFailures: 0, service: null, seq: -1, time: 0 });
+const fresh = (): LabDevice => ({ flashes: 0, flashFailures: 0, lastFlash: null, power: '', powerFailures: 0, boots: 0, bootFailuresLab: 0, bootFailuresOs: 0, lastBoot: null, runs: 0, runFailures: 0, service: null, reservation: null, seq: -1, time: 0 });
 
 function applyLab(s: LabState, action: string, a: ValueMap, seq: number, time: number): void {
   const name = a.device as string;
@@ -92,6 +100,9 @@ function applyLab(s: LabState, action: string, a: ValueMap, seq: number, time: n
     case 'service':
       d.service = { state: a.state as 'in' | 'out', reason: a.reason as string, by: a.by as string, seq, time };
       break;
+    case 'reserve':
+      d.reservation = { state: a.state as 'held' | 'released', owner: a.owner as string, until: a.until as number, reason: a.reason as string, by: a.by as string, seq, time };
+      break;
   }
 }
 
@@ -119,11 +130,12 @@ export const labReducer: Reducer<LabState> = {
         last_boot: d.lastBoot ? { boot_id: d.lastBoot.bootId, ok: d.lastBoot.ok ? 1 : 0, stage: d.lastBoot.stage, blame: d.lastBoot.blame, code: d.lastBoot.code, boot_ms: d.lastBoot.bootMs, seq: d.lastBoot.seq, time: d.lastBoot.time } : null,
         runs: d.runs, run_failures: d.runFailures, seq: d.seq, time: d.time,
         ...(d.service ? { service: { state: d.service.state, reason: d.service.reason, by: d.service.by, seq: d.service.seq, time: d.service.time } } : {}),
+        ...(d.reservation ? { reservation: { state: d.reservation.state, owner: d.reservation.owner, until: d.reservation.until, reason: d.reservation.reason, by: d.reservation.by, seq: d.reservation.seq, time: d.reservation.time } } : {}),
       };
     }
     return { devices, errors: s.errors };
   },
-  clone: (s) => ({ devices: new Map([...s.devices].map(([n, d]) => [n, { ...d, lastFlash: d.lastFlash && { ...d.lastFlash }, lastBoot: d.lastBoot && { ...d.lastBoot }, service: d.service && { ...d.service } }])), errors: s.errors }),
+  clone: (s) => ({ devices: new Map([...s.devices].map(([n, d]) => [n, { ...d, lastFlash: d.lastFlash && { ...d.lastFlash }, lastBoot: d.lastBoot && { ...d.lastBoot }, service: d.service && { ...d.service }, reservation: d.reservation && { ...d.reservation } }])), errors: s.errors }),
   check(_s, p: Proposal): Rejection | null {
     if (!ACTIONS[p.action]) return { reason: 'unknown-action', detail: `the lab domain has no action '${p.action}' (known: ${LAB_ACTIONS.join(', ')})` };
     const bad = checkLabArgs(p.action, p.args);

@@ -1,0 +1,132 @@
+// Reservations (`orbital-lab reserve` / `release`) through the real CLI as child processes, each
+// run as a named person (ORBITAL_LAB_OWNER): a device reserved for one person is refused to
+// everybody else's jobs - flash, verify, power, pools - while that person's own jobs use it ahead
+// of those waiting; a waiter gets it when the reservation is released or runs out; each step is in
+// the lab log, which replays with every checkpoint matching.
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { makeImage, MiB } from './flash/testimg.ts';
+import { acquireLock } from './lock.ts';
+
+const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
+const dirs: string[] = [];
+const kids: ChildProcess[] = [];
+afterAll(() => { for (const k of kids) k.kill('SIGKILL'); for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
+const env = (who: string) => ({ ...process.env, ORBITAL_LAB_OWNER: who });
+
+function as(who: string, args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, env: env(who) });
+  let last: Record<string, any> | null = null;
+  try { last = JSON.parse(r.stdout.trim().split('\n').pop()!); } catch { /* not json */ }
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, last };
+}
+
+/** A child CLI run by WHO; `waiting` resolves once it says it waits, `done` with its exit and last JSON line. */
+function startAs(who: string, args: string[]) {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env(who) });
+  kids.push(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d; });
+  const done = new Promise<{ code: number | null; last: Record<string, any> }>((r) => child.once('close', (code) => r({ code, last: JSON.parse(out.trim().split('\n').pop()!) })));
+  const waiting = (async () => {
+    for (let i = 0; i < 600; i++) {
+      const m = out.split('\n').find((x) => x.includes('"event":"waiting"'));
+      if (m) return JSON.parse(m) as { ahead: number; why: string };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`never said it waits: ${out}`);
+  })();
+  return { child, done, waiting };
+}
+
+function lab() {
+  const dir = mkdtempSync(join(tmpdir(), 'orbital-reserve-'));
+  dirs.push(dir);
+  writeFileSync(join(dir, 'lab.yaml'), `version: 1\ndevices:\n  a:\n    kind: qemu\n    flash: { target: ${join(dir, 'a.img')} }\n    tags: [pool]\n  b:\n    kind: qemu\n    flash: { target: ${join(dir, 'b.img')} }\n    tags: [pool]\n`);
+  const x = makeImage(join(dir, 'x.img'), 2 * MiB, [[0, MiB]]);
+  const y = makeImage(join(dir, 'y.img'), 2 * MiB, [[MiB / 2, MiB]]);
+  const cli = (who: string, ...args: string[]) => as(who, ['--lab', join(dir, 'lab.yaml'), '--json', ...args]);
+  const flashArgs = (dev: string, img: 'x' | 'y', ...more: string[]) => ['--lab', join(dir, 'lab.yaml'), '--json', 'flash', dev, join(dir, `${img}.img`), '--no-bmap', ...more];
+  return { dir, state: join(dir, '.orbital', 'lab'), x, y, cli, flashArgs };
+}
+
+describe('reservations', () => {
+  it('keep a device for one person: others are refused it or wait, pools pass it over, and its owner uses it ahead of the waiters', async () => {
+    const l = lab();
+    const r = l.cli('alice', 'reserve', 'b', '--for', '10m', '--reason', 'bisecting a USB bug');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.last).toMatchObject({ ok: true, device: 'b', reservation: { owner: 'alice', reason: 'bisecting a USB bug' } });
+    expect(r.last!.reservation.until - Date.now()).toBeGreaterThan(9 * 60_000);
+
+    // Bob: refused b by name, for flash and for the commands that lock a device directly.
+    const named = as('bob', l.flashArgs('b', 'x'));
+    expect(named.code).toBe(3);
+    expect(named.last!.error).toMatchObject({ code: 'device-locked', device: 'b', reservation: { owner: 'alice', reason: 'bisecting a USB bug' } });
+    expect(named.stderr).toMatch(/device b is reserved by alice until \S+ \(bisecting a USB bug\); --wait to queue for it, or ask alice to release it/);
+    expect(l.cli('bob', 'verify', 'b', join(l.dir, 'x.img')).last!.error).toMatchObject({ code: 'device-locked', reservation: { owner: 'alice' } });
+    expect(l.cli('bob', 'power', 'b', 'off').last!.error).toMatchObject({ code: 'device-locked', reservation: { owner: 'alice' } });
+    // A pool gives bob the other board; alice's pool job takes her reserved one, though a comes first.
+    expect(as('bob', l.flashArgs('@pool', 'x')).last).toMatchObject({ ok: true, device: 'a' });
+    expect(as('alice', l.flashArgs('@pool', 'x')).last).toMatchObject({ ok: true, device: 'b' });
+    // devices says who has it, until when and why.
+    const dv = l.cli('carol', 'devices').last!;
+    expect(dv.devices.map((d: { name: string; reservation: unknown }) => [d.name, d.reservation && (d.reservation as { owner: string }).owner])).toEqual([['a', null], ['b', 'alice']]);
+    expect(as('carol', ['--lab', join(l.dir, 'lab.yaml'), 'devices']).stdout).toMatch(/^b +qemu +free; RESERVED by alice until \S+ \(bisecting a USB bug\)/m);
+
+    // Bob waits for b; alice's own flash still goes first (bob waits for her reservation, not for a turn).
+    const waiter = startAs('bob', l.flashArgs('b', 'y', '--wait', '60s'));
+    expect((await waiter.waiting).why).toMatch(/reserved by alice/);
+    expect(as('alice', l.flashArgs('b', 'x')).last).toMatchObject({ ok: true, device: 'b' });
+    // Only alice (or someone who says --force) releases it.
+    const notYours = l.cli('bob', 'release', 'b');
+    expect(notYours.code).toBe(2);
+    expect(notYours.last!.error).toMatchObject({ code: 'reserved-by-other', reservation: { owner: 'alice' } });
+    expect(l.cli('alice', 'release', 'b').last).toMatchObject({ ok: true, released: true, by: 'alice', was: { owner: 'alice' } });
+    expect(await waiter.done).toMatchObject({ code: 0, last: { ok: true, device: 'b', status: 'written' } });
+    expect(readFileSync(join(l.dir, 'b.img')).equals(l.y)).toBe(true);
+    expect(l.cli('alice', 'release', 'b').last).toMatchObject({ ok: true, released: false });
+
+    // Reserving a device somebody is using now fails as busy, naming them.
+    const hold = acquireLock(l.state, 'a', 'a long job', 'dave');
+    try {
+      const busy = l.cli('carol', 'reserve', 'a');
+      expect(busy.code).toBe(3);
+      expect(busy.stderr).toMatch(/device a is in use by dave/);
+    } finally { hold.release(); }
+
+    // Taken back with --force, recorded with the name of who did it.
+    expect(l.cli('carol', 'reserve', 'a', '--for', '2h').code).toBe(0);
+    expect(l.cli('alice', 'reserve', 'a').last!.error).toMatchObject({ code: 'device-locked', reservation: { owner: 'carol' } });
+    expect(l.cli('alice', 'release', 'a', '--force', '--reason', 'needed for the nightly run').last).toMatchObject({ ok: true, released: true, by: 'alice', was: { owner: 'carol' } });
+    const h = l.cli('x', 'history').last!;
+    expect(h.devices.find((d: { name: string }) => d.name === 'a').reservation).toMatchObject({ state: 'released', owner: 'carol', by: 'alice', reason: 'needed for the nightly run', until: 0 });
+    expect(as('x', ['--lab', join(l.dir, 'lab.yaml'), 'history', 'a']).stdout).toMatch(/reservation by carol released at \S+ by alice: needed for the nightly run/);
+    // The lab log holds every reservation and replays to the states it recorded.
+    const rp = l.cli('x', 'replay', join(l.state, 'lab.orbtrace'));
+    expect(rp.code, rp.stdout + rp.stderr).toBe(0);
+  });
+
+  it('ends by itself when its time runs out, and reserving again extends it', async () => {
+    const l = lab();
+    expect(l.cli('alice', 'reserve', 'a', '--for', '1s').code).toBe(0);
+    expect(as('bob', l.flashArgs('a', 'x')).code).toBe(3);
+    const again = l.cli('alice', 'reserve', 'a', '--for', '2s');
+    expect(again.last).toMatchObject({ ok: true, was: { reason: '' } });
+    expect(again.last!.reservation.until).toBeGreaterThan(again.last!.was.until);
+    await new Promise((r) => setTimeout(r, 2200));
+    expect(as('bob', l.flashArgs('a', 'x')).last).toMatchObject({ ok: true, device: 'a' });
+    expect(l.cli('bob', 'devices').last!.devices[0].reservation).toBeNull();
+    expect(as('x', ['--lab', join(l.dir, 'lab.yaml'), 'history', 'a']).stdout).toMatch(/reserved by alice at \S+ until \S+ \(ended\)/);
+    expect(l.cli('bob', 'release', 'a').stdout).toMatch(/"released":false/);
+    // Bad usage: exit 2, nothing recorded.
+    for (const bad of [['--for', 'soon'], ['--for', '8d'], ['--for', '0s']]) {
+      const r = l.cli('alice', 'reserve', 'a', ...bad);
+      expect(r.code, bad.join(' ')).toBe(2);
+      expect(r.last!.error).toMatchObject({ code: 'bad-usage' });
+    }
+  });
+});
