@@ -380,6 +380,7 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
   let check: { ok: boolean; stage: string | null; bootMs: number | null; log: string; failure?: { blame: string; code: string; message: string } } | undefined;
   if (values.check) {
     const { lock } = claimDevice(l, dev.name, 'enable --check (health-check boot)');
+    await stillFree(l, dev, lock);
     try {
       const r = await onDevice(dev, () => boot({ lab: l, device: dev, timeoutMs, signal }));
       check = { ok: r.ok, stage: r.stage ?? null, bootMs: r.bootMs ?? null, log: r.log, ...(r.failure ? { failure: { blame: r.failure.blame, code: r.failure.code, message: r.failure.message } } : {}) };
