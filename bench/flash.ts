@@ -148,9 +148,12 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
     const py = run('bmaptool', ['--version']);
     const best = (xs: number[]) => Math.min(...xs);
     const most = (xs: number[]) => Math.max(...xs);
+    const median = (xs: number[]) => { const o = [...xs].sort((x, y) => x - y); return o.length % 2 ? o[(o.length - 1) / 2]! : (o[o.length / 2 - 1]! + o[o.length / 2]!) / 2; };
     const figures = {
       orbital_s: round(best(orbital)),
       bmaptool_s: round(best(bmaptool)),
+      orbital_median_s: round(median(orbital)),
+      bmaptool_median_s: round(median(bmaptool)),
       dd_s: round(best(dd)),
       verify_mb_s: round(size / 1e6 / best(verifyCmd), 1),
       verify_s: round(best(verifyCmd)),
@@ -170,7 +173,7 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
       mapped_mib: round(last!.mappedBytes / MiB, 1),
       image_mib: size / MiB,
     };
-    notes.push(`best of ${reps}; image in page cache for every tool; targets are new files on the same disk`);
+    notes.push(`best of ${reps}; image in page cache for every tool; targets are new files on the same disk. *_median_s: the median of the same ${reps} runs (not a goal; bmaptool's buffered write varies more from run to run than orbital's O_DIRECT one, so its best run is further from its typical one)`);
     notes.push(`verify reads back ${figures.mapped_mib} MiB through ${last!.verify!.method} and compares it byte for byte with the written bytes, kept in memory until then; the image is hashed once while it is written: the bmap's SHA-256 per range (checked, on a worker), its BLAKE3 id over that checked range table (${last!.blake3Of})`);
     notes.push(`orbital_delta_s: the same flash onto the target holding the image but for 4 bytes in 4 of its chunks (an earlier version): every mapped chunk compared uncached, only those 4 and the head written and read back (${figures.delta_written_mib} MiB); its baseline is orbital_s, the whole image written and read back`);
     notes.push(`orbital_blake3_s: the same flash with a bmap without range checksums, where BLAKE3 (WebAssembly, ~1 GB/s) runs over every mapped byte instead`);
