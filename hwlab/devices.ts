@@ -33,8 +33,9 @@ export interface DeviceStatus {
 
 export function consoleSpecText(d: Device): string {
   if (d.kind === 'qemu') return `qemu ${d.console.chardev}`;
-  if (!d.console.port && !d.console.byId && !d.console.usbSerial) return 'none';
-  return d.console.port ?? (d.console.byId ? `by-id ${d.console.byId}` : `usb-serial ${d.console.usbSerial}`);
+  const c = d.console;
+  if (!c.port && !c.byId && !c.usbSerial && !c.usbPath) return 'none';
+  return c.port ?? (c.byId ? `by-id ${c.byId}` : c.usbSerial ? `usb-serial ${c.usbSerial}` : `usb-path ${c.usbPath}`);
 }
 
 /**
@@ -43,7 +44,7 @@ export function consoleSpecText(d: Device): string {
  */
 export function findConsolePort(d: Device, roots: { sys: string; dev: string } = { sys: '/sys', dev: '/dev' }): string {
   const c = d.console;
-  if (!c.port && !c.byId && !c.usbSerial) throw new LabError('bad-input', 'console-missing', `${d.name} has no console in the lab file`, 'usage');
+  if (!c.port && !c.byId && !c.usbSerial && !c.usbPath) throw new LabError('bad-input', 'console-missing', `${d.name} has no console in the lab file`, 'usage');
   if (c.port) {
     if (!existsSync(c.port)) throw new LabError('disconnected', 'console-missing', `${d.name}: console port ${c.port} does not exist (unplugged? check the cable and the lab file)`);
     return c.port;
@@ -53,6 +54,7 @@ export function findConsolePort(d: Device, roots: { sys: string; dev: string } =
       throw new LabError('disconnected', 'console-missing', `${d.name}: no serial port ${c.byId} (unplugged? see ls /dev/serial/by-id/)`);
     }
   }
+  if (c.usbPath) return findByUsbPath(d.name, c.usbPath, roots);
   const serial = c.usbSerial!;
   // A tty's `device` is the USB interface (ttyACM) or a usb-serial port under it (ttyUSB); the USB
   // device above holds the serial number. (The link is resolved first: path.join would take
@@ -73,6 +75,28 @@ export function findConsolePort(d: Device, roots: { sys: string; dev: string } =
   }
   if (found.length === 1) return `/dev/${found[0]}`;
   throw new LabError('disconnected', 'console-missing', `${d.name}: no USB serial port with serial number ${serial} is attached`);
+}
+
+/**
+ * The serial port plugged in at a USB bus-port path (`1-5.2`) or at one interface of it
+ * (`1-4:1.2`): the tty whose device is under that USB device or interface in sysfs.
+ */
+function findByUsbPath(name: string, at: string, roots: { sys: string; dev: string }): string {
+  const cls = join(roots.sys, 'class/tty');
+  const found: Array<{ tty: string; iface: string | undefined }> = [];
+  for (const tty of safeList(cls)) {
+    let dev: string;
+    try { dev = realpathSync(join(cls, tty, 'device')); } catch { continue; }
+    // (ttyUSB: the usb-serial port, its interface, its USB device; ttyACM: the interface, its device)
+    const ups = [dev, dirname(dev), dirname(dirname(dev))].map((x) => x.split('/').pop()!);
+    if (ups.includes(at)) found.push({ tty, iface: ups.find((u) => u.includes(':')) });
+  }
+  if (found.length > 1) {
+    found.sort((a, b) => a.tty.localeCompare(b.tty));
+    throw new LabError('bad-input', 'console-ambiguous', `${name}: USB port ${at} has ${found.length} serial ports (${found.map((f) => f.tty).join(', ')}): a multi-port adapter; name the board's by its interface - ${found.map((f) => `usb-path: ${f.iface ?? '?'}`).join(', ')} (orbital-lab scan lists them)`, 'usage');
+  }
+  if (found.length === 1) return `/dev/${found[0]!.tty}`;
+  throw new LabError('disconnected', 'console-missing', `${name}: no serial port is plugged in at USB port ${at} (unplugged, or moved to another socket? orbital-lab scan shows where each adapter is)`);
 }
 
 function safeList(dir: string): string[] {

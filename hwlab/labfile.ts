@@ -17,6 +17,13 @@ export interface ConsoleSpec {
   byId?: string;
   /** serial-board: a USB serial number, matched among the ports serialport lists. */
   usbSerial?: string;
+  /**
+   * serial-board: where the adapter is plugged in - Linux's USB bus-port path (`1-5.2`, or an
+   * interface of it, `1-4:1.2`): for adapters with no serial number of their own (CH340, PL2303
+   * clones), which by-id cannot tell apart. Found again after re-enumeration, lost if the adapter
+   * moves to another socket.
+   */
+  usbPath?: string;
   baud: number;
   /** qemu: which guest device carries the console. */
   chardev: 'serial' | 'virtio';
@@ -216,7 +223,7 @@ function device(v: V, node: YNode | undefined, f: string, name: string, dir: str
   if (cn !== undefined) {
     if (!isMap(cn)) v.fail(cn, `${f}.console`, 'must be a mapping');
     else {
-      const c = v.keys(cn, `${f}.console`, kind === 'qemu' ? ['chardev', 'char-delay', 'line-kill'] : ['port', 'by-id', 'usb-serial', 'baud', 'char-delay', 'line-kill']);
+      const c = v.keys(cn, `${f}.console`, kind === 'qemu' ? ['chardev', 'char-delay', 'line-kill'] : ['port', 'by-id', 'usb-serial', 'usb-path', 'baud', 'char-delay', 'line-kill']);
       cons.charDelayMs = v.duration(c.get('char-delay'), `${f}.console.char-delay`) ?? 0;
       cons.lineKill = v.bool(c.get('line-kill'), `${f}.console.line-kill`) ?? false;
       if (kind === 'qemu') {
@@ -226,12 +233,15 @@ function device(v: V, node: YNode | undefined, f: string, name: string, dir: str
         const byId = v.str(c.get('by-id'), `${f}.console.by-id`);
         if (byId !== undefined) cons.byId = byId.startsWith('/') ? byId : `/dev/serial/by-id/${byId}`;
         cons.usbSerial = v.str(c.get('usb-serial'), `${f}.console.usb-serial`);
+        const usbPath = v.str(c.get('usb-path'), `${f}.console.usb-path`);
+        if (usbPath !== undefined && !USB_PATH.test(usbPath)) v.fail(c.get('usb-path'), `${f}.console.usb-path`, `"${usbPath}" is not a USB bus-port path: it looks like 1-5.2 (bus 1, hub port 5, its port 2), or 1-4:1.2 for one interface of a multi-port adapter; orbital-lab scan shows each port's`);
+        else cons.usbPath = usbPath;
         cons.baud = v.int(c.get('baud'), `${f}.console.baud`, { min: 50, max: 12_000_000 }) ?? 115200;
-        const n = [cons.port, cons.byId, cons.usbSerial].filter((x) => x !== undefined).length;
-        if (n !== 1) v.fail(cn, `${f}.console`, `give exactly one of port, by-id or usb-serial (got ${n})`);
+        const n = [cons.port, cons.byId, cons.usbSerial, usbPath].filter((x) => x !== undefined).length;
+        if (n !== 1) v.fail(cn, `${f}.console`, `give exactly one of port, by-id, usb-serial or usb-path (got ${n})`);
       }
     }
-  } else if (kindOk === 'serial-board' && !isMap(k.get('link'))) v.fail(node, `${f}.console`, 'required for a serial-board (unless its link is a socket): port, by-id or usb-serial, and baud');
+  } else if (kindOk === 'serial-board' && !isMap(k.get('link'))) v.fail(node, `${f}.console`, 'required for a serial-board (unless its link is a socket): port, by-id, usb-serial or usb-path, and baud');
 
   // qemu
   const qn = k.get('qemu');
@@ -381,6 +391,9 @@ const SAME_AS: Record<string, string[]> = {
   'power-on': ['on'], 'power-off': ['off'], reset: ['cycle', 'reset'], 'power-cycle': ['cycle'],
   patterns: ['milestones'], 'success-pattern': ['success'], 'fail': ['fatal'], failure: ['fatal'], panic: ['fatal'],
 };
+
+/** A USB bus-port path as sysfs names it: bus-port[.port]..., optionally :config.interface. */
+const USB_PATH = /^\d+-\d+(\.\d+)*(:\d+\.\d+)?$/;
 
 /** The validator's helpers: each records an issue at the node's position and returns undefined on a bad value. */
 class V {

@@ -156,6 +156,38 @@ describe('orbital-lab scan', () => {
     expect(scan(lab.lab, { roots: { sys: t.sys, dev: t.dev }, view: null }).pairs.map((x) => x.disk)).toEqual(['sdc']);
   });
 
+  it('names an adapter with no serial number by the USB socket it is in (usb-path), and finds its port there', () => {
+    const t = usbTree();
+    // Two CH340s: no serial number, so udev gives both one by-id name (the last one plugged in wins).
+    const ch = (at: string, tty: string) => t.ftdiPort(t.usbDev(at, { idVendor: '1a86', idProduct: '7523', product: 'USB Serial' }), 0, tty);
+    ch('1-8', 'ttyUSB8');
+    ch('1-9', 'ttyUSB9');
+    symlinkSync('../../ttyUSB9', join(t.dev, 'serial/by-id/usb-1a86_USB_Serial-if00-port0'));
+    const r = scan(null, { roots: { sys: t.sys, dev: t.dev }, view: null });
+    expect(r.serial.find((p) => p.tty === 'ttyUSB8')).toMatchObject({ usbAt: '1-8', usbInterfaceAt: '1-8:1.0' });
+    expect(r.suggestions).toMatch(/console: \{ usb-path: 1-8, baud: 115200 \} +# no serial number: named by the USB socket/);
+    expect(r.suggestions).toContain('console: { usb-path: 1-9, baud: 115200 }');
+    expect(r.suggestions).not.toContain('by-id: usb-1a86');
+    // One port of the quad adapter (its four share a serial number and a USB device) by its interface.
+    expect(r.suggestions).not.toContain('usb-path: 1-4');
+    const open = (spec: string) => {
+      const lab = parseLab(`version: 1\ndevices:\n  b:\n    kind: serial-board\n    console: { ${spec}, baud: 115200 }\n`, join(t.root, 'lab.yaml'));
+      if (!lab.ok) throw new Error(JSON.stringify(lab.issues));
+      return { lab: lab.lab, port: () => findConsolePort(lab.lab.devices.get('b')!, { sys: t.sys, dev: t.dev }) };
+    };
+    expect(open('usb-path: 1-9').port()).toBe('/dev/ttyUSB9');
+    expect(open('usb-path: 1-4:1.2').port()).toBe('/dev/ttyUSB3');
+    expect(open('usb-path: 1-3').port()).toBe('/dev/ttyACM0');
+    expect(() => open('usb-path: 1-4').port()).toThrow(/USB port 1-4 has 4 serial ports \(ttyUSB1, ttyUSB2, ttyUSB3, ttyUSB4\).*usb-path: 1-4:1\.0, usb-path: 1-4:1\.1/);
+    expect(() => open('usb-path: 1-11').port()).toThrow(/no serial port is plugged in at USB port 1-11 \(unplugged, or moved to another socket/);
+    // scan knows which device uses it.
+    const used = open('usb-path: 1-8');
+    expect(scan(used.lab, { roots: { sys: t.sys, dev: t.dev }, view: null }).serial.find((p) => p.tty === 'ttyUSB8')!.usedBy).toEqual(['b']);
+    // A path that is not one is a lab-file error at its line.
+    const bad = parseLab('version: 1\ndevices:\n  b:\n    kind: serial-board\n    console: { usb-path: /dev/ttyUSB0, baud: 115200 }\n', join(t.root, 'lab.yaml'));
+    expect(!bad.ok && bad.issues.find((i) => i.field === 'devices.b.console.usb-path')).toMatchObject({ line: 5, message: expect.stringMatching(/not a USB bus-port path: it looks like 1-5\.2/) });
+  });
+
   it('a usb-serial name that several ports share is refused when the console is opened, naming the by-id names to use', () => {
     const t = usbTree();
     const lab = parseLab('version: 1\ndevices:\n  b:\n    kind: serial-board\n    console: { usb-serial: FT4X9, baud: 115200 }\n', join(t.root, 'lab.yaml'));

@@ -35,6 +35,8 @@ export interface SerialPortInfo {
   usedBy: string[];
   /** Where it is on the USB bus: Linux's bus-port path of its USB device (`1-5.2`). */
   usbAt?: string;
+  /** ... and of its USB interface (`1-5.2:1.0`): one port of a multi-port adapter. */
+  usbInterfaceAt?: string;
 }
 
 export interface DiskInfo {
@@ -120,6 +122,8 @@ function serialPorts(roots: ScanRoots, all: boolean): SerialPortInfo[] {
       info.usb = { vendorId: r('idVendor') ?? '', productId: r('idProduct') ?? '', serial: r('serial'), manufacturer: r('manufacturer'), product: r('product'), interface: usb.iface };
       for (const k of Object.keys(info.usb) as Array<keyof typeof info.usb>) if (info.usb[k] === undefined) delete info.usb[k];
       info.usbAt = basename(usb.dir);
+      const iface = [dev, dirname(dev)].map((x) => basename(x)).find((x) => x.startsWith(`${info.usbAt}:`));
+      if (iface) info.usbInterfaceAt = iface;
       usbDirs.set(info, usb.dir);
     }
     out.push(info);
@@ -175,9 +179,10 @@ export function scan(lab: Lab | null, o: { all?: boolean; roots?: ScanRoots; vie
   const inRoots = (p: string) => (p.startsWith('/dev/') ? join(roots.dev, p.slice(5)) : p);
   for (const d of lab?.devices.values() ?? []) {
     const c = d.console;
-    if (d.kind === 'serial-board' && (c.port || c.byId || c.usbSerial)) {
-      const at = c.usbSerial ? null : basename(real(inRoots((c.port ?? c.byId)!)) ?? '');
-      for (const p of serial) if ((at && p.tty === at) || (c.usbSerial && p.usb?.serial === c.usbSerial)) p.usedBy.push(d.name);
+    if (d.kind === 'serial-board' && (c.port || c.byId || c.usbSerial || c.usbPath)) {
+      const at = c.usbSerial || c.usbPath ? null : basename(real(inRoots((c.port ?? c.byId)!)) ?? '');
+      const onPath = (p: SerialPortInfo) => !!c.usbPath && (p.usbAt === c.usbPath || p.usbInterfaceAt === c.usbPath);
+      for (const p of serial) if ((at && p.tty === at) || (c.usbSerial && p.usb?.serial === c.usbSerial) || onPath(p)) p.usedBy.push(d.name);
     }
     if (d.flashTarget) {
       const at = basename(real(inRoots(d.flashTarget)) ?? '');
@@ -234,8 +239,12 @@ function suggest(serial: SerialPortInfo[], ds: DiskInfo[], pairs: BoardPair[], l
   const given = new Set<string>();
   for (const p of serial) {
     if (p.usedBy.length || !p.usb) continue;
-    const con = p.byId.length ? `by-id: ${p.byId[0]}` : p.usb.serial && !p.serialShared ? `usb-serial: ${p.usb.serial}` : `port: ${p.path}`;
-    const why = p.byId.length ? '' : p.usb.serial && !p.serialShared ? '' : '   # no stable name: this path can change when USB re-enumerates';
+    // An adapter with no serial number of its own (CH340, PL2303 clones): by-id names are the same
+    // for two of them, so it is named by where it is plugged in.
+    const several = serial.filter((q) => q.usbAt === p.usbAt).length > 1;
+    const where = several ? p.usbInterfaceAt : p.usbAt;
+    const con = p.usb.serial && p.byId.length ? `by-id: ${p.byId[0]}` : p.usb.serial && !p.serialShared ? `usb-serial: ${p.usb.serial}` : where ? `usb-path: ${where}` : p.byId.length ? `by-id: ${p.byId[0]}` : `port: ${p.path}`;
+    const why = con.startsWith('usb-path') ? '   # no serial number: named by the USB socket it is in (moving it to another socket loses it)' : con.startsWith('port') ? '   # no stable name: this path can change when USB re-enumerates' : '';
     out.push(`  ${nameFor(`${p.usb.product ?? 'board'}-${p.usb.serial ?? p.tty}${p.serialShared ? `-${p.usb.interface ?? p.tty}` : ''}`)}:`, '    kind: serial-board', `    console: { ${con}, baud: 115200 }${why}`, '    power: { kind: manual }');
     const pair = pairs.find((x) => x.tty === p.tty);
     const k = pair && ds.find((d) => d.name === pair.disk);
