@@ -280,9 +280,14 @@ function heldError(device: string, r: Reservation): LabError {
  * taking the lock (a reservation is recorded while its maker holds the device's lock, so after
  * taking it the log is up to date); releases the lock and throws when somebody did.
  */
-async function stillFree(l: Lab, dev: Device, lock: ReturnType<typeof acquireLock>): Promise<void> {
-  const h = heldByOther(await labView(l), dev.name);
+async function stillFree(l: Lab, dev: Device, lock: ReturnType<typeof acquireLock>, warn = true): Promise<void> {
+  const view = await labView(l);
+  const h = heldByOther(view, dev.name);
   if (h) { lock.release(); throw heldError(dev.name, h); }
+  // The person's own reservation about to end: said (on stderr) while it can still be extended.
+  const mine = view.held.get(dev.name);
+  const left = mine ? mine.until - Date.now() : Infinity;
+  if (warn && heldByMe(view, dev.name) && left < 10 * 60_000) process.stderr.write(`orbital-lab: your reservation of ${dev.name} ends in ${spanText(left)} (${new Date(mine!.until).toISOString()}); orbital-lab reserve ${dev.name} --for 1h extends it\n`);
 }
 
 /** The device lock for a command that names one device (verify, power, console, capture): refused while it is reserved for someone else. */
@@ -313,7 +318,7 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
       const ahead = queueAhead(l.stateDir, queued?.ticket.name ?? placeOf(priority));
       try {
         const got = claimDevice(l, arg, command, why, view, reservations(ahead), priority);
-        await stillFree(l, got.dev, got.lock);
+        await stillFree(l, got.dev, got.lock, command !== 'reserve');
         return got;
       } catch (e) {
         if (!(e instanceof LabError) || e.code !== 'device-locked' || waitMs <= 0) throw e;

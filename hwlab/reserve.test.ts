@@ -112,16 +112,22 @@ describe('reservations', () => {
 
   it('ends by itself when its time runs out, and reserving again extends it', async () => {
     const l = lab();
-    expect(l.cli('alice', 'reserve', 'a', '--for', '1s').code).toBe(0);
+    expect(l.cli('alice', 'reserve', 'a', '--for', '5m').code).toBe(0);
+    // Its owner is told it is about to end (under 10 min left), while it can still be extended.
+    const soon = as('alice', ['--lab', join(l.dir, 'lab.yaml'), 'power', 'a', 'off']);
+    expect(soon.stderr).toMatch(/your reservation of a ends in \d+ min .*orbital-lab reserve a --for 1h extends it/);
     expect(as('bob', l.flashArgs('a', 'x')).code).toBe(3);
-    const again = l.cli('alice', 'reserve', 'a', '--for', '2s');
+    const again = l.cli('alice', 'reserve', 'a', '--for', '2h');
     expect(again.last).toMatchObject({ ok: true, was: { reason: '' } });
-    expect(again.last!.reservation.until).toBeGreaterThan(again.last!.was.until);
-    await new Promise((r) => setTimeout(r, 2200));
-    expect(as('bob', l.flashArgs('a', 'x')).last).toMatchObject({ ok: true, device: 'a' });
-    expect(l.cli('bob', 'devices').last!.devices[0].reservation).toBeNull();
-    expect(as('x', ['--lab', join(l.dir, 'lab.yaml'), 'history', 'a']).stdout).toMatch(/reserved by alice at \S+ until \S+ \(ended\)/);
-    expect(l.cli('bob', 'release', 'a').stdout).toMatch(/"released":false/);
+    expect(again.last!.reservation.until - again.last!.was.until).toBeGreaterThan(100 * 60_000);
+    expect(as('alice', ['--lab', join(l.dir, 'lab.yaml'), 'power', 'a', 'off']).stderr).not.toMatch(/your reservation/);
+    // A short one runs out: then anybody may use the device, and history says it ended.
+    expect(l.cli('alice', 'reserve', 'b', '--for', '1s').code).toBe(0);
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(as('bob', l.flashArgs('b', 'x')).last).toMatchObject({ ok: true, device: 'b' });
+    expect(l.cli('bob', 'devices').last!.devices.map((d: { reservation: { owner: string } | null }) => d.reservation?.owner ?? null)).toEqual(['alice', null]);
+    expect(as('x', ['--lab', join(l.dir, 'lab.yaml'), 'history', 'b']).stdout).toMatch(/reserved by alice at \S+ until \S+ \(ended\)/);
+    expect(l.cli('bob', 'release', 'b').stdout).toMatch(/"released":false/);
     // Bad usage: exit 2, nothing recorded.
     for (const bad of [['--for', 'soon'], ['--for', '8d'], ['--for', '0s']]) {
       const r = l.cli('alice', 'reserve', 'a', ...bad);
