@@ -98,6 +98,17 @@ export interface Session {
   /** Set when the session attached to a QEMU that `power on` started (it keeps running after stop). */
   attached?: { pid: number; since: string; consoleLog: string; reset: boolean; exit?: VmExit };
   hub: ConsoleHub;
+  /**
+   * The reset button, in the middle of a session (the interactive console's Ctrl-] r): a qemu
+   * device's QEMU gets system_reset over QMP; a board its power cycle (its `cycle` command, else
+   * off and on). Resolves with how it was done; a board with manual power cannot be reset from here.
+   */
+  reset(): Promise<string>;
+  /**
+   * Resolves when the device goes away at any time in the session - its QEMU exited, the serial
+   * port vanished - not only before the boot's outcome (an interactive console ends then).
+   */
+  gone: Promise<NonNullable<BootOutcome['failure']>>;
   stop(): Promise<void>;
 }
 
@@ -117,6 +128,10 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
   const hub = await ConsoleHub.serve(o.lab.stateDir, dev.name, `console of ${dev.name}, boot ${bootId}`);
   const byteFns: Array<(b: Uint8Array) => void> = [];
   const onBytes = (b: Uint8Array) => { watch.feed(b); hub.publish(b); for (const f of byteFns) f(b); };
+  let wentAway!: (f: NonNullable<BootOutcome['failure']>) => void;
+  const gone = new Promise<NonNullable<BootOutcome['failure']>>((r) => { wentAway = r; });
+  /** The device went away: the boot fails (if it has not ended yet), and the session is told. */
+  const goneNow = (f: NonNullable<BootOutcome['failure']>) => { watch.fail(f); wentAway(f); };
 
   if (dev.kind === 'qemu') {
     const q = dev.qemu!;
@@ -124,7 +139,7 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
     const st = readVm(o.lab.stateDir, dev.name);
     if (st.state === 'stale') clearVm(o.lab.stateDir, dev.name, st.rec); // its QEMU is gone: the device is off
     if (st.state === 'on') {
-      try { return await attachRunning(o, st.rec, { bootId, watch, hub, onBytes, byteFns }); } catch (e) { hub.close(); watch.close(); throw e; }
+      try { return await attachRunning(o, st.rec, { bootId, watch, hub, onBytes, byteFns, gone, goneNow }); } catch (e) { hub.close(); watch.close(); throw e; }
     }
     const drive = q.kernel ? undefined : dev.flashTarget;
     if (!q.kernel && !drive) { hub.close(); throw new LabError('bad-input', 'bad-usage', `${dev.name}: a qemu device needs qemu.kernel or a flash target to boot from`); }
@@ -154,15 +169,25 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
       setTimeout(() => {
         const guestCrash = ex.debugExit !== undefined && ex.debugExit !== 0x10;
         const os = guestCrash || (ex.code === 0 && !ex.signal);
-        watch.fail({ blame: os ? 'os' : 'lab', code: os ? 'device-exit' : 'console-gone', message: `${dev.name}: ${ex.summary}` });
+        goneNow({ blame: os ? 'os' : 'lab', code: os ? 'device-exit' : 'console-gone', message: `${dev.name}: ${ex.summary}` });
       }, 300);
     });
     watch.powerOn();
     try { await m.cont(); } catch (e) { watch.fail({ blame: 'lab', code: 'power-failed', message: `QEMU cont failed: ${(e as Error).message}` }); }
     return {
-      device: dev, bootId, watch, machine: m, hub, linkPath, console: cons,
+      device: dev, bootId, watch, machine: m, hub, linkPath, console: cons, gone,
       write: (b) => { cons.write(b); },
       onBytes: (fn) => { byteFns.push(fn); },
+      reset: async () => {
+        // This QEMU runs with -no-reboot (a triple fault ends a boot). A reset asked for from the
+        // console makes it reboot from then on, as a board (and a QEMU that `power on` started)
+        // does: SeaBIOS itself resets the machine once more on the way up, so the action cannot be
+        // put back when the reset is done.
+        await m.qmp.execute('set-action', { reboot: 'reset' });
+        await m.qmp.execute('system_reset');
+        watch.annotate('reset (QMP system_reset) from the console');
+        return 'QMP system_reset';
+      },
       stop: async () => { await m.powerOff().catch(() => m.kill()); watch.close(); hub.close(); },
     };
   }
@@ -174,7 +199,7 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
   sc.onData(onBytes);
   if (sc.latency && sc.latency.was !== sc.latency.now) watch.annotate(`console ${sc.latency.tty}: USB-serial latency timer lowered from ${sc.latency.was} ms to ${sc.latency.now} ms`);
   else if (sc.latency?.error) watch.annotate(`console ${sc.latency.tty}: USB-serial latency timer stays at ${sc.latency.was} ms (${sc.latency.error}): ${sc.latency.hint}`);
-  sc.onClose((gone, why) => { if (gone) watch.fail({ blame: 'lab', code: 'console-gone', message: `${dev.name}: console ${path} went away mid-boot (${why}) - unplugged or the adapter reset` }); });
+  sc.onClose((away, why) => { if (away) goneNow({ blame: 'lab', code: 'console-gone', message: `${dev.name}: console ${path} went away (${why}) - unplugged or the adapter reset` }); });
   // The power-on edge: drop what the port still holds from before (and let queued reads land
   // first), then mark. Bytes before the mark are an earlier boot's and never count.
   // Attached without a power-on edge (console on a running board), the board's own timestamps
@@ -193,15 +218,21 @@ export async function powerOnSession(o: BootOptions): Promise<Session> {
     watch.fail({ blame: le.blame === 'usage' ? 'lab' : 'lab', code: 'power-failed', message: le.message });
   }
   return {
-    device: dev, bootId, watch, hub, ...(sc.latency ? { latency: sc.latency } : {}),
+    device: dev, bootId, watch, hub, gone, ...(sc.latency ? { latency: sc.latency } : {}),
     write: (b) => sc.write(b),
     onBytes: (fn) => { byteFns.push(fn); },
+    reset: async () => {
+      if (dev.power.kind !== 'command') throw new LabError('bad-input', 'bad-usage', `${dev.name}'s power is ${dev.power.kind}: press its reset button, or give it power commands in the lab file`);
+      const r = await power(dev, 'cycle', { signal: o.signal });
+      watch.annotate(`power cycle from the console (${r.how})`);
+      return r.how;
+    },
     stop: async () => { watch.close(); hub.close(); await sc.close(); },
   };
 }
 
 /** Attaches a session to a QEMU that `power on` started; resets it first unless running: 'join'. */
-async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string; watch: BootWatch; hub: ConsoleHub; onBytes: (b: Uint8Array) => void; byteFns: Array<(b: Uint8Array) => void> }): Promise<Session> {
+async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string; watch: BootWatch; hub: ConsoleHub; onBytes: (b: Uint8Array) => void; byteFns: Array<(b: Uint8Array) => void>; gone: Session['gone']; goneNow: (f: NonNullable<BootOutcome['failure']>) => void }): Promise<Session> {
   const dev = o.device;
   const { watch } = s;
   const reset = (o.running ?? 'reset') === 'reset';
@@ -247,7 +278,7 @@ async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string;
           os = !!sd?.guest;
           how = `went away (${sd ? `QMP SHUTDOWN: ${sd.reason}` : 'no SHUTDOWN event'}; its exit status is unknown: ${pidAlive(rec.pid) ? 'QEMU still runs but closed the console' : 'no exit status was recorded (powered on by an older orbital-lab?)'})`;
         }
-        watch.fail({ blame: os ? 'os' : 'lab', code: os ? 'device-exit' : 'console-gone', message: `${dev.name}: its QEMU (pid ${rec.pid}, powered on ${rec.since}) ${how}` });
+        s.goneNow({ blame: os ? 'os' : 'lab', code: os ? 'device-exit' : 'console-gone', message: `${dev.name}: its QEMU (pid ${rec.pid}, powered on ${rec.since}) ${how}` });
       })();
     },
   });
@@ -282,10 +313,11 @@ async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string;
     if (reset) await qmp.execute('cont').catch(() => { /* QEMU gone */ });
   }
   return {
-    device: dev, bootId: s.bootId, watch, hub: s.hub, linkPath: rec.virtio ?? undefined, console: cons ?? undefined,
+    device: dev, bootId: s.bootId, watch, hub: s.hub, gone: s.gone, linkPath: rec.virtio ?? undefined, console: cons ?? undefined,
     attached,
     write: (b) => { cons?.write(b); },
     onBytes: (fn) => { s.byteFns.push(fn); },
+    reset: async () => { await qmp.execute('system_reset'); watch.annotate('reset (QMP system_reset) from the console'); return 'QMP system_reset'; },
     stop: async () => { stopping = true; cons?.close(); qmp.close(); watch.close(); s.hub.close(); },
   };
 }

@@ -714,7 +714,7 @@ Object.assign(commands, {
     try {
       const s = await powerOnSession({ lab: l, device: dev, logPath: values.log ? resolve(values.log) : undefined, timeoutMs: 7 * 24 * 3600_000, keep: true, noPower: dev.kind !== 'qemu' && !values['power-on'], append: values.append, signal, running: 'join' });
       const how = s.attached ? `attached to the running QEMU pid ${s.attached.pid} (earlier output: ${s.attached.consoleLog})` : `boot ${s.bootId}`;
-      process.stderr.write(`[${dev.name} console; ${how}; log ${s.watch.logPath}; ${tty ? 'Ctrl-] to quit' : 'ends with stdin'}; watchers: orbital-lab console ${dev.name} --watch]\r\n`);
+      process.stderr.write(`[${dev.name} console; ${how}; log ${s.watch.logPath}; ${tty ? 'Ctrl-] q to quit, Ctrl-] ? for more' : 'ends with stdin (Ctrl-] q, r, ? work too)'}; watchers: orbital-lab console ${dev.name} --watch]\r\n`);
       s.onBytes((b) => process.stdout.write(b));
       // Fatal patterns count for the whole session, not only until the first outcome: a device
       // joined long after its boot, or that printed "ready" and then panicked, is still seen to.
@@ -724,18 +724,47 @@ Object.assign(commands, {
       let ended!: () => void;
       const done = new Promise<void>((r) => { ended = r; });
       if (tty) process.stdin.setRawMode(true);
+      // Ctrl-] (telnet's escape) and one key: q or . quits, r resets the device (power cycle), ?
+      // lists them, Ctrl-] again sends one Ctrl-] to the device. Anything else after it is dropped.
+      const resets: Array<{ ok: boolean; code: string }> = [];
+      let escaped = false;
+      let quit = false;
+      const say = (t: string) => process.stderr.write(`\r\n[${dev.name}: ${t}]\r\n`);
+      const command = (k: number) => {
+        if (k === 0x71 || k === 0x2e) { quit = true; ended(); return; }
+        if (k === 0x1d) { s.write(Uint8Array.of(0x1d)); return; }
+        if (k === 0x72) {
+          say('reset...');
+          void s.reset().then((h) => { resets.push({ ok: true, code: '' }); say(`reset (${h})`); }, (e: unknown) => {
+            const le = e instanceof LabError ? e : new LabError('io', 'power-failed', String(e), 'lab');
+            if (le.blame !== 'usage') resets.push({ ok: false, code: le.code });
+            say(`reset failed (${le.code}): ${le.message}`);
+          });
+          return;
+        }
+        say('Ctrl-] then: q or . quit - r reset the device (QEMU: system_reset; a board: its power cycle) - Ctrl-] send Ctrl-] - ? this help');
+      };
       process.stdin.on('data', (b: Buffer) => {
-        const q = b.indexOf(0x1d);
-        if (q >= 0) { if (q > 0) s.write(b.subarray(0, q)); ended(); return; }
-        s.write(b);
+        let from = 0;
+        for (let i = 0; i < b.length && !quit; i++) {
+          if (escaped) { escaped = false; from = i + 1; command(b[i]!); continue; }
+          if (b[i] === 0x1d) { if (i > from) s.write(b.subarray(from, i)); escaped = true; from = i + 1; }
+        }
+        if (!quit && !escaped && from < b.length) s.write(b.subarray(from));
       });
-      process.stdin.on('end', () => setTimeout(ended, 500));
+      // (a Ctrl-] as stdin's last byte quits, as it did before Ctrl-] took a key after it)
+      process.stdin.on('end', () => setTimeout(ended, escaped ? 0 : 500));
       signal.addEventListener('abort', () => ended(), { once: true });
-      void s.watch.done.then((o) => { if (!o.ok && (o.failure?.code === 'console-gone' || o.failure?.code === 'device-exit')) { endedBy = o.failure; process.stderr.write(`\r\n[${o.failure.message}]\r\n`); ended(); } });
+      // The device going away ends the console, whenever it happens (before the boot's outcome or long after).
+      let closing = false;
+      void s.gone.then((f) => { if (closing) return; endedBy = f; process.stderr.write(`\r\n[${f.message}]\r\n`); ended(); });
       await done;
       if (tty) process.stdin.setRawMode(false);
       process.stdin.pause();
+      // Each reset from the console is a power cycle in the lab log, as `orbital-lab power DEVICE cycle` is.
+      if (resets.length) await record(l, resets.map((r) => ({ action: 'power', args: { device: dev.name, action: 'cycle', ok: r.ok ? 1 : 0, code: r.code } })), (t) => process.stderr.write(t));
       s.watch.endNote = `console closed${endedBy ? ` (${endedBy.code})` : ''}`;
+      closing = true;
       await s.stop();
       // How the session went: the device's end (console gone: the lab's; its QEMU exited because
       // of the guest: the OS's), else the first fatal line (the OS failed), else ok.

@@ -63,3 +63,55 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab console with read-only wa
     expect(JSON.parse(after.stdout.trim().split('\n').pop()!).devices[0].state).toBe('free');
   });
 });
+
+describeWithTools(['qemu-system-x86_64'], 'orbital-lab console escape keys', () => {
+  it('Ctrl-] r resets the device mid-session (recorded as a power cycle), Ctrl-] ? lists the keys, Ctrl-] q quits', async () => {
+    const g = guestArtifacts();
+    dirs.push(g.dir);
+    const dir = mkdtempSync(join(tmpdir(), 'orbital-console-esc-'));
+    dirs.push(dir);
+    const lab = join(dir, 'lab.yaml');
+    writeFileSync(lab, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}`);
+    const writer = spawn(process.execPath, [BIN, '--lab', lab, 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    kids.push(writer);
+    const out = collect(writer, 'stdout');
+    const err = collect(writer, 'stderr');
+    await out.until(/ready: head/);
+    writer.stdin!.write('\x1d?');
+    await err.until(/Ctrl-\] then: q or \. quit - r reset the device/);
+    // The reset: the guest boots again on the same console, and says it is ready a second time.
+    const before = out.text.split('ready: head').length;
+    writer.stdin!.write('\x1dr');
+    await err.until(/reset \(QMP system_reset\)/);
+    await out.until(new RegExp(`(ready: head[^]*){${before}}`), 60_000);
+    writer.stdin!.write('\x1dq');
+    const code = await new Promise<number | null>((r) => writer.once('close', r));
+    expect(code, err.text).toBe(0);
+    const h = spawnSync(process.execPath, [BIN, '--lab', lab, '--json', 'history', 'vm'], { encoding: 'utf8' });
+    const vm = JSON.parse(h.stdout.trim().split('\n').pop()!).devices[0];
+    expect(vm).toMatchObject({ power: 'on', powerFailures: 0 });
+  });
+
+  it('ends when the device goes away after the boot came up (its QEMU killed): a lab failure, exit 3', async () => {
+    const g = guestArtifacts();
+    dirs.push(g.dir);
+    const dir = mkdtempSync(join(tmpdir(), 'orbital-console-gone-'));
+    dirs.push(dir);
+    const lab = join(dir, 'lab.yaml');
+    writeFileSync(lab, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}`);
+    const writer = spawn(process.execPath, [BIN, '--lab', lab, '--json', 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    kids.push(writer);
+    const out = collect(writer, 'stdout');
+    const err = collect(writer, 'stderr');
+    await out.until(/ready: head/);
+    // Well after the boot's outcome (ok): the QEMU behind the console dies.
+    await new Promise((r) => setTimeout(r, 300));
+    const pids = spawnSync('pgrep', ['-f', g.elf], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+    expect(pids.length).toBe(1);
+    process.kill(Number(pids[0]), 'SIGKILL');
+    const code = await new Promise<number | null>((r) => writer.once('close', r));
+    expect(code, err.text).toBe(3);
+    expect(err.text).toMatch(/QEMU killed by SIGKILL/);
+    expect(JSON.parse(out.text.trim().split('\n').pop()!)).toMatchObject({ ok: false, failure: { blame: 'lab', code: 'console-gone' } });
+  });
+});
