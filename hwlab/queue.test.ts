@@ -3,43 +3,17 @@
 // job wants (but takes another of its pool), a waiter killed with SIGKILL holds nobody up, and a
 // job of a higher --priority goes before those that waited longer.
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { labCli } from '../scripts/testkit.ts';
 import { makeImage, MiB } from './flash/testimg.ts';
 import { acquireLock } from './lock.ts';
 import { joinQueue, parsePriority, placeOf, queueAhead } from './queue.ts';
 
-const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
 const dirs: string[] = [];
-const kids: ChildProcess[] = [];
-afterAll(() => { for (const k of kids) k.kill('SIGKILL'); for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
-
-function run(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
-  let last: Record<string, any> | null = null;
-  try { last = JSON.parse(r.stdout.trim().split('\n').pop()!); } catch { /* not json */ }
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, last };
-}
-
-/** A child CLI; resolves `waiting` once it has said it waits, and `done` with its exit and last JSON line. */
-function start(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  kids.push(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d; });
-  const done = new Promise<{ code: number | null; last: Record<string, any> }>((r) => child.once('close', (code) => r({ code, last: JSON.parse(out.trim().split('\n').pop()!) })));
-  const waiting = (async () => {
-    for (let i = 0; i < 600; i++) {
-      const m = out.split('\n').find((x) => x.includes('"event":"waiting"'));
-      if (m) return JSON.parse(m) as { ahead: number; why: string };
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`never said it waits: ${out}`);
-  })();
-  return { child, done, waiting };
-}
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+const { run, start } = labCli();
 
 function lab() {
   const dir = mkdtempSync(join(tmpdir(), 'orbital-queue-'));

@@ -4,44 +4,18 @@
 // of those waiting; a waiter gets it when the reservation is released or runs out; each step is in
 // the lab log, which replays with every checkpoint matching.
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { labCli } from '../scripts/testkit.ts';
 import { makeImage, MiB } from './flash/testimg.ts';
 import { acquireLock } from './lock.ts';
 
-const BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
 const dirs: string[] = [];
-const kids: ChildProcess[] = [];
-afterAll(() => { for (const k of kids) k.kill('SIGKILL'); for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
-
-const env = (who: string) => ({ ...process.env, ORBITAL_LAB_OWNER: who });
-
-function as(who: string, args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, env: env(who) });
-  let last: Record<string, any> | null = null;
-  try { last = JSON.parse(r.stdout.trim().split('\n').pop()!); } catch { /* not json */ }
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, last };
-}
-
-/** A child CLI run by WHO; `waiting` resolves once it says it waits, `done` with its exit and last JSON line. */
-function startAs(who: string, args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env(who) });
-  kids.push(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d; });
-  const done = new Promise<{ code: number | null; last: Record<string, any> }>((r) => child.once('close', (code) => r({ code, last: JSON.parse(out.trim().split('\n').pop()!) })));
-  const waiting = (async () => {
-    for (let i = 0; i < 600; i++) {
-      const m = out.split('\n').find((x) => x.includes('"event":"waiting"'));
-      if (m) return JSON.parse(m) as { ahead: number; why: string };
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`never said it waits: ${out}`);
-  })();
-  return { child, done, waiting };
-}
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+const cli = labCli();
+const as = (who: string, args: string[]) => cli.run(args, who);
+const startAs = (who: string, args: string[]) => cli.start(args, who);
 
 function lab() {
   const dir = mkdtempSync(join(tmpdir(), 'orbital-reserve-'));

@@ -1,9 +1,10 @@
 // Test helpers for tests that need a system tool (QEMU, Chromium, socat, cargo ...).
 // Missing tool: the tests are skipped with a printed reason - except under CI=true, where
 // a missing tool fails the run, so nothing silently stops being tested.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, describe, it } from 'vitest';
 import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 const cache = new Map<string, string | null>();
 
@@ -51,4 +52,41 @@ export function scratchDisks(): { dirs: string[]; loops: string[]; mounts: strin
     for (const d of s.dirs) rmSync(d, { recursive: true, force: true });
   });
   return s;
+}
+
+const LAB_BIN = resolve(import.meta.dirname, '../bin/orbital-lab.mjs');
+
+/**
+ * `orbital-lab` as child processes, optionally run as a named person (ORBITAL_LAB_OWNER): `run`
+ * waits for one and parses its last stdout line as JSON; `start` leaves it running - `waiting`
+ * resolves once it says it waits in the lab's line (a `--json` `waiting` event), `done` with its
+ * exit code and last JSON line. Children still running after the file's tests are killed.
+ */
+export function labCli() {
+  const kids: ChildProcess[] = [];
+  afterAll(() => { for (const k of kids) k.kill('SIGKILL'); });
+  const envOf = (who?: string) => (who === undefined ? process.env : { ...process.env, ORBITAL_LAB_OWNER: who });
+  const run = (args: string[], who?: string) => {
+    const r = spawnSync(process.execPath, [LAB_BIN, ...args], { encoding: 'utf8', timeout: 120_000, env: envOf(who) });
+    let last: Record<string, any> | null = null;
+    try { last = JSON.parse(r.stdout.trim().split('\n').pop()!); } catch { /* not json */ }
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr, last };
+  };
+  const start = (args: string[], who?: string) => {
+    const child = spawn(process.execPath, [LAB_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: envOf(who) });
+    kids.push(child);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d; });
+    const done = new Promise<{ code: number | null; last: Record<string, any> }>((r) => child.once('close', (code) => r({ code, last: JSON.parse(out.trim().split('\n').pop()!) })));
+    const waiting = (async () => {
+      for (let i = 0; i < 600; i++) {
+        const m = out.split('\n').find((x) => x.includes('"event":"waiting"'));
+        if (m) return JSON.parse(m) as { ahead: number; why: string };
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`never said it waits: ${out}`);
+    })();
+    return { child, done, waiting };
+  };
+  return { run, start };
 }

@@ -13,6 +13,17 @@ const kids: ChildProcess[] = [];
 const dirs: string[] = [];
 afterAll(() => { for (const k of kids) k.kill('SIGKILL'); for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 
+/** A lab file with one qemu device booting a copy of the guest kernel. */
+function guestLab(prefix: string) {
+  const g = guestArtifacts();
+  dirs.push(g.dir);
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  const lab = join(dir, 'lab.yaml');
+  writeFileSync(lab, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}`);
+  return { g, lab };
+}
+
 function collect(p: ChildProcess, stream: 'stdout' | 'stderr') {
   let text = '';
   p[stream]!.on('data', (d: Buffer) => { text += d.toString('latin1'); });
@@ -28,12 +39,7 @@ function collect(p: ChildProcess, stream: 'stdout' | 'stderr') {
 
 describeWithTools(['qemu-system-x86_64'], 'orbital-lab console with read-only watchers', () => {
   it('serves watchers the replayed and live console while one writer holds the device', async () => {
-    const g = guestArtifacts();
-    dirs.push(g.dir);
-    const dir = mkdtempSync(join(tmpdir(), 'orbital-console-'));
-    dirs.push(dir);
-    const lab = join(dir, 'lab.yaml');
-    writeFileSync(lab, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}`);
+    const { lab } = guestLab('orbital-console-');
     const writer = spawn(process.execPath, [BIN, '--lab', lab, 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
     kids.push(writer);
     const wout = collect(writer, 'stdout');
@@ -66,12 +72,7 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab console with read-only wa
 
 describeWithTools(['qemu-system-x86_64'], 'orbital-lab console escape keys', () => {
   it('Ctrl-] r resets the device mid-session (recorded as a power cycle), Ctrl-] ? lists the keys, Ctrl-] q quits', async () => {
-    const g = guestArtifacts();
-    dirs.push(g.dir);
-    const dir = mkdtempSync(join(tmpdir(), 'orbital-console-esc-'));
-    dirs.push(dir);
-    const lab = join(dir, 'lab.yaml');
-    writeFileSync(lab, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}`);
+    const { lab } = guestLab('orbital-console-esc-');
     const writer = spawn(process.execPath, [BIN, '--lab', lab, 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
     kids.push(writer);
     const out = collect(writer, 'stdout');
@@ -93,12 +94,7 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab console escape keys', () 
   });
 
   it('ends when the device goes away after the boot came up (its QEMU killed): a lab failure, exit 3', async () => {
-    const g = guestArtifacts();
-    dirs.push(g.dir);
-    const dir = mkdtempSync(join(tmpdir(), 'orbital-console-gone-'));
-    dirs.push(dir);
-    const lab = join(dir, 'lab.yaml');
-    writeFileSync(lab, `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}`);
+    const { g, lab } = guestLab('orbital-console-gone-');
     const writer = spawn(process.execPath, [BIN, '--lab', lab, '--json', 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
     kids.push(writer);
     const out = collect(writer, 'stdout');
