@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { isatty } from 'node:tty';
 import { STDIN } from './flash/source.ts';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, watch, writeFileSync, writeSync, type FSWatcher } from 'node:fs';
 import { junitOf } from './junit.ts';
 import { LabError, EXIT, exitCodeFor } from './errors.ts';
 import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Device, type Lab } from './labfile.ts';
@@ -334,10 +334,16 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
           if (json) process.stdout.write(`${JSON.stringify({ event: 'waiting', device: arg, forMs: waitMs, why: e.message, ahead: n, time: new Date().toISOString() })}\n`);
           else process.stderr.write(`orbital-lab: waiting up to ${(waitMs / 1000).toFixed(1)} s for ${arg}: ${e.message}${place}\n`);
         }
+        // Woken as soon as a lock is released, a ticket leaves or the lab log grows (a reservation
+        // released): inotify on those directories; the 200 ms poll stays for file systems without it.
         await new Promise<void>((r) => {
-          const done = () => { clearTimeout(t); signal.removeEventListener('abort', done); r(); };
+          const watchers: FSWatcher[] = [];
+          const done = () => { clearTimeout(t); signal.removeEventListener('abort', done); for (const w of watchers) w.close(); r(); };
           const t = setTimeout(done, 200);
           signal.addEventListener('abort', done, { once: true });
+          if (process.env.ORBITAL_LAB_POLL_ONLY !== '1') for (const d of [join(l.stateDir, 'locks'), join(l.stateDir, 'queue'), l.stateDir]) {
+            try { watchers.push(watch(d, done)); } catch { /* not there yet, or no inotify: the poll */ }
+          }
         });
       }
     }
