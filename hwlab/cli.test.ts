@@ -32,6 +32,8 @@ describe('orbital-lab CLI', () => {
       const err: string[] = [];
       expect(await main([c, '--help'], { out: (x) => out.push(x), err: (x) => err.push(x) })).toBe(0);
       expect(out.join('\n')).toMatch(new RegExp(`^  ${c}( |$)`, 'm'));
+      // ... and the closing paragraph whole, from its first line.
+      expect(out.join('\n')).toMatch(/\n\nDEVICE may be @TAG [^]*Exit codes: 0 ok/);
       expect(err).toEqual([]);
     }
     const out: string[] = [];

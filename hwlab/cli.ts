@@ -1082,7 +1082,9 @@ export function usageOf(cmd: string): string {
     picked.push(lines[i]!);
     while (i + 1 < lines.length && /^ {6,}\S/.test(lines[i + 1]!)) picked.push(lines[++i]!);
   }
-  return `usage: orbital-lab [--lab FILE] [--json] ${cmd} ...\n\n${picked.join('\n')}\n\n${USAGE.split('\n').slice(-5).join('\n')}`;
+  // (the closing paragraphs: from the first line after the command list)
+  const tail = USAGE.split('\n\n').pop()!;
+  return `usage: orbital-lab [--lab FILE] [--json] ${cmd} ...\n\n${picked.join('\n')}\n\n${tail}`;
 }
 
 export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
