@@ -81,7 +81,7 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
                                            lab failures in a row; default 3)
   enable DEVICE [--reason TEXT] [--check [--timeout 60s]]
                                            put it back in service (--check: only if a
-                                           health-check boot comes up)
+                                           health check comes up: a boot, then health.check's commands)
   replay FILE                              verify a trace, replay it, compare with its checkpoints
   verify-trace FILE                        check a trace file's chain only
   export FILE --format chrome -o OUT       Chrome trace JSON (opens in Perfetto)
@@ -386,23 +386,40 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
   const before = (await readHistory(l.stateDir, { fast: true })).devices.find((d) => d.name === dev.name)?.service;
   const by = defaultOwner().slice(0, 128);
   const records: LabRecord[] = [];
-  // enable --check: a health-check boot first (LAVA's health check on a device's return); only a
-  // boot that comes up puts the device back. The boot is recorded either way.
-  let check: { ok: boolean; stage: string | null; bootMs: number | null; log: string; failure?: { blame: string; code: string; message: string } } | undefined;
+  // enable --check: a health check first (LAVA's health check on a device's return): a boot, then
+  // the lab file's health.check commands, if any, typed and their answers checked as `run` does.
+  // Only a check that passes puts the device back. The boot (and the run) is recorded either way.
+  let check: { ok: boolean; stage: string | null; bootMs: number | null; log: string; commands?: Array<{ cmd: string; ok: boolean }>; failure?: { blame: string; code: string; message: string } } | undefined;
   if (values.check) {
-    const { lock } = claimDevice(l, dev.name, 'enable --check (health-check boot)');
+    const { lock } = claimDevice(l, dev.name, 'enable --check (health check)');
     await stillFree(l, dev, lock);
     try {
-      const r = await onDevice(dev, () => boot({ lab: l, device: dev, timeoutMs, signal }));
-      check = { ok: r.ok, stage: r.stage ?? null, bootMs: r.bootMs ?? null, log: r.log, ...(r.failure ? { failure: { blame: r.failure.blame, code: r.failure.code, message: r.failure.message } } : {}) };
-      records.push(bootRecord(dev.name, r.bootId, r.ok, r.stage, r.failure, r.bootMs));
+      if (dev.health.check.length) {
+        const r = await onDevice(dev, () => runCommands({ lab: l, device: dev, steps: dev.health.check, boot: true, bootTimeoutMs: timeoutMs, signal }));
+        const b = r.boot;
+        const f = r.failure;
+        check = {
+          ok: r.ok, stage: b?.stage ?? null, bootMs: b?.bootMs ?? null, log: r.log,
+          commands: r.steps.map((x) => ({ cmd: x.cmd, ok: x.echo !== null && x.expect.every((e) => e.line !== null) })),
+          ...(f ? { failure: { blame: f.blame, code: f.code, message: f.message } } : {}),
+        };
+        if (b) records.push(bootRecord(dev.name, r.bootId, b.ok, b.stage, b.failure, b.bootMs));
+        records.push({ action: 'run', args: { device: dev.name, ok: r.ok ? 1 : 0, commands: r.steps.length, blame: f ? f.blame : '', code: f ? String(f.code).slice(0, 64) : '' } });
+      } else {
+        const r = await onDevice(dev, () => boot({ lab: l, device: dev, timeoutMs, signal }));
+        check = { ok: r.ok, stage: r.stage ?? null, bootMs: r.bootMs ?? null, log: r.log, ...(r.failure ? { failure: { blame: r.failure.blame, code: r.failure.code, message: r.failure.message } } : {}) };
+        records.push(bootRecord(dev.name, r.bootId, r.ok, r.stage, r.failure, r.bootMs));
+      }
     } catch (e) {
       if (!(e instanceof LabError) || e.blame === 'usage') throw e;
       check = { ok: false, stage: null, bootMs: null, log: '', failure: { blame: e.blame === 'os' ? 'os' : 'lab', code: e.code, message: e.message } };
       records.push(bootRecord(dev.name, '', false, '', check.failure, 0));
     } finally { lock.release(); }
   }
-  if (!check || check.ok) records.push({ action: 'service', args: { device: dev.name, state, reason: reason || (check ? `health-check boot ok in ${((check.bootMs ?? 0) / 1000).toFixed(3)} s` : ''), by } });
+  const checkWhat = check?.commands ? `health check (boot, then ${check.commands.length} command(s))` : 'health-check boot';
+  const bootS = ((check?.bootMs ?? 0) / 1000).toFixed(3);
+  const checkOk = check?.commands ? `health check ok: booted in ${bootS} s, ${check.commands.length} command(s) answered` : `health-check boot ok in ${bootS} s`;
+  if (!check || check.ok) records.push({ action: 'service', args: { device: dev.name, state, reason: reason || (check ? checkOk : ''), by } });
   let seqs: number[];
   try { seqs = await recordLab(l.stateDir, records, { maxLabFailures: (d) => l.devices.get(d)?.health.maxLabFailures ?? 0 }); } catch (e) {
     throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
@@ -412,13 +429,13 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
     const f = check.failure!;
     return {
       result: { ok: false, device: dev.name, was, check, failure: f },
-      text: `${dev.name}: health-check boot FAILED - ${f.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${f.code}): ${f.message}\n${dev.name} ${was === 'out' ? 'stays out of service' : 'was in service and stays so (enable --check does not take a device out)'}${check.log ? `; log ${check.log}` : ''}`,
+      text: `${dev.name}: ${checkWhat} FAILED - ${f.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${f.code}): ${f.message}\n${dev.name} ${was === 'out' ? 'stays out of service' : 'was in service and stays so (enable --check does not take a device out)'}${check.log ? `; log ${check.log}` : ''}`,
       exit: f.blame === 'os' ? EXIT.os : EXIT.lab,
     };
   }
   const seq = seqs[seqs.length - 1]!;
   const recReason = String(records[records.length - 1]!.args.reason);
-  const checked = check ? ` after a health-check boot (ok in ${((check.bootMs ?? 0) / 1000).toFixed(3)} s; log ${check.log})` : '';
+  const checked = check ? ` after a ${checkWhat} (${checkOk}; log ${check.log})` : '';
   const text = state === 'out'
     ? `${dev.name}: out of service${was === 'out' ? ' (it already was; reason updated)' : ''}: ${reason}. flash, boot and run refuse it and pools skip it; orbital-lab enable ${dev.name} puts it back`
     : `${dev.name}: in service${was === 'in' ? ' (it already was)' : ` again (was out since ${new Date(before!.time).toISOString()}: ${before!.reason})`}${checked}`;

@@ -77,8 +77,12 @@ export interface Device {
   boot: BootSpec;
   /** Milliseconds. */
   timeouts: Timeouts;
-  /** `health.max-lab-failures`: lab-side failures in a row that take the device out of service (0: never). */
-  health: { maxLabFailures: number };
+  /**
+   * `health.max-lab-failures`: lab-side failures in a row that take the device out of service (0:
+   * never). `health.check`: commands a health check types after its boot, each with the patterns
+   * its answer must show (LAVA's health-check job); none: the check is the boot alone.
+   */
+  health: { maxLabFailures: number; check: Array<{ cmd: string; expect: Pattern[] }> };
   /** Where the device is defined, for messages. */
   line: number;
 }
@@ -324,14 +328,27 @@ function device(v: V, node: YNode | undefined, f: string, name: string, dir: str
       timeouts.flashStall = v.duration(t.get('flash-stall'), `${f}.timeouts.flash-stall`) ?? timeouts.flashStall;
     }
   }
-  // health: { max-lab-failures: N }
+  // health: { max-lab-failures: N, check: [ { run: CMD, expect: RE | [RE...] } ... ] }
   const hn = k.get('health');
-  const health = { maxLabFailures: 3 };
+  const health: Device['health'] = { maxLabFailures: 3, check: [] };
   if (hn !== undefined) {
-    if (!isMap(hn)) v.fail(hn, `${f}.health`, 'must be a mapping: { max-lab-failures: N } (lab-side failures in a row that take the device out of service; 0: never)');
+    if (!isMap(hn)) v.fail(hn, `${f}.health`, 'must be a mapping: { max-lab-failures: N, check: [...] } (lab-side failures in a row that take the device out of service; 0: never)');
     else {
-      const h = v.keys(hn, `${f}.health`, ['max-lab-failures']);
+      const h = v.keys(hn, `${f}.health`, ['max-lab-failures', 'check']);
       health.maxLabFailures = v.int(h.get('max-lab-failures'), `${f}.health.max-lab-failures`, { min: 0, max: 1000 }) ?? health.maxLabFailures;
+      const cn = h.get('check');
+      if (cn !== undefined) {
+        if (!isSeq(cn)) v.fail(cn, `${f}.health.check`, 'must be a list of commands: - { run: "echo ok", expect: "^ok$" }');
+        else (cn.items as YNode[]).forEach((it, i) => {
+          const cf = `${f}.health.check[${i}]`;
+          if (!isMap(it)) { v.fail(it, cf, 'must be a mapping: { run: CMD, expect: RE or [RE, ...] }'); return; }
+          const c = v.keys(it, cf, ['run', 'expect']);
+          const cmd = v.str(c.get('run'), `${cf}.run`, { required: true, node: it });
+          if (cmd !== undefined && (cmd.trim() === '' || /[\r\n]/.test(cmd))) { v.fail(c.get('run'), `${cf}.run`, 'one command line: not empty, no newlines'); return; }
+          const expect = v.patterns(c.get('expect'), `${cf}.expect`, 'expect') ?? [];
+          if (cmd !== undefined) health.check.push({ cmd, expect });
+        });
+      }
     }
   }
   // link: console | virtio | none | { socket: PATH }

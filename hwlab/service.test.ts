@@ -146,6 +146,27 @@ describeWithTools(['qemu-system-x86_64'], 'enable --check: a health-check boot b
     expect(h.devices.find((d) => d.name === 'b1')).toMatchObject({ boots: 1, bootFailuresLab: 1, service: { state: 'out', reason: 'relay' } });
     expect(run(['--lab', l.file, 'disable', 'b1', '--reason', 'x', '--check']).code).toBe(2);
   }, 180_000);
+
+  it('with health.check commands, the check is the boot and then their answers: one that answers wrong keeps the device out', async () => {
+    const g = guestArtifacts();
+    dirs.push(g.dir);
+    const dev = (name: string, check: string) => `  ${name}:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}    timeouts: { boot: 60s, console: 5s }\n    health:\n      check:\n${check}`;
+    const l = lab(dev('good', '        - { run: "set color blue", expect: "^color=blue$" }\n        - { run: "get color", expect: ["^blue$"] }\n')
+      + dev('wrong', '        - { run: "set color blue", expect: "^color=red$" }\n'));
+    for (const d of ['good', 'wrong']) expect(run(['--lab', l.file, 'disable', d, '--reason', 'new RAM']).code).toBe(0);
+    const ok = run(['--lab', l.file, '--json', 'enable', 'good', '--check']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.last).toMatchObject({ ok: true, was: 'out', service: { state: 'in', reason: expect.stringMatching(/^health check ok: booted in \d+\.\d{3} s, 2 command\(s\) answered$/) }, check: { ok: true, commands: [{ cmd: 'set color blue', ok: true }, { cmd: 'get color', ok: true }] } });
+    const bad = run(['--lab', l.file, '--json', 'enable', 'wrong', '--check']);
+    expect(bad.code).toBe(1);
+    expect(bad.last).toMatchObject({ ok: false, was: 'out', check: { ok: false, commands: [{ cmd: 'set color blue', ok: false }], failure: { blame: 'os', code: 'expect-timeout' } } });
+    const h = await readHistory(l.state);
+    expect(h.devices.find((d) => d.name === 'good')).toMatchObject({ boots: 1, runs: 1, runFailures: 0, service: { state: 'in' } });
+    expect(h.devices.find((d) => d.name === 'wrong')).toMatchObject({ boots: 1, runs: 1, runFailures: 1, service: { state: 'out', reason: 'new RAM' } });
+    const text = run(['--lab', l.file, 'enable', 'wrong', '--check']);
+    expect(text.code).toBe(1);
+    expect(text.stdout + text.stderr).toMatch(/wrong: health check \(boot, then 1 command\(s\)\) FAILED - the OS failed \(expect-timeout\)[^]*stays out of service/);
+  }, 180_000);
 });
 
 describe('lab-failure streaks (health.ts)', () => {
