@@ -105,10 +105,15 @@ describe('lab file', () => {
   it('never throws, whatever the text', () => {
     fc.assert(fc.property(fc.string({ maxLength: 400 }), (s) => { parseLab(s, '/x/lab.yaml'); }), { numRuns: 300 });
     // Mutations of a good file: cut anywhere, or a character replaced.
-    fc.assert(fc.property(fc.nat(good.length), fc.string({ minLength: 1, maxLength: 1 }), (i, c) => {
-      parseLab(good.slice(0, i), '/x/lab.yaml');
-      parseLab(good.slice(0, i) + c + good.slice(i + 1), '/x/lab.yaml');
-    }), { numRuns: 300 });
+    // (and of one with every console kind and a health check, so those parsers see broken input too)
+    const more = `${good}  board-2:\n    kind: serial-board\n    console: { usb-path: 1-5.2:1.0, baud: 115200 }\n    health:\n      max-lab-failures: 2\n      check:\n        - { run: "echo ok", expect: ["^ok$", { name: x, pattern: "o(?<k>k)" }] }\n  board-3:\n    kind: serial-board\n    console: { usb-serial: A1 }\n`;
+    expect(parseLab(more, '/x/lab.yaml').ok).toBe(true);
+    for (const text of [good, more]) {
+      fc.assert(fc.property(fc.nat(text.length), fc.string({ minLength: 1, maxLength: 1 }), (i, c) => {
+        parseLab(text.slice(0, i), '/x/lab.yaml');
+        parseLab(text.slice(0, i) + c + text.slice(i + 1), '/x/lab.yaml');
+      }), { numRuns: 300 });
+    }
   });
 
   const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/);
