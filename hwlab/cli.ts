@@ -989,6 +989,8 @@ ${GUEST_BOOT}    timeouts: { boot: 60s }
   #   power: { kind: command, on: "relay 3 on", off: "relay 3 off" }   # or kind: manual
   #   flash: { target: /dev/disk/by-id/usb-Generic_STORAGE_DEVICE_000000000819-0:0 }
   #   boot: { success: "login:", fatal: ["Kernel panic"] }
+  #   health:   # enable --check boots it, then types these and checks the answers
+  #     check: [ { run: "uname -r", expect: "^\\\\d+\\\\." } ]
 `;
 }
 
