@@ -365,6 +365,41 @@ async function labView(l: Lab): Promise<LabView> {
   } catch { return { out: new Map(), suspect: new Set(), held: new Map() }; }
 }
 
+interface HealthCheck { ok: boolean; stage: string | null; bootMs: number | null; log: string; commands?: Array<{ cmd: string; ok: boolean }>; failure?: { blame: string; code: string; message: string } }
+
+/**
+ * A health check of a device whose lock the caller holds (LAVA's health check): a boot, then the
+ * lab file's health.check commands, if any, typed and their answers checked as `run` does. Returns
+ * how it went and the lab-log records of the boot (and run); throws only for bad usage.
+ */
+async function healthCheck(l: Lab, dev: Device, timeoutMs: number | undefined, signal: AbortSignal): Promise<{ check: HealthCheck; records: LabRecord[] }> {
+  const records: LabRecord[] = [];
+  try {
+    if (dev.health.check.length) {
+      const r = await onDevice(dev, () => runCommands({ lab: l, device: dev, steps: dev.health.check, boot: true, bootTimeoutMs: timeoutMs, signal }));
+      const b = r.boot;
+      const f = r.failure;
+      if (b) records.push(bootRecord(dev.name, r.bootId, b.ok, b.stage, b.failure, b.bootMs));
+      records.push({ action: 'run', args: { device: dev.name, ok: r.ok ? 1 : 0, commands: r.steps.length, blame: f ? f.blame : '', code: f ? String(f.code).slice(0, 64) : '' } });
+      return {
+        check: {
+          ok: r.ok, stage: b?.stage ?? null, bootMs: b?.bootMs ?? null, log: r.log,
+          commands: r.steps.map((x) => ({ cmd: x.cmd, ok: x.echo !== null && x.expect.every((e) => e.line !== null) })),
+          ...(f ? { failure: { blame: f.blame, code: f.code, message: f.message } } : {}),
+        },
+        records,
+      };
+    }
+    const r = await onDevice(dev, () => boot({ lab: l, device: dev, timeoutMs, signal }));
+    records.push(bootRecord(dev.name, r.bootId, r.ok, r.stage, r.failure, r.bootMs));
+    return { check: { ok: r.ok, stage: r.stage ?? null, bootMs: r.bootMs ?? null, log: r.log, ...(r.failure ? { failure: { blame: r.failure.blame, code: r.failure.code, message: r.failure.message } } : {}) }, records };
+  } catch (e) {
+    if (!(e instanceof LabError) || e.blame === 'usage') throw e;
+    const failure = { blame: e.blame === 'os' ? 'os' : 'lab', code: e.code, message: e.message };
+    return { check: { ok: false, stage: null, bootMs: null, log: '', failure }, records: [bootRecord(dev.name, '', false, '', failure, 0)] };
+  }
+}
+
 /**
  * `disable DEVICE --reason TEXT` / `enable DEVICE [--reason TEXT]`: takes a device out of service
  * (no flash, boot or run uses it; a pool skips it) or puts it back, as a `service` record in the
@@ -389,31 +424,14 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
   // enable --check: a health check first (LAVA's health check on a device's return): a boot, then
   // the lab file's health.check commands, if any, typed and their answers checked as `run` does.
   // Only a check that passes puts the device back. The boot (and the run) is recorded either way.
-  let check: { ok: boolean; stage: string | null; bootMs: number | null; log: string; commands?: Array<{ cmd: string; ok: boolean }>; failure?: { blame: string; code: string; message: string } } | undefined;
+  let check: HealthCheck | undefined;
   if (values.check) {
     const { lock } = claimDevice(l, dev.name, 'enable --check (health check)');
     await stillFree(l, dev, lock);
     try {
-      if (dev.health.check.length) {
-        const r = await onDevice(dev, () => runCommands({ lab: l, device: dev, steps: dev.health.check, boot: true, bootTimeoutMs: timeoutMs, signal }));
-        const b = r.boot;
-        const f = r.failure;
-        check = {
-          ok: r.ok, stage: b?.stage ?? null, bootMs: b?.bootMs ?? null, log: r.log,
-          commands: r.steps.map((x) => ({ cmd: x.cmd, ok: x.echo !== null && x.expect.every((e) => e.line !== null) })),
-          ...(f ? { failure: { blame: f.blame, code: f.code, message: f.message } } : {}),
-        };
-        if (b) records.push(bootRecord(dev.name, r.bootId, b.ok, b.stage, b.failure, b.bootMs));
-        records.push({ action: 'run', args: { device: dev.name, ok: r.ok ? 1 : 0, commands: r.steps.length, blame: f ? f.blame : '', code: f ? String(f.code).slice(0, 64) : '' } });
-      } else {
-        const r = await onDevice(dev, () => boot({ lab: l, device: dev, timeoutMs, signal }));
-        check = { ok: r.ok, stage: r.stage ?? null, bootMs: r.bootMs ?? null, log: r.log, ...(r.failure ? { failure: { blame: r.failure.blame, code: r.failure.code, message: r.failure.message } } : {}) };
-        records.push(bootRecord(dev.name, r.bootId, r.ok, r.stage, r.failure, r.bootMs));
-      }
-    } catch (e) {
-      if (!(e instanceof LabError) || e.blame === 'usage') throw e;
-      check = { ok: false, stage: null, bootMs: null, log: '', failure: { blame: e.blame === 'os' ? 'os' : 'lab', code: e.code, message: e.message } };
-      records.push(bootRecord(dev.name, '', false, '', check.failure, 0));
+      const c = await healthCheck(l, dev, timeoutMs, signal);
+      check = c.check;
+      records.push(...c.records);
     } finally { lock.release(); }
   }
   const checkWhat = check?.commands ? `health check (boot, then ${check.commands.length} command(s))` : 'health-check boot';
