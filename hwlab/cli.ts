@@ -75,7 +75,9 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
                                            keep a device for yourself (ORBITAL_LAB_OWNER, else
                                            user@host) across commands: others' jobs wait or fail
                                            busy until it ends; reserving again extends it
-  release DEVICE [--force] [--reason TEXT] end your reservation (--force: someone else's)
+  release DEVICE [--force] [--reason TEXT] [--check [--timeout 60s]]
+                                           end your reservation (--force: someone else's;
+                                           --check: a health check after it, failing: out of service)
   disable DEVICE --reason TEXT             take a device out of service: jobs refuse it, pools skip
                                            it (a device is also taken out after health.max-lab-failures
                                            lab failures in a row; default 3)
@@ -523,9 +525,17 @@ async function reserveCommand(args: string[], l: Lab, signal: AbortSignal, json:
   return { result: { ok: true, device: dev.name, reservation: { owner: me, until, reason, seq }, ...(was ? { was } : {}) }, text };
 }
 
-/** `release DEVICE [--force] [--reason TEXT]`: ends a reservation - one's own, or with --force someone else's (recorded as by whom). */
-async function releaseCommand(args: string[], l: Lab): Promise<{ result: unknown; text: string }> {
-  const { values, positionals } = parseArgs({ args, options: { force: { type: 'boolean' }, reason: { type: 'string' } }, allowPositionals: true });
+/**
+ * `release DEVICE [--force] [--reason TEXT] [--check [--timeout 60s]]`: ends a reservation - one's
+ * own, or with --force someone else's (recorded as by whom). --check: LAVA's health check after a
+ * hacking session - the device stays locked from the release through a health check, and one that
+ * fails takes it out of service, so the next job does not inherit a board left broken.
+ */
+async function releaseCommand(args: string[], l: Lab, signal: AbortSignal): Promise<{ result: unknown; text: string; exit?: number }> {
+  const { values, positionals } = parseArgs({ args, options: { force: { type: 'boolean' }, reason: { type: 'string' }, check: { type: 'boolean' }, timeout: { type: 'string' } }, allowPositionals: true });
+  if (values.timeout && !values.check) throw new LabError('bad-input', 'bad-usage', '--timeout goes with --check');
+  const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
+  if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
   const dev = getDevice(l, need(positionals[0], 'DEVICE'));
   if (positionals.length > 1) throw new LabError('bad-input', 'bad-usage', `one DEVICE at a time (got ${positionals.join(' ')}); quote a --reason with spaces`);
   const reason = (values.reason ?? '').trim();
@@ -540,14 +550,27 @@ async function releaseCommand(args: string[], l: Lab): Promise<{ result: unknown
   if (last.owner !== me && !values.force) {
     throw new LabError('refused', 'reserved-by-other', `${dev.name} is ${heldText(last)}, not by ${me}; ask them, or release it with --force (recorded with your name${reason ? '' : '; say why with --reason'})`, 'usage', { device: dev.name, reservation: { owner: last.owner, until: last.until, reason: last.reason, seq: last.seq } });
   }
-  let seq: number;
+  // (--check: the device's lock is taken before the release, so no waiting job gets it before the check)
+  const lock = values.check ? acquireLock(l.stateDir, dev.name, 'release --check (health check)') : null;
   try {
-    [seq] = await recordLab(l.stateDir, [{ action: 'reserve', args: { device: dev.name, state: 'released', owner: last.owner, until: 0, reason, by: me } }]) as [number];
-  } catch (e) {
-    throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
-  }
-  const theirs = last.owner !== me ? ` (${last.owner}'s, taken back by ${me}${reason ? `: ${reason}` : ''})` : '';
-  return { result: { ok: true, device: dev.name, released: true, was: { owner: last.owner, until: last.until, reason: last.reason }, by: me, seq }, text: `${dev.name}: reservation released${theirs}; it goes to the next job (those waiting first)` };
+    const rec = (rs: LabRecord[]) => recordLab(l.stateDir, rs, { maxLabFailures: (d) => l.devices.get(d)?.health.maxLabFailures ?? 0 }).catch((e: unknown) => {
+      throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
+    });
+    const [seq] = await rec([{ action: 'reserve', args: { device: dev.name, state: 'released', owner: last.owner, until: 0, reason, by: me } }]) as [number];
+    const theirs = last.owner !== me ? ` (${last.owner}'s, taken back by ${me}${reason ? `: ${reason}` : ''})` : '';
+    const result = { ok: true, device: dev.name, released: true, was: { owner: last.owner, until: last.until, reason: last.reason }, by: me, seq };
+    if (!lock) return { result, text: `${dev.name}: reservation released${theirs}; it goes to the next job (those waiting first)` };
+    const { check, records } = await healthCheck(l, dev, timeoutMs, signal);
+    const f = check.failure;
+    if (!check.ok && f) records.push({ action: 'service', args: { device: dev.name, state: 'out', reason: `health check after ${last.owner}'s reservation failed (${f.blame === 'os' ? 'the OS' : 'the lab'}: ${f.code}): ${f.message}`.slice(0, 1024), by: me } });
+    await rec(records);
+    if (check.ok) return { result: { ...result, check }, text: `${dev.name}: reservation released${theirs}; health check ok (log ${check.log}); it goes to the next job (those waiting first)` };
+    return {
+      result: { ...result, ok: false, check, failure: f, outOfService: true },
+      text: `${dev.name}: reservation released${theirs}, but its health check FAILED - ${f!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${f!.code}): ${f!.message}\n${dev.name} is now OUT OF SERVICE (no job gets a board left broken); orbital-lab enable ${dev.name} --check puts it back${check.log ? `; log ${check.log}` : ''}`,
+      exit: f!.blame === 'os' ? EXIT.os : EXIT.lab,
+    };
+  } finally { lock?.release(); }
 }
 
 function waitOf(v: string | undefined): number {
@@ -898,7 +921,7 @@ Object.assign(commands, {
 
   async disable(args, { lab, signal }) { return serviceCommand('out', args, lab(), signal); },
   async reserve(args, { lab, signal, json }) { return reserveCommand(args, lab(), signal, json); },
-  async release(args, { lab }) { return releaseCommand(args, lab()); },
+  async release(args, { lab, signal }) { return releaseCommand(args, lab(), signal); },
   async enable(args, { lab, signal }) { return serviceCommand('in', args, lab(), signal); },
 
   async capture(args, { lab, signal, json }) {

@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labCli } from '../scripts/testkit.ts';
+import { describeWithTools, labCli } from '../scripts/testkit.ts';
+import { guestArtifacts, GUEST_BOOT } from './testguest.ts';
 import { makeImage, MiB } from './flash/testimg.ts';
 import { acquireLock } from './lock.ts';
 
@@ -109,4 +110,28 @@ describe('reservations', () => {
       expect(r.last!.error).toMatchObject({ code: 'bad-usage' });
     }
   });
+});
+
+describeWithTools(['qemu-system-x86_64'], 'release --check (guest kernel in QEMU)', () => {
+  it('runs a health check before anyone else gets the device; a board left broken goes out of service', async () => {
+    const g = guestArtifacts();
+    dirs.push(g.dir);
+    const dir = mkdtempSync(join(tmpdir(), 'orbital-release-check-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'broken.img'), Buffer.alloc(1 << 20));
+    writeFileSync(join(dir, 'lab.yaml'), `version: 1\ndevices:\n  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}    timeouts: { boot: 60s }\n  broken:\n    kind: qemu\n    flash: { target: ${join(dir, 'broken.img')} }\n${GUEST_BOOT}`);
+    const cli = (who: string, ...args: string[]) => as(who, ['--lab', join(dir, 'lab.yaml'), '--json', ...args]);
+    for (const d of ['vm', 'broken']) expect(cli('alice', 'reserve', d).code).toBe(0);
+    const ok = cli('alice', 'release', 'vm', '--check');
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.last).toMatchObject({ ok: true, released: true, check: { ok: true, stage: 'axiom' } });
+    // Someone wiped the disk it boots from: the check after the reservation finds it, and takes it out.
+    const bad = cli('bob', 'release', 'broken', '--force', '--check', '--timeout', '3s', '--reason', 'the nightly run needs it');
+    expect(bad.code).toBe(3);
+    expect(bad.last).toMatchObject({ ok: false, released: true, outOfService: true, check: { ok: false, failure: { blame: 'lab', code: 'boot-timeout' } } });
+    const dv = cli('carol', 'devices').last!;
+    expect(dv.devices.find((d: { name: string }) => d.name === 'broken')).toMatchObject({ inService: false, reservation: null, service: { state: 'out', by: 'bob', reason: expect.stringMatching(/^health check after alice's reservation failed \(the lab: boot-timeout\)/) } });
+    expect(dv.devices.find((d: { name: string }) => d.name === 'vm')).toMatchObject({ inService: true, reservation: null });
+    expect(cli('x', 'release', 'vm', '--timeout', '3s').code).toBe(2);
+  }, 180_000);
 });
