@@ -16,7 +16,7 @@ import { DEFAULT_PRIORITY, joinQueue, parsePriority, placeOf, queueAhead, reserv
 import { SharedDecode, compressedFormat } from './flash/shared.ts';
 import { flash, verifyOnly, stuckTargets, type FlashOptions, type FlashProgress, type FlashResult } from './flash/flash.ts';
 import { runCommands, type Step } from './run.ts';
-import { recordLab, readHistory, labLogPath, type DeviceHistory, type LabRecord } from './history.ts';
+import { recordLab, readEvents, readHistory, labLogPath, type DeviceHistory, type LabEvent, type LabRecord } from './history.ts';
 import { GUEST_BOOT } from './guest-boot.ts';
 import { readTrustedKey, type OrbimgInfo } from './flash/orbimg.ts';
 import { progressSink, multiProgress, human } from './progress.ts';
@@ -69,8 +69,10 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
                                            groups are recorded as fields); --junit: a JUnit report
   capture DEVICE -o FILE [--until SEQ] [--for 30s]
                                            stream the device's Axiom log into FILE (resumes FILE)
-  history [DEVICE]                         what the lab did to each device (flashes, boots, power,
-                                           runs), replayed from the lab's own Axiom log
+  history [DEVICE] [--events [--limit 50] [--since 1d]]
+                                           what the lab did to each device (flashes, boots, power,
+                                           runs), replayed from the lab's own Axiom log;
+                                           --events: one line an event, newest last
   reserve DEVICE|@TAG [--for 1h] [--reason TEXT] [--wait 10m]
                                            keep a device for yourself (ORBITAL_LAB_OWNER, else
                                            user@host) across commands: others' jobs wait or fail
@@ -476,6 +478,32 @@ function spanText(ms: number): string {
   if (m < 1) return `${Math.round(ms / 1000)} s`;
   const d = Math.floor(m / 1440), h = Math.floor((m % 1440) / 60), mm = m % 60;
   return [d ? `${d} d` : '', h ? `${h} h` : '', mm ? `${mm} min` : ''].filter(Boolean).join(' ');
+}
+
+/** `history [DEVICE] --events [--limit N] [--since 1d]`: what the lab did, one line an event, from the lab log. */
+async function eventsCommand(l: Lab, device: string | undefined, limitArg: string | undefined, sinceArg: string | undefined): Promise<{ result: unknown; text: string; exit: number }> {
+  const limit = limitArg === undefined ? 50 : Number(limitArg);
+  if (!Number.isInteger(limit) || limit < 1) throw new LabError('bad-input', 'bad-usage', `--limit takes a count of events (got "${limitArg}")`);
+  const back = sinceArg === undefined ? undefined : parseDuration(sinceArg);
+  if (sinceArg !== undefined && !back) throw new LabError('bad-input', 'bad-usage', `--since takes a duration back from now, like 1d or 2h (got "${sinceArg}")`);
+  const r = await readEvents(l.stateDir, { device, limit, since: back === undefined ? undefined : Date.now() - back });
+  const lines = r.events.map((e) => `${new Date(e.time).toISOString()}  seq ${String(e.seq).padEnd(6)} ${String(e.args.device).padEnd(14)} ${e.action.padEnd(8)} ${eventText(e)}`);
+  const dmg = r.damaged ? `\nthe lab log ${r.file} is DAMAGED at entry ${r.damaged.seq} (${r.damaged.reason}): these are the events before it` : '';
+  return { result: { ok: !r.damaged, file: r.file, events: r.events, ...(r.damaged ? { damaged: r.damaged } : {}) }, text: (lines.length ? lines.join('\n') : `no events${device ? ` for ${device}` : ''} in ${r.file}`) + dmg, exit: r.damaged ? EXIT.lab : EXIT.ok };
+}
+
+/** One lab event in words. */
+function eventText(e: LabEvent): string {
+  const a = e.args as Record<string, string | number>;
+  const failed = (blame: unknown, code: unknown) => `FAILED${blame ? ` (${blame === 'os' ? 'the OS' : 'the lab'}: ${code})` : code ? ` (${code})` : ''}`;
+  switch (e.action) {
+    case 'flash': return a.status === 'failed' ? `${failed('', a.code)} ${a.image}` : `${a.status} ${a.image}${a.blake3 ? `, blake3 ${String(a.blake3).slice(0, 16)}…` : ''}${a.status === 'written' ? `, ${human(Number(a.bytes))} written` : ''}`;
+    case 'power': return `${a.action} ${a.ok ? 'ok' : failed('', a.code)}`;
+    case 'boot': return a.ok ? `ok in ${(Number(a.boot_ms) / 1000).toFixed(3)} s (stage ${a.stage || 'none'})` : `${failed(a.blame, a.code)} at stage ${a.stage || 'none'}`;
+    case 'run': return `${a.commands} command(s) ${a.ok ? 'ok' : failed(a.blame, a.code)}`;
+    case 'service': return `${a.state === 'out' ? 'OUT OF SERVICE' : 'back in service'} by ${a.by}${a.reason ? `: ${a.reason}` : ''}`;
+    case 'reserve': return a.state === 'held' ? `reserved by ${a.owner} until ${new Date(Number(a.until)).toISOString()}${a.reason ? `: ${a.reason}` : ''}` : `${a.owner}'s reservation released${a.by !== a.owner ? ` by ${a.by}` : ''}${a.reason ? `: ${a.reason}` : ''}`;
+  }
 }
 
 /** The last reservation of a device, for history. */
@@ -904,9 +932,11 @@ Object.assign(commands, {
   },
 
   async history(args, { lab }) {
-    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { events: { type: 'boolean' }, limit: { type: 'string' }, since: { type: 'string' } }, allowPositionals: true });
     const l = lab();
     if (positionals[0]) getDevice(l, positionals[0]);
+    if ((values.limit !== undefined || values.since !== undefined) && !values.events) throw new LabError('bad-input', 'bad-usage', '--limit and --since go with --events');
+    if (values.events) return eventsCommand(l, positionals[0], values.limit, values.since);
     const h = await readHistory(l.stateDir);
     const devices = positionals[0] ? h.devices.filter((d) => d.name === positionals[0]) : h.devices;
     const when = (t: number) => (t > 0 ? new Date(t).toISOString() : '?');

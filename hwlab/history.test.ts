@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { makeBmap, makeImage, makeLab, MiB } from './flash/testimg.ts';
-import { labLogPath, readHistory, recordLab, type LabRecord } from './history.ts';
+import { labLogPath, readEvents, readHistory, recordLab, type LabRecord } from './history.ts';
 import { labSnapshotPath, loadLabSnapshot } from './lab-snapshot.ts';
 import { replayTrace } from './traces/replay.ts';
 
@@ -65,6 +65,51 @@ describe('the lab log', () => {
     expect(again.code).toBe(0);
     expect(again.stderr).toMatch(/warning: not recorded in the lab log .*move .* aside/);
     expect(readFileSync(log).equals(bytes)).toBe(true);
+  });
+
+  it('lists every event, oldest first, by device, the last N or since a time; a damaged log gives those before the damage', async () => {
+    const l = makeLab(`  b1:\n    kind: serial-board\n    console: { port: /dev/null }\n`); dirs.push(l.dir);
+    const state = l.lab.stateDir;
+    const t0 = Date.now() - 3 * 3600_000;
+    const recs: Array<[number, LabRecord]> = [
+      [t0, { action: 'flash', args: { device: 'dut', image: '/img/os.img', status: 'written', blake3: 'ab'.repeat(32), bytes: 2 * MiB, code: '' } }],
+      [t0 + 1000, { action: 'boot', args: { device: 'dut', boot_id: '00', ok: 0, stage: 'cpu', blame: 'lab', code: 'boot-timeout', boot_ms: 0 } }],
+      [t0 + 2000, { action: 'reserve', args: { device: 'b1', state: 'held', owner: 'ann', until: t0 + 3600_000, reason: 'bisect', by: 'ann' } }],
+      [Date.now() - 60_000, { action: 'service', args: { device: 'dut', state: 'out', reason: 'dead relay', by: 'bob' } }],
+      [Date.now() - 30_000, { action: 'run', args: { device: 'dut', ok: 1, commands: 2, blame: '', code: '' } }],
+    ];
+    for (const [time, r] of recs) await recordLab(state, [r], { time });
+    const all = await readEvents(state);
+    expect(all.events.map((e) => [e.action, e.args.device])).toEqual([['flash', 'dut'], ['boot', 'dut'], ['reserve', 'b1'], ['service', 'dut'], ['run', 'dut']]);
+    expect(all.events[0]!.time).toBe(t0);
+    expect((await readEvents(state, { device: 'b1' })).events.map((e) => e.action)).toEqual(['reserve']);
+    expect((await readEvents(state, { limit: 2 })).events.map((e) => e.action)).toEqual(['service', 'run']);
+    expect((await readEvents(state, { since: Date.now() - 3600_000 })).events.map((e) => e.action)).toEqual(['service', 'run']);
+    const text = cli(['--lab', l.labFile, 'history', 'dut', '--events']);
+    expect(text.code).toBe(0);
+    expect(text.stdout.trim().split('\n').map((x) => x.replace(/^\S+ +seq \d+ +/, ''))).toEqual([
+      'dut            flash    written /img/os.img, blake3 abababababababab…, 2.0 MiB written',
+      'dut            boot     FAILED (the lab: boot-timeout) at stage cpu',
+      'dut            service  OUT OF SERVICE by bob: dead relay',
+      'dut            run      2 command(s) ok',
+    ]);
+    expect(cli(['--lab', l.labFile, '--json', 'history', '--events', '--since', '2h']).last!.events.map((e: { action: string }) => e.action)).toEqual(['service', 'run']);
+    expect(cli(['--lab', l.labFile, 'history', '--limit', '3']).code).toBe(2);
+    expect(cli(['--lab', l.labFile, 'history', '--events', '--since', 'soon']).code).toBe(2);
+    // A byte changed two thirds of the way in: the events before the damaged entry, and exit 3.
+    const log = labLogPath(state);
+    const bytes = readFileSync(log);
+    bytes[Math.floor(bytes.length * 2 / 3)] ^= 0xff;
+    writeFileSync(log, bytes);
+    const dmg = await readEvents(state);
+    expect(dmg.damaged).toBeDefined();
+    const before = all.events.filter((e) => e.seq < dmg.damaged!.seq);
+    expect(before.length).toBeGreaterThan(0);
+    expect(before.length).toBeLessThan(all.events.length);
+    expect(dmg.events).toEqual(before);
+    const dcli = cli(['--lab', l.labFile, 'history', '--events']);
+    expect(dcli.code).toBe(3);
+    expect(dcli.stdout).toMatch(/DAMAGED at entry \d+/);
   });
 
   it('takes writers from several processes one at a time: every record kept, the chain whole', async () => {

@@ -7,7 +7,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { initAxiom, decodeEntry, ChainVerifier, Domain, Replayer, Sequencer, systemReducer, labReducer, toHex, type LabDevice, type LabState, type SystemState, type ValueMap } from '../axiom/index.ts';
+import { initAxiom, decodeEntry, ChainVerifier, Domain, Kind, Replayer, Sequencer, systemReducer, labReducer, checkLabArgs, toHex, type Entry, type LabDevice, type LabState, type Reducer, type SystemState, type Value, type ValueMap } from '../axiom/index.ts';
+import { getStr, isMap } from '../axiom/value.ts';
 import { TraceWriter, scanTraceSync } from '../axiom/node/trace-file.ts';
 import { verifyAndReplayFile } from '../axiom/node/replay-file.ts';
 import { acquireLock, type Lock } from './lock.ts';
@@ -187,4 +188,45 @@ export async function readHistory(stateDir: string, o: { fast?: boolean } = {}):
   const health = r.replayer.replayer.states[2] as HealthState;
   const damaged = v.ok ? undefined : { seq: v.failure?.seq ?? v.error?.seq ?? 0, reason: v.failure?.reason ?? v.error?.reason ?? 'io', message: v.failure?.message ?? v.error?.message ?? '' };
   return { ...historyOf(file, r.replayed, s, health), ...(damaged ? { damaged } : {}) };
+}
+
+/** One thing the lab did, as its lab-log COMMIT says it: `time` the sequencer's (ms, wall clock). */
+export interface LabEvent { seq: number; time: number; action: LabAction; args: ValueMap }
+
+/** Collects the well-formed lab COMMITs (of one device, or all) - the events `history --events` lists. */
+function eventsReducer(device: string | undefined): Reducer<LabEvent[]> {
+  return {
+    domain: Domain.Lab,
+    name: 'lab-events',
+    init: () => [],
+    apply(s, e: Entry, payload: Value | undefined) {
+      if (e.kind !== Kind.Commit || e.domain !== Domain.Lab || !isMap(payload)) return s;
+      const action = getStr(payload, 'action');
+      const args = payload.args;
+      if (action === undefined || !isMap(args) || checkLabArgs(action, args) !== null) return s;
+      if (device !== undefined && args.device !== device) return s;
+      s.push({ seq: e.seq, time: e.time, action: action as LabAction, args });
+      return s;
+    },
+    needsPayload: (e) => e.kind === Kind.Commit && e.domain === Domain.Lab,
+    toValue: (s) => s.length,
+    clone: (s) => [...s],
+  };
+}
+
+/**
+ * Every flash, power switch, boot, run, service change and reservation in the lab log (of one
+ * device, or all), oldest first - the log verified as `readHistory` verifies it, and only the
+ * events before a damaged entry. `since` (ms since the epoch) and `limit` (the last N) narrow it.
+ */
+export async function readEvents(stateDir: string, o: { device?: string; since?: number; limit?: number } = {}): Promise<{ file: string; events: LabEvent[]; damaged?: History['damaged'] }> {
+  await initAxiom();
+  const file = labLogPath(stateDir);
+  if (!existsSync(file)) return { file, events: [] };
+  const r = await verifyAndReplayFile(file, [systemReducer, labReducer, eventsReducer(o.device)], { parallel: false });
+  const v = r.verify;
+  let events = (r.replayer.replayer.states[2] as LabEvent[]).filter((e) => o.since === undefined || e.time >= o.since);
+  if (o.limit !== undefined) events = events.slice(-o.limit);
+  const damaged = v.ok ? undefined : { seq: v.failure?.seq ?? v.error?.seq ?? 0, reason: v.failure?.reason ?? v.error?.reason ?? 'io', message: v.failure?.message ?? v.error?.message ?? '' };
+  return { file, events, ...(damaged ? { damaged } : {}) };
 }
