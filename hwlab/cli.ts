@@ -80,6 +80,9 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
   release DEVICE [--force] [--reason TEXT] [--check [--timeout 60s]]
                                            end your reservation (--force: someone else's;
                                            --check: a health check after it, failing: out of service)
+  check DEVICE|@TAG [--timeout 60s] [--wait 10m]
+                                           health check a device in service (boot, then its
+                                           health.check commands); failing: out of service
   disable DEVICE --reason TEXT             take a device out of service: jobs refuse it, pools skip
                                            it (a device is also taken out after health.max-lab-failures
                                            lab failures in a row; default 3)
@@ -470,6 +473,36 @@ function priorityOf(v: string | undefined): number {
   const p = parsePriority(v);
   if (p === null) throw new LabError('bad-input', 'bad-usage', `--priority must be a whole number from 0 to 100, or low, medium or high (0, 50, 100) (got "${v}")`);
   return p;
+}
+
+/**
+ * `check DEVICE [--timeout 60s] [--wait 10m]`: a health check of a device in service (LAVA's
+ * scheduled health check, for a cron job): locked as any job is, booted and its health.check
+ * commands run; one that fails takes the device out of service, so jobs stop landing on it before
+ * they fail on it.
+ */
+async function checkCommand(args: string[], l: Lab, signal: AbortSignal, json: boolean): Promise<{ result: unknown; text: string; exit: number }> {
+  const { values, positionals } = parseArgs({ args, options: { timeout: { type: 'string' }, wait: { type: 'string' }, priority: { type: 'string' } }, allowPositionals: true });
+  const devArg = need(positionals[0], 'DEVICE');
+  const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
+  if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
+  const { dev, lock } = await claimWaiting(l, devArg, 'check (health check)', undefined, waitOf(values.wait), signal, json, false, priorityOf(values.priority));
+  try {
+    const { check, records } = await healthCheck(l, dev, timeoutMs, signal);
+    const f = check.failure;
+    const by = defaultOwner().slice(0, 128);
+    if (!check.ok && f) records.push({ action: 'service', args: { device: dev.name, state: 'out', reason: `health check failed (${f.blame === 'os' ? 'the OS' : 'the lab'}: ${f.code}): ${f.message}`.slice(0, 1024), by } });
+    await recordLab(l.stateDir, records, { maxLabFailures: (d) => l.devices.get(d)?.health.maxLabFailures ?? 0 }).catch((e: unknown) => {
+      throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
+    });
+    const what = check.commands ? `health check (boot, then ${check.commands.length} command(s))` : 'health-check boot';
+    if (check.ok) return { result: { ok: true, device: dev.name, check }, text: `${dev.name}: ${what} ok (booted in ${((check.bootMs ?? 0) / 1000).toFixed(3)} s; log ${check.log})`, exit: EXIT.ok };
+    return {
+      result: { ok: false, device: dev.name, check, failure: f, outOfService: true },
+      text: `${dev.name}: ${what} FAILED - ${f!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${f!.code}): ${f!.message}\n${dev.name} is now OUT OF SERVICE; orbital-lab enable ${dev.name} --check puts it back once it is fixed${check.log ? `; log ${check.log}` : ''}`,
+      exit: f!.blame === 'os' ? EXIT.os : EXIT.lab,
+    };
+  } finally { lock.release(); }
 }
 
 /** 90 min -> "1 h 30 min". */
@@ -952,6 +985,7 @@ Object.assign(commands, {
   async disable(args, { lab, signal }) { return serviceCommand('out', args, lab(), signal); },
   async reserve(args, { lab, signal, json }) { return reserveCommand(args, lab(), signal, json); },
   async release(args, { lab, signal }) { return releaseCommand(args, lab(), signal); },
+  async check(args, { lab, signal, json }) { return checkCommand(args, lab(), signal, json); },
   async enable(args, { lab, signal }) { return serviceCommand('in', args, lab(), signal); },
 
   async capture(args, { lab, signal, json }) {

@@ -126,6 +126,14 @@ describe('devices out of service', () => {
   });
 });
 
+/** A directory holding a zeroed 1 MiB disk image (wiped.img): a qemu device booting it never comes up. */
+function l0(): string {
+  const d = mkdtempSync(join(tmpdir(), 'orbital-wiped-'));
+  dirs.push(d);
+  writeFileSync(join(d, 'wiped.img'), Buffer.alloc(MiB));
+  return d;
+}
+
 describeWithTools(['qemu-system-x86_64'], 'enable --check: a health-check boot before a device goes back (guest kernel in QEMU)', () => {
   it('puts back a device whose check boot comes up; one whose check fails stays out, and the boot is recorded', async () => {
     const g = guestArtifacts();
@@ -145,6 +153,24 @@ describeWithTools(['qemu-system-x86_64'], 'enable --check: a health-check boot b
     expect(h.devices.find((d) => d.name === 'vm')).toMatchObject({ boots: 1, service: { state: 'in' }, lastBoot: { ok: true } });
     expect(h.devices.find((d) => d.name === 'b1')).toMatchObject({ boots: 1, bootFailuresLab: 1, service: { state: 'out', reason: 'relay' } });
     expect(run(['--lab', l.file, 'disable', 'b1', '--reason', 'x', '--check']).code).toBe(2);
+  }, 180_000);
+
+  it('check: a scheduled health check of a device in service; one that fails takes it out', async () => {
+    const g = guestArtifacts();
+    dirs.push(g.dir);
+    const l = lab(`  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}    timeouts: { boot: 60s }\n    health:\n      check:\n        - { run: "set color blue", expect: "^color=blue$" }\n  wiped:\n    kind: qemu\n    flash: { target: ${join(l0(), 'wiped.img')} }\n${GUEST_BOOT}`);
+    const ok = run(['--lab', l.file, '--json', 'check', 'vm']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.last).toMatchObject({ ok: true, device: 'vm', check: { ok: true, commands: [{ cmd: 'set color blue', ok: true }] } });
+    const bad = run(['--lab', l.file, '--json', 'check', 'wiped', '--timeout', '3s']);
+    expect(bad.code).toBe(3);
+    expect(bad.last).toMatchObject({ ok: false, outOfService: true, check: { failure: { blame: 'lab', code: 'boot-timeout' } } });
+    const h = await readHistory(l.state);
+    expect(h.devices.find((d) => d.name === 'vm')).toMatchObject({ boots: 1, runs: 1 });
+    expect(h.devices.find((d) => d.name === 'vm')!.service).toBeNull();
+    expect(h.devices.find((d) => d.name === 'wiped')).toMatchObject({ boots: 1, service: { state: 'out', reason: expect.stringMatching(/^health check failed \(the lab: boot-timeout\)/) } });
+    // Out of service now: jobs (and another check) are refused it until enable.
+    expect(run(['--lab', l.file, '--json', 'check', 'wiped']).last!.error).toMatchObject({ code: 'out-of-service' });
   }, 180_000);
 
   it('with health.check commands, the check is the boot and then their answers: one that answers wrong keeps the device out', async () => {
