@@ -372,6 +372,16 @@ async function labView(l: Lab): Promise<LabView> {
   } catch { return { out: new Map(), suspect: new Set(), held: new Map() }; }
 }
 
+/**
+ * Appends records to the lab log for a command whose record is the point of it (service,
+ * reservations, health checks): a failure to record is the command's failure, said as such.
+ */
+async function recordOrFail(l: Lab, records: LabRecord[]): Promise<number[]> {
+  try { return await recordLab(l.stateDir, records, { maxLabFailures: (d) => l.devices.get(d)?.health.maxLabFailures ?? 0 }); } catch (e) {
+    throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
+  }
+}
+
 interface HealthCheck { ok: boolean; stage: string | null; bootMs: number | null; log: string; commands?: Array<{ cmd: string; ok: boolean }>; failure?: { blame: string; code: string; message: string } }
 
 /**
@@ -445,10 +455,7 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
   const bootS = ((check?.bootMs ?? 0) / 1000).toFixed(3);
   const checkOk = check?.commands ? `health check ok: booted in ${bootS} s, ${check.commands.length} command(s) answered` : `health-check boot ok in ${bootS} s`;
   if (!check || check.ok) records.push({ action: 'service', args: { device: dev.name, state, reason: reason || (check ? checkOk : ''), by } });
-  let seqs: number[];
-  try { seqs = await recordLab(l.stateDir, records, { maxLabFailures: (d) => l.devices.get(d)?.health.maxLabFailures ?? 0 }); } catch (e) {
-    throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
-  }
+  const seqs = await recordOrFail(l, records);
   const was = before?.state === 'out' ? 'out' : 'in';
   if (check && !check.ok) {
     const f = check.failure!;
@@ -492,9 +499,7 @@ async function checkCommand(args: string[], l: Lab, signal: AbortSignal, json: b
     const f = check.failure;
     const by = defaultOwner().slice(0, 128);
     if (!check.ok && f) records.push({ action: 'service', args: { device: dev.name, state: 'out', reason: `health check failed (${f.blame === 'os' ? 'the OS' : 'the lab'}: ${f.code}): ${f.message}`.slice(0, 1024), by } });
-    await recordLab(l.stateDir, records, { maxLabFailures: (d) => l.devices.get(d)?.health.maxLabFailures ?? 0 }).catch((e: unknown) => {
-      throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
-    });
+    await recordOrFail(l, records);
     const what = check.commands ? `health check (boot, then ${check.commands.length} command(s))` : 'health-check boot';
     if (check.ok) return { result: { ok: true, device: dev.name, check }, text: `${dev.name}: ${what} ok (booted in ${((check.bootMs ?? 0) / 1000).toFixed(3)} s; log ${check.log})`, exit: EXIT.ok };
     return {
@@ -575,9 +580,7 @@ async function reserveCommand(args: string[], l: Lab, signal: AbortSignal, json:
   try {
     before = (await labView(l)).held.get(dev.name);
     until = Date.now() + forMs;
-    [seq] = await recordLab(l.stateDir, [{ action: 'reserve', args: { device: dev.name, state: 'held', owner: me, until, reason, by: me } }]) as [number];
-  } catch (e) {
-    throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
+    [seq] = await recordOrFail(l, [{ action: 'reserve', args: { device: dev.name, state: 'held', owner: me, until, reason, by: me } }]) as [number];
   } finally { lock.release(); }
   const was = inForce(before) ? { until: before.until, reason: before.reason } : null;
   const text = `${dev.name}: reserved for ${me} until ${new Date(until).toISOString()} (${spanText(forMs)})${was ? ` - extended; it was until ${new Date(was.until).toISOString()}` : ''}${reason ? `: ${reason}` : ''}
@@ -614,9 +617,7 @@ async function releaseCommand(args: string[], l: Lab, signal: AbortSignal): Prom
   // (--check: the device's lock is taken before the release, so no waiting job gets it before the check)
   const lock = values.check ? acquireLock(l.stateDir, dev.name, 'release --check (health check)') : null;
   try {
-    const rec = (rs: LabRecord[]) => recordLab(l.stateDir, rs, { maxLabFailures: (d) => l.devices.get(d)?.health.maxLabFailures ?? 0 }).catch((e: unknown) => {
-      throw e instanceof LabError ? e : new LabError('io', 'io-error', `could not record in the lab log ${labLogPath(l.stateDir)}: ${(e as Error).message}`, 'lab');
-    });
+    const rec = (rs: LabRecord[]) => recordOrFail(l, rs);
     const [seq] = await rec([{ action: 'reserve', args: { device: dev.name, state: 'released', owner: last.owner, until: 0, reason, by: me } }]) as [number];
     const theirs = last.owner !== me ? ` (${last.owner}'s, taken back by ${me}${reason ? `: ${reason}` : ''})` : '';
     const result = { ok: true, device: dev.name, released: true, was: { owner: last.owner, until: last.until, reason: last.reason }, by: me, seq };
