@@ -1,6 +1,11 @@
 // Cached vs fresh: after random edit sequences, the incremental layout (dirty paths, layout and
-// measurement caches) gives exactly the boxes and glyph positions of a fresh tree built in the
-// final state. Layout caches are where Yoga and Taffy had their worst bugs (Taffy #243, #911, #1186).
+// measurement caches) gives the boxes and glyph positions of a fresh tree built in the final state
+// - bit for bit in all but about 1 in 6,000 random cases, and never more than one reported quantum
+// (1/4096 px) apart. Those few come from Yoga's cache tolerance, which this engine keeps to agree
+// with yoga-layout: a measurement is reused for an available size up to 1e-4 away, and the
+// incremental and the fresh layout hold different entries, so a result can round to the next
+// quantum. Layout caches are where Yoga and Taffy had their worst bugs (Taffy #243, #911, #1186):
+// anything beyond one quantum is one of those, and fails here.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SceneTree, type NodeId } from '../tree.ts';
@@ -11,8 +16,11 @@ import { buildOurs } from './yoga-ref.bench.ts';
 
 const shaper = new FixedShaper();
 
-function assertSame(t: SceneTree, w: number, h: number, context: () => string) {
-  const d = diffFresh(t, w, h);
+/** One reported quantum (scene/layout/flex.ts QUANTUM). */
+const QUANTUM = 1 / 4096;
+
+function assertSame(t: SceneTree, w: number, h: number, context: () => string, tol = QUANTUM) {
+  const d = diffFresh(t, w, h, tol);
   if (d) throw new Error(`${d}\n${context()}`);
 }
 
@@ -31,7 +39,11 @@ describe('incremental layout equals fresh layout', () => {
           assertSame(t, vp.w, vp.h, () => `tree ${treeSeed} edits ${editSeed} batch ${batch} after edit ${i}`);
         }
       }
-    }), { numRuns: Number(process.env.SCENE_FUZZ_RUNS ?? 150) });
+    }), {
+      numRuns: Number(process.env.SCENE_FUZZ_RUNS ?? 150),
+      // A case that comes out one quantum apart (found by a CI run): always run.
+      examples: [[1301037929, 639536577, 1]],
+    });
   });
 
   it('an unchanged tree re-lays out nothing, and one text edit re-lays out only its ancestors', () => {
@@ -51,6 +63,6 @@ describe('incremental layout equals fresh layout', () => {
     // column's siblings only as cache hits: nowhere near the 931 nodes.
     expect(stats.computed).toBeGreaterThan(0);
     expect(stats.computed).toBeLessThan(20);
-    assertSame(t, 1200, 800, () => 'single text edit');
+    assertSame(t, 1200, 800, () => 'single text edit', 0);
   });
 });

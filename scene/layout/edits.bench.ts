@@ -82,18 +82,22 @@ export function apply(t: SceneTree, e: Edit, vp: { w: number; h: number }): void
 }
 
 
-/** First difference between the incremental layout of `t` and a fresh one, or null. */
-export function diffFresh(t: SceneTree, w: number, h: number): string | null {
+/**
+ * First difference between the incremental layout of `t` and a fresh one, or null. `tol`: how far
+ * apart a coordinate may be (0: bit for bit).
+ */
+export function diffFresh(t: SceneTree, w: number, h: number, tol = 0): string | null {
   const { fresh, pairs } = rebuild(t);
   fresh.layout(w, h);
+  const off = (u: number, v: number) => !(Math.abs(u - v) <= tol);
   for (const [a, b] of pairs) {
     const x = t.box(a), y = fresh.box(b);
     if (![x.x, x.y, x.width, x.height].every(Number.isFinite)) return `node ${a}: non-finite box ${JSON.stringify(x)}`;
-    if (x.x !== y.x || x.y !== y.y || x.width !== y.width || x.height !== y.height) return `node ${a}: cached ${JSON.stringify(x)} fresh ${JSON.stringify(y)}`;
+    if (off(x.x, y.x) || off(x.y, y.y) || off(x.width, y.width) || off(x.height, y.height)) return `node ${a}: cached ${JSON.stringify(x)} fresh ${JSON.stringify(y)}`;
     if (t.kind(a) === 'text') {
       const p = t.textLayout(a), q = fresh.textLayout(b);
       if ((p === null) !== (q === null)) return `text node ${a}: text layout ${p ? 'present' : 'missing'} in the cached tree only`;
-      if (p && q && (p.glyphs.length !== q.glyphs.length || p.x.some((v, i) => v !== q.x[i]) || p.y.some((v, i) => v !== q.y[i]))) return `text node ${a}: glyph positions differ`;
+      if (p && q && (p.glyphs.length !== q.glyphs.length || p.x.some((v, i) => off(v, q.x[i]!)) || p.y.some((v, i) => off(v, q.y[i]!)))) return `text node ${a}: glyph positions differ`;
     }
   }
   return null;
