@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { isatty } from 'node:tty';
 import { STDIN } from './flash/source.ts';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, watch, writeFileSync, writeSync, type FSWatcher } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, statSync, watch, writeFileSync, writeSync, type FSWatcher } from 'node:fs';
 import { junitOf } from './junit.ts';
 import { LabError, EXIT, exitCodeFor } from './errors.ts';
 import { loadLab, getDevice, parseDuration, parseLab, formatIssue, type Device, type Lab } from './labfile.ts';
@@ -186,7 +186,7 @@ async function flashMany(l: Lab, names: string[], tags: string[], imageArg: stri
     try {
       // (claimDevice: refuses one out of service, else locks it)
       lock = claimDevice(l, dev.name, `flash ${image}`, undefined, view, reserved, priority).lock;
-      await stillFree(l, dev, lock);
+      await stillFree(l, dev, lock, true, view);
       const r = await flash({ ...opts(dev, image, (p) => sink(dev.name, p as unknown as Record<string, unknown> & { phase: string })), ...(shared ? { openSource: shared.opener(dev.name) } : {}) });
       sink.done(dev.name, r.status);
       return { ...r, ok: true };
@@ -270,25 +270,35 @@ type Reservation = NonNullable<DeviceHistory['reservation']>;
  * What the lab log says about devices, for picking one: those out of service, those whose last
  * boot failed on the lab's side, and those reserved for someone (`held`: reservations not yet ended).
  */
-interface LabView { out: Map<string, ServiceRecord>; suspect: Set<string>; held: Map<string, Reservation> }
-const EMPTY_VIEW: LabView = { out: new Map(), suspect: new Set(), held: new Map() };
+interface LabView { out: Map<string, ServiceRecord>; suspect: Set<string>; held: Map<string, Reservation>; stamp: string }
+const EMPTY_VIEW: LabView = { out: new Map(), suspect: new Set(), held: new Map(), stamp: '' };
+
+/** The lab log's size and mtime: a view read at the same stamp is still the log's (nothing was appended). */
+function logStamp(l: Lab): string {
+  try { const st = statSync(labLogPath(l.stateDir)); return `${st.size}:${st.mtimeMs}`; } catch { return 'none'; }
+}
 
 /** A reservation in force: held, and its end not yet reached. */
 const inForce = (r: Reservation | null | undefined, now = Date.now()): r is Reservation => !!r && r.state === 'held' && r.until > now;
 const heldByOther = (v: LabView, device: string): Reservation | null => { const r = v.held.get(device); return inForce(r) && r.owner !== defaultOwner() ? r : null; };
 const heldByMe = (v: LabView, device: string): boolean => { const r = v.held.get(device); return inForce(r) && r.owner === defaultOwner(); };
-const heldText = (r: Reservation) => `reserved by ${r.owner} until ${new Date(r.until).toISOString()}${r.reason ? ` (${r.reason})` : ''}`;
+/** "by alice until T (reason)" */
+const heldWhom = (r: Reservation) => `by ${r.owner} until ${new Date(r.until).toISOString()}${r.reason ? ` (${r.reason})` : ''}`;
+const heldText = (r: Reservation) => `reserved ${heldWhom(r)}`;
+/** A reservation as `--json` gives it (errors and devices). */
+const heldJson = (r: Reservation) => ({ owner: r.owner, until: r.until, reason: r.reason, seq: r.seq });
 function heldError(device: string, r: Reservation): LabError {
-  return new LabError('busy', 'device-locked', `device ${device} is ${heldText(r)}; --wait to queue for it, or ask ${r.owner} to release it (orbital-lab release ${device})`, 'lab', { device, reservation: { owner: r.owner, until: r.until, reason: r.reason, seq: r.seq } });
+  return new LabError('busy', 'device-locked', `device ${device} is ${heldText(r)}; --wait to queue for it, or ask ${r.owner} to release it (orbital-lab release ${device})`, 'lab', { device, reservation: heldJson(r) });
 }
 
 /**
  * Checks again, once the device is locked, that nobody reserved it between reading the lab log and
  * taking the lock (a reservation is recorded while its maker holds the device's lock, so after
- * taking it the log is up to date); releases the lock and throws when somebody did.
+ * taking it the log is up to date); releases the lock and throws when somebody did. `seen`: the
+ * view the device was picked with, used again when nothing was appended since it was read.
  */
-async function stillFree(l: Lab, dev: Device, lock: ReturnType<typeof acquireLock>, warn = true): Promise<void> {
-  const view = await labView(l);
+async function stillFree(l: Lab, dev: Device, lock: ReturnType<typeof acquireLock>, warn = true, seen?: LabView): Promise<void> {
+  const view = seen && seen.stamp === logStamp(l) ? seen : await labView(l);
   const h = heldByOther(view, dev.name);
   if (h) { lock.release(); throw heldError(dev.name, h); }
   // The person's own reservation about to end: said (on stderr) while it can still be extended.
@@ -325,7 +335,7 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
       const ahead = queueAhead(l.stateDir, queued?.ticket.name ?? placeOf(priority));
       try {
         const got = claimDevice(l, arg, command, why, view, reservations(ahead), priority);
-        await stillFree(l, got.dev, got.lock, command !== 'reserve');
+        await stillFree(l, got.dev, got.lock, command !== 'reserve', view);
         return got;
       } catch (e) {
         if (!(e instanceof LabError) || e.code !== 'device-locked' || waitMs <= 0) throw e;
@@ -362,14 +372,17 @@ async function claimWaiting(l: Lab, arg: string, command: string, why: ((d: Devi
  * stop the lab, and `history` reports it).
  */
 async function labView(l: Lab): Promise<LabView> {
+  // (stamped before reading: an append while it is read makes the stamp stale, never the view)
+  const stamp = logStamp(l);
   try {
     const h = await readHistory(l.stateDir, { fast: true });
     return {
       out: new Map(h.devices.filter((d) => d.service?.state === 'out').map((d) => [d.name, d.service!])),
       suspect: new Set(h.devices.filter((d) => (d.lastBoot && !d.lastBoot.ok && d.lastBoot.blame !== 'os')).map((d) => d.name)),
       held: new Map(h.devices.filter((d) => inForce(d.reservation)).map((d) => [d.name, d.reservation!])),
+      stamp,
     };
-  } catch { return { out: new Map(), suspect: new Set(), held: new Map() }; }
+  } catch { return { out: new Map(), suspect: new Set(), held: new Map(), stamp }; }
 }
 
 /**
@@ -383,6 +396,14 @@ async function recordOrFail(l: Lab, records: LabRecord[]): Promise<number[]> {
 }
 
 interface HealthCheck { ok: boolean; stage: string | null; bootMs: number | null; log: string; commands?: Array<{ cmd: string; ok: boolean }>; failure?: { blame: string; code: string; message: string } }
+
+/** What a check was: "health-check boot", or "health check (boot, then N command(s))". */
+const checkName = (c: HealthCheck) => (c.commands ? `health check (boot, then ${c.commands.length} command(s))` : 'health-check boot');
+/** A failure in words: "the OS failed (os-fatal): ..." / "a lab failure (boot-timeout): ...". */
+const failedText = (f: { blame: string; code: string; message: string }) => `${f.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${f.code}): ${f.message}`;
+/** The `service out` record of a failed check; `what` says which check ("health check after alice's reservation"). */
+const checkOutRecord = (device: string, what: string, f: { blame: string; code: string; message: string }, by: string): LabRecord =>
+  ({ action: 'service', args: { device, state: 'out', reason: `${what} failed (${f.blame === 'os' ? 'the OS' : 'the lab'}: ${f.code}): ${f.message}`.slice(0, 1024), by } });
 
 /**
  * A health check of a device whose lock the caller holds (LAVA's health check): a boot, then the
@@ -427,14 +448,12 @@ async function healthCheck(l: Lab, dev: Device, timeoutMs: number | undefined, s
 async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signal: AbortSignal): Promise<{ result: unknown; text: string; exit?: number }> {
   const { values, positionals } = parseArgs({ args, options: { reason: { type: 'string' }, check: { type: 'boolean' }, timeout: { type: 'string' } }, allowPositionals: true });
   const dev = getDevice(l, need(positionals[0], 'DEVICE'));
-  if (positionals.length > 1) throw new LabError('bad-input', 'bad-usage', `one DEVICE at a time (got ${positionals.join(' ')}); quote a --reason with spaces`);
+  oneDevice(positionals);
   if (state === 'out' && (values.check || values.timeout)) throw new LabError('bad-input', 'bad-usage', '--check and --timeout go with enable (a health-check boot before the device is put back)');
   if (values.timeout && !values.check) throw new LabError('bad-input', 'bad-usage', '--timeout goes with --check');
-  const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
-  if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
-  const reason = (values.reason ?? '').trim();
+  const timeoutMs = timeoutOf(values.timeout);
+  const reason = reasonOf(values.reason);
   if (state === 'out' && !reason) throw new LabError('bad-input', 'bad-usage', `disable ${dev.name} needs --reason TEXT: whoever finds the board out of service reads it (say what is wrong, and who to ask)`);
-  if (Buffer.byteLength(reason) > 1024) throw new LabError('bad-input', 'bad-usage', `--reason is ${Buffer.byteLength(reason)} bytes; keep it under 1024`);
   const before = (await readHistory(l.stateDir, { fast: true })).devices.find((d) => d.name === dev.name)?.service;
   const by = defaultOwner().slice(0, 128);
   const records: LabRecord[] = [];
@@ -443,15 +462,14 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
   // Only a check that passes puts the device back. The boot (and the run) is recorded either way.
   let check: HealthCheck | undefined;
   if (values.check) {
-    const { lock } = claimDevice(l, dev.name, 'enable --check (health check)');
-    await stillFree(l, dev, lock);
+    const lock = await lockDevice(l, dev, 'enable --check (health check)');
     try {
       const c = await healthCheck(l, dev, timeoutMs, signal);
       check = c.check;
       records.push(...c.records);
     } finally { lock.release(); }
   }
-  const checkWhat = check?.commands ? `health check (boot, then ${check.commands.length} command(s))` : 'health-check boot';
+  const checkWhat = check ? checkName(check) : '';
   const bootS = ((check?.bootMs ?? 0) / 1000).toFixed(3);
   const checkOk = check?.commands ? `health check ok: booted in ${bootS} s, ${check.commands.length} command(s) answered` : `health-check boot ok in ${bootS} s`;
   if (!check || check.ok) records.push({ action: 'service', args: { device: dev.name, state, reason: reason || (check ? checkOk : ''), by } });
@@ -461,7 +479,7 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
     const f = check.failure!;
     return {
       result: { ok: false, device: dev.name, was, check, failure: f },
-      text: `${dev.name}: ${checkWhat} FAILED - ${f.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${f.code}): ${f.message}\n${dev.name} ${was === 'out' ? 'stays out of service' : 'was in service and stays so (enable --check does not take a device out)'}${check.log ? `; log ${check.log}` : ''}`,
+      text: `${dev.name}: ${checkWhat} FAILED - ${failedText(f)}\n${dev.name} ${was === 'out' ? 'stays out of service' : 'was in service and stays so (enable --check does not take a device out)'}${check.log ? `; log ${check.log}` : ''}`,
       exit: f.blame === 'os' ? EXIT.os : EXIT.lab,
     };
   }
@@ -472,6 +490,26 @@ async function serviceCommand(state: 'in' | 'out', args: string[], l: Lab, signa
     ? `${dev.name}: out of service${was === 'out' ? ' (it already was; reason updated)' : ''}: ${reason}. flash, boot and run refuse it and pools skip it; orbital-lab enable ${dev.name} puts it back`
     : `${dev.name}: in service${was === 'in' ? ' (it already was)' : ` again (was out since ${new Date(before!.time).toISOString()}: ${before!.reason})`}${checked}`;
   return { result: { ok: true, device: dev.name, service: { state, reason: recReason, by, seq }, was, ...(check ? { check } : {}) }, text };
+}
+
+/** The commands that take one DEVICE (and a --reason that may need quoting). */
+function oneDevice(positionals: string[]): void {
+  if (positionals.length > 1) throw new LabError('bad-input', 'bad-usage', `one DEVICE at a time (got ${positionals.join(' ')}); quote a --reason with spaces`);
+}
+
+/** `--timeout`: a duration, or undefined when not given. */
+function timeoutOf(v: string | undefined): number | undefined {
+  if (!v) return undefined;
+  const ms = parseDuration(v);
+  if (!ms) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${v}")`);
+  return ms;
+}
+
+/** `--reason`: trimmed, and short enough for the lab log (1024 bytes). */
+function reasonOf(v: string | undefined): string {
+  const reason = (v ?? '').trim();
+  if (Buffer.byteLength(reason) > 1024) throw new LabError('bad-input', 'bad-usage', `--reason is ${Buffer.byteLength(reason)} bytes; keep it under 1024`);
+  return reason;
 }
 
 /** `--priority`: 0-100 or low / medium / high; 50 when not given. */
@@ -491,20 +529,19 @@ function priorityOf(v: string | undefined): number {
 async function checkCommand(args: string[], l: Lab, signal: AbortSignal, json: boolean): Promise<{ result: unknown; text: string; exit: number }> {
   const { values, positionals } = parseArgs({ args, options: { timeout: { type: 'string' }, wait: { type: 'string' }, priority: { type: 'string' } }, allowPositionals: true });
   const devArg = need(positionals[0], 'DEVICE');
-  const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
-  if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
+  const timeoutMs = timeoutOf(values.timeout);
   const { dev, lock } = await claimWaiting(l, devArg, 'check (health check)', undefined, waitOf(values.wait), signal, json, false, priorityOf(values.priority));
   try {
     const { check, records } = await healthCheck(l, dev, timeoutMs, signal);
     const f = check.failure;
     const by = defaultOwner().slice(0, 128);
-    if (!check.ok && f) records.push({ action: 'service', args: { device: dev.name, state: 'out', reason: `health check failed (${f.blame === 'os' ? 'the OS' : 'the lab'}: ${f.code}): ${f.message}`.slice(0, 1024), by } });
+    if (!check.ok && f) records.push(checkOutRecord(dev.name, 'health check', f, by));
     await recordOrFail(l, records);
-    const what = check.commands ? `health check (boot, then ${check.commands.length} command(s))` : 'health-check boot';
+    const what = checkName(check);
     if (check.ok) return { result: { ok: true, device: dev.name, check }, text: `${dev.name}: ${what} ok (booted in ${((check.bootMs ?? 0) / 1000).toFixed(3)} s; log ${check.log})`, exit: EXIT.ok };
     return {
       result: { ok: false, device: dev.name, check, failure: f, outOfService: true },
-      text: `${dev.name}: ${what} FAILED - ${f!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${f!.code}): ${f!.message}\n${dev.name} is now OUT OF SERVICE; orbital-lab enable ${dev.name} --check puts it back once it is fixed${check.log ? `; log ${check.log}` : ''}`,
+      text: `${dev.name}: ${what} FAILED - ${failedText(f!)}\n${dev.name} is now OUT OF SERVICE; orbital-lab enable ${dev.name} --check puts it back once it is fixed${check.log ? `; log ${check.log}` : ''}`,
       exit: f!.blame === 'os' ? EXIT.os : EXIT.lab,
     };
   } finally { lock.release(); }
@@ -566,12 +603,11 @@ const MAX_RESERVE_MS = 7 * 24 * 3600_000;
 async function reserveCommand(args: string[], l: Lab, signal: AbortSignal, json: boolean): Promise<{ result: unknown; text: string }> {
   const { values, positionals } = parseArgs({ args, options: { for: { type: 'string' }, reason: { type: 'string' }, wait: { type: 'string' }, priority: { type: 'string' }, 'use-disabled': { type: 'boolean' } }, allowPositionals: true });
   const devArg = need(positionals[0], 'DEVICE');
-  if (positionals.length > 1) throw new LabError('bad-input', 'bad-usage', `one DEVICE at a time (got ${positionals.join(' ')}); quote a --reason with spaces`);
+  oneDevice(positionals);
   const forMs = values.for === undefined ? 3600_000 : parseDuration(values.for);
   if (!forMs || forMs <= 0) throw new LabError('bad-input', 'bad-usage', `--for must be a duration like 2h or 30m (got "${values.for}")`);
   if (forMs > MAX_RESERVE_MS) throw new LabError('bad-input', 'bad-usage', `--for ${values.for} is longer than a week; reserve for less and extend it (reserve again) while you need it - a forgotten reservation then ends by itself`);
-  const reason = (values.reason ?? '').trim();
-  if (Buffer.byteLength(reason) > 1024) throw new LabError('bad-input', 'bad-usage', `--reason is ${Buffer.byteLength(reason)} bytes; keep it under 1024`);
+  const reason = reasonOf(values.reason);
   const me = defaultOwner().slice(0, 128);
   const { dev, lock } = await claimWaiting(l, devArg, 'reserve', undefined, waitOf(values.wait), signal, json, values['use-disabled'], priorityOf(values.priority));
   let before: Reservation | undefined;
@@ -598,12 +634,10 @@ async function reserveCommand(args: string[], l: Lab, signal: AbortSignal, json:
 async function releaseCommand(args: string[], l: Lab, signal: AbortSignal): Promise<{ result: unknown; text: string; exit?: number }> {
   const { values, positionals } = parseArgs({ args, options: { force: { type: 'boolean' }, reason: { type: 'string' }, check: { type: 'boolean' }, timeout: { type: 'string' } }, allowPositionals: true });
   if (values.timeout && !values.check) throw new LabError('bad-input', 'bad-usage', '--timeout goes with --check');
-  const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
-  if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
+  const timeoutMs = timeoutOf(values.timeout);
   const dev = getDevice(l, need(positionals[0], 'DEVICE'));
-  if (positionals.length > 1) throw new LabError('bad-input', 'bad-usage', `one DEVICE at a time (got ${positionals.join(' ')}); quote a --reason with spaces`);
-  const reason = (values.reason ?? '').trim();
-  if (Buffer.byteLength(reason) > 1024) throw new LabError('bad-input', 'bad-usage', `--reason is ${Buffer.byteLength(reason)} bytes; keep it under 1024`);
+  oneDevice(positionals);
+  const reason = reasonOf(values.reason);
   const me = defaultOwner().slice(0, 128);
   const last = (await readHistory(l.stateDir, { fast: true })).devices.find((d) => d.name === dev.name)?.reservation;
   if (!inForce(last)) {
@@ -612,24 +646,23 @@ async function releaseCommand(args: string[], l: Lab, signal: AbortSignal): Prom
     return { result: { ok: true, device: dev.name, released: false, reservation: null }, text: `${dev.name} is not reserved${ended}; nothing to release` };
   }
   if (last.owner !== me && !values.force) {
-    throw new LabError('refused', 'reserved-by-other', `${dev.name} is ${heldText(last)}, not by ${me}; ask them, or release it with --force (recorded with your name${reason ? '' : '; say why with --reason'})`, 'usage', { device: dev.name, reservation: { owner: last.owner, until: last.until, reason: last.reason, seq: last.seq } });
+    throw new LabError('refused', 'reserved-by-other', `${dev.name} is ${heldText(last)}, not by ${me}; ask them, or release it with --force (recorded with your name${reason ? '' : '; say why with --reason'})`, 'usage', { device: dev.name, reservation: heldJson(last) });
   }
   // (--check: the device's lock is taken before the release, so no waiting job gets it before the check)
   const lock = values.check ? acquireLock(l.stateDir, dev.name, 'release --check (health check)') : null;
   try {
-    const rec = (rs: LabRecord[]) => recordOrFail(l, rs);
-    const [seq] = await rec([{ action: 'reserve', args: { device: dev.name, state: 'released', owner: last.owner, until: 0, reason, by: me } }]) as [number];
+    const [seq] = await recordOrFail(l, [{ action: 'reserve', args: { device: dev.name, state: 'released', owner: last.owner, until: 0, reason, by: me } }]) as [number];
     const theirs = last.owner !== me ? ` (${last.owner}'s, taken back by ${me}${reason ? `: ${reason}` : ''})` : '';
     const result = { ok: true, device: dev.name, released: true, was: { owner: last.owner, until: last.until, reason: last.reason }, by: me, seq };
     if (!lock) return { result, text: `${dev.name}: reservation released${theirs}; it goes to the next job (those waiting first)` };
     const { check, records } = await healthCheck(l, dev, timeoutMs, signal);
     const f = check.failure;
-    if (!check.ok && f) records.push({ action: 'service', args: { device: dev.name, state: 'out', reason: `health check after ${last.owner}'s reservation failed (${f.blame === 'os' ? 'the OS' : 'the lab'}: ${f.code}): ${f.message}`.slice(0, 1024), by: me } });
-    await rec(records);
+    if (!check.ok && f) records.push(checkOutRecord(dev.name, `health check after ${last.owner}'s reservation`, f, me));
+    await recordOrFail(l, records);
     if (check.ok) return { result: { ...result, check }, text: `${dev.name}: reservation released${theirs}; health check ok (log ${check.log}); it goes to the next job (those waiting first)` };
     return {
       result: { ...result, ok: false, check, failure: f, outOfService: true },
-      text: `${dev.name}: reservation released${theirs}, but its health check FAILED - ${f!.blame === 'os' ? 'the OS failed' : 'a lab failure'} (${f!.code}): ${f!.message}\n${dev.name} is now OUT OF SERVICE (no job gets a board left broken); orbital-lab enable ${dev.name} --check puts it back${check.log ? `; log ${check.log}` : ''}`,
+      text: `${dev.name}: reservation released${theirs}, but its health check FAILED - ${failedText(f!)}\n${dev.name} is now OUT OF SERVICE (no job gets a board left broken); orbital-lab enable ${dev.name} --check puts it back${check.log ? `; log ${check.log}` : ''}`,
       exit: f!.blame === 'os' ? EXIT.os : EXIT.lab,
     };
   } finally { lock?.release(); }
@@ -724,7 +757,7 @@ const commands: Record<string, Handler> = {
       const svc = h?.service?.state === 'out' ? `OUT OF SERVICE (${outText(h.service)}; orbital-lab enable ${d.name}); ` : '';
       const streak = h && h.labFailStreak.n > 0 && h.service?.state !== 'out' ? `; ${h.labFailStreak.n} lab failure(s) in a row (${h.labFailStreak.codes.join(', ')}; out of service at ${l.devices.get(d.name)!.health.maxLabFailures || 'never'})` : '';
       const who = svc + (d.state === 'in-use' ? `in use by ${d.holder!.owner} (pid ${d.holder!.pid}, since ${d.holder!.since}, "${d.holder!.command}")` : d.state === 'stale-lock' ? `free (stale lock: ${d.staleWhy})` : 'free');
-      const rsv = inForce(h?.reservation) ? `; RESERVED by ${h!.reservation!.owner} until ${new Date(h!.reservation!.until).toISOString()}${h!.reservation!.reason ? ` (${h!.reservation!.reason})` : ''}` : '';
+      const rsv = inForce(h?.reservation) ? `; RESERVED ${heldWhom(h!.reservation!)}` : '';
       const lt = d.console.latencyTimer;
       const cons = (d.console.found ? d.console.found === 'qemu' ? d.console.spec : `${d.console.spec} -> ${d.console.found}` : `${d.console.spec} (NOT FOUND)`) + (lt && lt.now > 1 ? ` (USB-serial latency timer ${lt.now} ms; a boot lowers it to 1 ms when it may)` : '');
       const img = d.image ? d.image.signed ? ` (signed image ${d.image.signed.name} ${d.image.signed.version}, id ${d.image.signed.id.slice(0, 16)}…, part '${d.image.signed.part}')` : ` (${d.image.source === STDIN ? 'stdin' : d.image.source}${d.image.blake3 ? `, blake3 ${d.image.blake3.slice(0, 16)}…` : ''}${d.image.signedWhy ? `; ${d.image.signedWhy}` : ''})` : '';
@@ -736,7 +769,7 @@ const commands: Record<string, Handler> = {
       const h = hist.get(d.name);
       const more = h ? { history: { boots: h.boots, lastBoot: h.lastBoot, runs: h.runs, runFailures: h.runFailures, labFailStreak: h.labFailStreak }, ...(h.service ? { service: h.service } : {}) } : {};
       const r = h?.reservation;
-      return { ...d, waiting: waitingFor(d.name), ...more, inService: h?.service?.state !== 'out', reservation: inForce(r) ? { owner: r!.owner, until: r!.until, reason: r!.reason, seq: r!.seq } : null };
+      return { ...d, waiting: waitingFor(d.name), ...more, inService: h?.service?.state !== 'out', reservation: inForce(r) ? heldJson(r!) : null };
     });
     return { result: { ok: true, lab: l.path, devices, ...(histWhy ? { historyError: histWhy } : {}) }, text: (rows.join('\n') || '(no devices)') + (histWhy ? `\n(${histWhy})` : '') };
   },
@@ -801,8 +834,7 @@ Object.assign(commands, {
     if (!Number.isInteger(retries) || retries < 0 || retries > 100) throw new LabError('bad-input', 'bad-usage', `--retries takes a count from 0 to 100 (got "${values.retries}")`);
     const l = lab();
     const devArg = need(positionals[0], 'DEVICE');
-    const timeoutMs = values.timeout ? parseDuration(values.timeout) : undefined;
-    if (values.timeout && !timeoutMs) throw new LabError('bad-input', 'bad-usage', `--timeout must be a duration like 30s (got "${values.timeout}")`);
+    const timeoutMs = timeoutOf(values.timeout);
     const { dev, lock } = await claimWaiting(l, devArg, 'boot', values.image ? needsTarget(' (--image)') : undefined, waitOf(values.wait), signal, json, values['use-disabled'], priorityOf(values.priority));
     const sink = progressSink({ json });
     try {

@@ -56,17 +56,10 @@ export function findConsolePort(d: Device, roots: { sys: string; dev: string } =
   }
   if (c.usbPath) return findByUsbPath(d.name, c.usbPath, roots);
   const serial = c.usbSerial!;
-  // A tty's `device` is the USB interface (ttyACM) or a usb-serial port under it (ttyUSB); the USB
-  // device above holds the serial number. (The link is resolved first: path.join would take
-  // `device/..` lexically, back to the tty itself.)
-  const cls = join(roots.sys, 'class/tty');
-  const found = safeList(cls).filter((tty) => {
-    let dev: string;
-    try { dev = realpathSync(join(cls, tty, 'device')); } catch { return false; }
-    return [dirname(dev), dirname(dirname(dev))].some((up) => {
-      try { return readFileSync(join(up, 'serial'), 'utf8').trim() === serial; } catch { return false; }
-    });
-  });
+  // The USB device above the tty's interface holds the serial number.
+  const found = ttyDevices(roots).filter(({ ups }) => ups.slice(1).some((up) => {
+    try { return readFileSync(join(up, 'serial'), 'utf8').trim() === serial; } catch { return false; }
+  })).map((t) => t.tty);
   if (found.length > 1) {
     // A multi-port adapter (FT2232/FT4232): one serial number, several ports. Which one is the board's is not ours to guess.
     const byId = join(roots.dev, 'serial/by-id');
@@ -82,14 +75,10 @@ export function findConsolePort(d: Device, roots: { sys: string; dev: string } =
  * (`1-4:1.2`): the tty whose device is under that USB device or interface in sysfs.
  */
 function findByUsbPath(name: string, at: string, roots: { sys: string; dev: string }): string {
-  const cls = join(roots.sys, 'class/tty');
   const found: Array<{ tty: string; iface: string | undefined }> = [];
-  for (const tty of safeList(cls)) {
-    let dev: string;
-    try { dev = realpathSync(join(cls, tty, 'device')); } catch { continue; }
-    // (ttyUSB: the usb-serial port, its interface, its USB device; ttyACM: the interface, its device)
-    const ups = [dev, dirname(dev), dirname(dirname(dev))].map((x) => x.split('/').pop()!);
-    if (ups.includes(at)) found.push({ tty, iface: ups.find((u) => u.includes(':')) });
+  for (const { tty, ups } of ttyDevices(roots)) {
+    const names = ups.map((x) => x.split('/').pop()!);
+    if (names.includes(at)) found.push({ tty, iface: names.find((u) => u.includes(':')) });
   }
   if (found.length > 1) {
     found.sort((a, b) => a.tty.localeCompare(b.tty));
@@ -97,6 +86,23 @@ function findByUsbPath(name: string, at: string, roots: { sys: string; dev: stri
   }
   if (found.length === 1) return `/dev/${found[0]!.tty}`;
   throw new LabError('disconnected', 'console-missing', `${name}: no serial port is plugged in at USB port ${at} (unplugged, or moved to another socket? orbital-lab scan shows where each adapter is)`);
+}
+
+/**
+ * Each tty with a device, and the sysfs directories it hangs from: its `device` and the two above
+ * (ttyUSB: the usb-serial port, its USB interface, its USB device; ttyACM: the interface, its USB
+ * device, the hub). The link is resolved first: path.join would take `device/..` lexically, back
+ * to the tty itself.
+ */
+function ttyDevices(roots: { sys: string }): Array<{ tty: string; ups: string[] }> {
+  const cls = join(roots.sys, 'class/tty');
+  const out: Array<{ tty: string; ups: string[] }> = [];
+  for (const tty of safeList(cls)) {
+    let dev: string;
+    try { dev = realpathSync(join(cls, tty, 'device')); } catch { continue; }
+    out.push({ tty, ups: [dev, dirname(dev), dirname(dirname(dev))] });
+  }
+  return out;
 }
 
 function safeList(dir: string): string[] {

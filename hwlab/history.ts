@@ -171,6 +171,11 @@ function historyFromSnapshot(stateDir: string, file: string): History | null {
   return historyOf(file, v.next, r.states[1] as LabState, r.states[2] as HealthState);
 }
 
+/** Where a verified log is damaged (its first failure or read error), or undefined when it is whole. */
+function damageOf(v: Awaited<ReturnType<typeof verifyAndReplayFile>>['verify']): History['damaged'] {
+  return v.ok ? undefined : { seq: v.failure?.seq ?? v.error?.seq ?? 0, reason: v.failure?.reason ?? v.error?.reason ?? 'io', message: v.failure?.message ?? v.error?.message ?? '' };
+}
+
 /**
  * Verifies and replays the lab log: each device's history (up to the first damaged entry, if any).
  * `fast`: from the snapshot of the last append when it fits (what every job reads to pick a board);
@@ -183,10 +188,9 @@ export async function readHistory(stateDir: string, o: { fast?: boolean } = {}):
   if (o.fast) { const h = historyFromSnapshot(stateDir, file); if (h) return h; }
   // (lab-health is not in the log's checkpoints; a checkpoint is compared only for the reducers it records)
   const r = await verifyAndReplayFile(file, [systemReducer, labReducer, labHealthReducer], { parallel: false });
-  const v = r.verify;
   const s = r.replayer.replayer.states[1] as LabState;
   const health = r.replayer.replayer.states[2] as HealthState;
-  const damaged = v.ok ? undefined : { seq: v.failure?.seq ?? v.error?.seq ?? 0, reason: v.failure?.reason ?? v.error?.reason ?? 'io', message: v.failure?.message ?? v.error?.message ?? '' };
+  const damaged = damageOf(r.verify);
   return { ...historyOf(file, r.replayed, s, health), ...(damaged ? { damaged } : {}) };
 }
 
@@ -224,9 +228,8 @@ export async function readEvents(stateDir: string, o: { device?: string; since?:
   const file = labLogPath(stateDir);
   if (!existsSync(file)) return { file, events: [] };
   const r = await verifyAndReplayFile(file, [systemReducer, labReducer, eventsReducer(o.device)], { parallel: false });
-  const v = r.verify;
   let events = (r.replayer.replayer.states[2] as LabEvent[]).filter((e) => o.since === undefined || e.time >= o.since);
   if (o.limit !== undefined) events = events.slice(-o.limit);
-  const damaged = v.ok ? undefined : { seq: v.failure?.seq ?? v.error?.seq ?? 0, reason: v.failure?.reason ?? v.error?.reason ?? 'io', message: v.failure?.message ?? v.error?.message ?? '' };
+  const damaged = damageOf(r.verify);
   return { file, events, ...(damaged ? { damaged } : {}) };
 }

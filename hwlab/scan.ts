@@ -78,22 +78,19 @@ function byIdNames(dir: string, name: string): string[] {
   return list(dir).filter((l) => !/-part\d+$/.test(l) && basename(real(join(dir, l)) ?? '') === name);
 }
 
-function usbOf(devicePath: string): { dir: string; iface?: string } | null {
-  // A USB tty's `device` is the USB interface (ttyACM) or a usb-serial port under it (ttyUSB); the
-  // USB device above holds idVendor and the serial number.
+/**
+ * The USB device a sysfs path is under (the nearest directory above it with idVendor), and the
+ * interface number on the way. A USB tty's `device` is the USB interface (ttyACM) or a usb-serial
+ * port under it (ttyUSB), 4 levels at most; a disk's block device is ~7 levels under its USB device.
+ */
+function usbOf(devicePath: string, levels = 4): { dir: string; iface?: string } | null {
   let d = devicePath;
   let iface: string | undefined;
-  for (let i = 0; i < 4 && d.length > 1; i++) {
+  for (let i = 0; i < levels && d.length > 1; i++) {
     if (existsSync(join(d, 'idVendor'))) return { dir: d, iface };
     iface ??= read(join(d, 'bInterfaceNumber'));
     d = dirname(d);
   }
-  return null;
-}
-
-/** The USB device a sysfs path is under (the nearest directory above it with idVendor). */
-function usbDeviceOf(p: string): string | null {
-  for (let d = p, i = 0; i < 10 && d.length > 1; i++, d = dirname(d)) if (existsSync(join(d, 'idVendor'))) return d;
   return null;
 }
 
@@ -155,7 +152,7 @@ function disks(roots: ScanRoots, all: boolean, view: SystemView | null): DiskInf
     if (model) info.model = model;
     if (vendor && !vendor.startsWith('0x')) info.vendor = vendor; // (a PCI id, on virtio disks: not a name)
     if (backing) info.backingFile = backing;
-    const usbDir = info.usb ? usbDeviceOf(sysPath) : null;
+    const usbDir = info.usb ? usbOf(sysPath, 10)?.dir : undefined;
     if (usbDir) { info.usbAt = basename(usbDir); usbDirs.set(info, usbDir); }
     const mm = read(join(blk, name, 'dev'));
     if (view && mm) {
