@@ -12,6 +12,9 @@ import type { BenchContext, BenchResult } from './harness.ts';
 import { round } from './harness.ts';
 import { parseLab } from '../hwlab/labfile.ts';
 import { flash, verifyOnly } from '../hwlab/flash/flash.ts';
+import { pageAligned } from '../hwlab/flash/direct.ts';
+import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
 
 
 const MiB = 1 << 20;
@@ -43,6 +46,50 @@ function dropCache(path: string): void {
   spawnSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0'], { stdio: 'ignore' });
 }
 
+/**
+ * The disk's floor for a flash's I/O, with nothing else: the image's mapped extents written to a new
+ * sparse file with O_DIRECT in 2 MiB requests, 4 in flight (as the flash writes), then one datasync.
+ * With `readBack`, each chunk is also read back O_DIRECT (3 in flight) once its write completed, as
+ * the flash's verify does - no hashing, no compare, no source read, no safety checks. What the disk
+ * gives a tool that writes the mapped bytes (write_floor_s) and one that also reads them back
+ * (readback_floor_s), in this run.
+ */
+async function diskFloor(path: string, extents: Array<[number, number]>, size: number, readBack: boolean): Promise<number> {
+  const chunk = 2 * MiB;
+  const jobs: Array<[number, number]> = [];
+  for (const [base, len] of extents) for (let o = 0; o < len; o += chunk) jobs.push([base + o, Math.min(chunk, len - o)]);
+  const wbufs = Array.from({ length: 4 }, () => { const b = pageAligned(chunk); if (!b) throw new Error('no page-aligned memory'); randomFillSync(b); return b; });
+  const rbufs = Array.from({ length: readBack ? 3 : 0 }, () => pageAligned(chunk)!);
+  const t0 = performance.now();
+  const fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT, 0o644);
+  const rh = readBack ? await open(path, constants.O_RDONLY | constants.O_DIRECT) : null;
+  try {
+    await fh.truncate(size);
+    let next = 0;
+    let writing = true;
+    const written: Array<[number, number]> = [];
+    const wake: Array<() => void> = [];
+    const ping = () => { for (const f of wake.splice(0)) f(); };
+    const writers = Promise.all(wbufs.map(async (b) => {
+      while (next < jobs.length) { const [pos, len] = jobs[next++]!; await fh.write(b, 0, len, pos); written.push([pos, len]); ping(); }
+    })).finally(() => { writing = false; ping(); });
+    const readers = Promise.all(rbufs.map(async (b) => {
+      for (;;) {
+        const j = written.shift();
+        if (j) { await rh!.read(b, 0, j[1], j[0]); continue; }
+        if (!writing) return;
+        await new Promise<void>((r) => wake.push(r));
+      }
+    }));
+    await Promise.all([writers, readers]);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+    await rh?.close();
+  }
+  return (performance.now() - t0) / 1000;
+}
+
 export default async function (ctx: BenchContext): Promise<BenchResult> {
   const reps = Number(ctx.args.find((a) => a.startsWith('--reps='))?.slice(7) ?? 3);
   const size = Number(ctx.args.find((a) => a.startsWith('--mib='))?.slice(6) ?? 1024) * MiB;
@@ -57,9 +104,11 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
     ftruncateSync(fd, size);
     const extent = size / 256;
     const buf = Buffer.allocUnsafe(extent);
+    const extents: Array<[number, number]> = [];
     for (let i = 0; i < 64; i++) {
       randomFillSync(buf);
       writeSync(fd, buf, 0, extent, i * 4 * extent + (i % 3) * extent);
+      extents.push([i * 4 * extent + (i % 3) * extent, extent]);
     }
     closeSync(fd);
     const bmap = join(dir, 'image.bmap');
@@ -73,11 +122,12 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
     const dev = lab.lab.devices.get('bench')!;
     writeFileSync(join(dir, 'lab.yaml'), '');
 
-    const targets = ['orbital.img', 'bmaptool.img', 'dd.img'].map((n) => join(dir, n));
+    const targets = ['orbital.img', 'bmaptool.img', 'dd.img', 'floor.img'].map((n) => join(dir, n));
     const clean = () => { for (const t of targets) if (existsSync(t)) unlinkSync(t); };
     const orbital: number[] = []; const bmaptool: number[] = []; const dd: number[] = []; const verify: number[] = []; const b3: number[] = []; const b3cold: number[] = [];
     const orbitalCpu: number[] = []; const bmaptoolCpu: number[] = []; const devRead: number[] = []; const readback: number[] = [];
     const orbitalB3: number[] = []; const orbitalB3Cpu: number[] = []; const verifyCmd: number[] = [];
+    const writeFloor: number[] = []; const readbackFloor: number[] = [];
     let verifyMethod = '';
     const deltaS: number[] = [];
     let deltaWritten = 0;
@@ -92,6 +142,11 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
       ctx.progress(`rep ${r + 1}/${reps}: bmaptool copy`);
       const bt = runCpu('bmaptool', ['-q', 'copy', '--bmap', bmap, img, targets[1]!]);
       bmaptool.push(bt.wall); bmaptoolCpu.push(bt.cpu);
+      clean();
+      ctx.progress(`rep ${r + 1}/${reps}: the disk's floor (O_DIRECT write, then write + read-back)`);
+      writeFloor.push(await diskFloor(targets[3]!, extents, size, false));
+      clean();
+      readbackFloor.push(await diskFloor(targets[3]!, extents, size, true));
       clean();
       ctx.progress(`rep ${r + 1}/${reps}: orbital flash`);
       const t0 = performance.now();
@@ -155,6 +210,8 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
       orbital_median_s: round(median(orbital)),
       bmaptool_median_s: round(median(bmaptool)),
       dd_s: round(best(dd)),
+      write_floor_s: round(best(writeFloor)),
+      readback_floor_s: round(best(readbackFloor)),
       verify_mb_s: round(size / 1e6 / best(verifyCmd), 1),
       verify_s: round(best(verifyCmd)),
       flash_verify_mb_s: round(most(verify), 1),
@@ -184,6 +241,7 @@ export default async function (ctx: BenchContext): Promise<BenchResult> {
     notes.push(`verify runs beside the write: with O_DIRECT (directIo ${last!.directIo}) 2 MiB chunks are read back in 4 MiB batches once their writes completed, and the target is synced twice (before and after the head); through the page cache, after each 32 MiB sync. orbital_verify_tail_s is what is left after the final sync`);
     notes.push('bmaptool copy to a file target: buffered writes and one fsync at the end (its default; it syncs every 6 MiB only on block devices), same image and bmap, a new file on the same filesystem');
     notes.push('*_cpu_s: user+sys CPU seconds (orbital: the whole process incl. the hash worker; bmaptool: bash time) - steadier than wall time on a shared machine');
+    notes.push(`write_floor_s (${figures.write_floor_s}) and readback_floor_s (${figures.readback_floor_s}): the disk alone, in this run - the same ${figures.mapped_mib} MiB of extents written O_DIRECT in 2 MiB requests (4 in flight) to a new sparse file and synced, without and with each chunk read back as its write completes (3 in flight): no source read, hashing, compare or safety checks. bmaptool's job needs the first from the disk, orbital's (write + read-back) the second: orbital_s - readback_floor_s is orbital's own cost (${round(figures.orbital_s - figures.readback_floor_s)} s), bmaptool_s - write_floor_s bmaptool's (${round(figures.bmaptool_s - figures.write_floor_s)} s)`);
     notes.push(`orbital runs in-process; bmaptool's figure includes Python start-up (bmaptool --version takes ${round(py, 2)} s)`);
     return {
       figures,
