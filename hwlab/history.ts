@@ -102,7 +102,7 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: Recor
         if (r.status === 'rejected') throw new LabError('bug', 'bug', `lab log refused ${rec.action}: ${r.reason}: ${r.detail}`, 'lab');
         return r.seq;
       };
-      for (const rec of records) {
+      for (const [i, rec] of records.entries()) {
         seqs.push(propose(rec));
         if (!maxLab) continue;
         const h = health.states[0] as HealthState;
@@ -111,7 +111,10 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: Recor
         const limit = maxLab(device);
         const streak: Streak | undefined = h.streaks.get(device);
         const inService = (seq.stateOf(labReducer) as LabState).devices.get(device)?.service?.state !== 'out';
-        if (limit > 0 && streak && streak.n >= limit && inService) {
+        // A command that records its own service change for the device in this batch (a failed
+        // health check takes it out with the check's reason) says it once: the lab adds no second record.
+        const ownService = records.slice(i + 1).some((r) => r.action === 'service' && r.args.device === device);
+        if (limit > 0 && streak && streak.n >= limit && inService && !ownService) {
           const reason = autoReason(streak, limit);
           const sq = propose({ action: 'service', args: { device, state: 'out', reason, by: 'orbital-lab' } });
           applyHealth(h, 'service', { device });

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { initAxiom, Sequencer, systemReducer, labReducer, Replayer, decodeEntry, Domain, type ValueMap } from '../axiom/index.ts';
 import { makeBmap, makeImage, MiB } from './flash/testimg.ts';
 import { applyHealth, labHealthReducer, type HealthState } from './health.ts';
-import { readHistory } from './history.ts';
+import { readEvents, readHistory } from './history.ts';
 import { describeWithTools } from '../scripts/testkit.ts';
 import { guestArtifacts, GUEST_BOOT } from './testguest.ts';
 
@@ -158,7 +158,7 @@ describeWithTools(['qemu-system-x86_64'], 'enable --check: a health-check boot b
   it('check: a scheduled health check of a device in service; one that fails takes it out', async () => {
     const g = guestArtifacts();
     dirs.push(g.dir);
-    const l = lab(`  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}    timeouts: { boot: 60s }\n    health:\n      check:\n        - { run: "set color blue", expect: "^color=blue$" }\n  wiped:\n    kind: qemu\n    flash: { target: ${join(l0(), 'wiped.img')} }\n${GUEST_BOOT}`);
+    const l = lab(`  vm:\n    kind: qemu\n    qemu: { kernel: ${g.elf} }\n${GUEST_BOOT}    timeouts: { boot: 60s }\n    health:\n      check:\n        - { run: "set color blue", expect: "^color=blue$" }\n  wiped:\n    kind: qemu\n    flash: { target: ${join(l0(), 'wiped.img')} }\n${GUEST_BOOT}    health: { max-lab-failures: 1 }\n`);
     const ok = run(['--lab', l.file, '--json', 'check', 'vm']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.last).toMatchObject({ ok: true, device: 'vm', check: { ok: true, commands: [{ cmd: 'set color blue', ok: true }] } });
@@ -169,6 +169,9 @@ describeWithTools(['qemu-system-x86_64'], 'enable --check: a health-check boot b
     expect(h.devices.find((d) => d.name === 'vm')).toMatchObject({ boots: 1, runs: 1 });
     expect(h.devices.find((d) => d.name === 'vm')!.service).toBeNull();
     expect(h.devices.find((d) => d.name === 'wiped')).toMatchObject({ boots: 1, service: { state: 'out', reason: expect.stringMatching(/^health check failed \(the lab: boot-timeout\)/) } });
+    // Its failed boot was also its max-lab-failures-th lab failure in a row: still one service record, the check's.
+    const services = (await readEvents(l.state, { device: 'wiped' })).events.filter((e) => e.action === 'service');
+    expect(services.map((e) => e.args.reason)).toEqual([expect.stringMatching(/^health check failed \(the lab: boot-timeout\)/)]);
     // Out of service now: jobs (and another check) are refused it until enable.
     expect(run(['--lab', l.file, '--json', 'check', 'wiped']).last!.error).toMatchObject({ code: 'out-of-service' });
   }, 180_000);
