@@ -24,6 +24,7 @@ import type { Device, Lab } from './labfile.ts';
 import { BootWatch, type BootOutcome, type LogLine } from './console/capture.ts';
 import { ConsoleHub } from './console/hub.ts';
 import { openSerial } from './console/serial.ts';
+import { jobName, yieldKeeper, type Yielded } from './console/keeper.ts';
 import type { LatencyTimer } from './console/latency.ts';
 import { findConsolePort } from './devices.ts';
 import { power } from './power.ts';
@@ -98,6 +99,8 @@ export interface Session {
   /** Set when the session attached to a QEMU that `power on` started (it keeps running after stop). */
   attached?: { pid: number; since: string; consoleLog: string; reset: boolean; exit?: VmExit };
   hub: ConsoleHub;
+  /** A board whose port `orbital-lab logger` kept until this session: its log, and its last output. */
+  kept?: { log: string; recent: Buffer };
   /**
    * The reset button, in the middle of a session (the interactive console's Ctrl-] r): a qemu
    * device's QEMU gets system_reset over QMP; a board its power cycle (its `cycle` command, else
@@ -120,11 +123,24 @@ export function defaultLogPath(lab: Lab, device: string, bootId: string): string
 
 /** Powers the device on with the console attached first. Resolves once it runs. */
 export async function powerOnSession(o: BootOptions): Promise<Session> {
+  // A board's port may be kept by `orbital-lab logger` between jobs: it gives the port up first,
+  // and takes it back when the session stops (or this process dies).
+  const kept = o.device.kind === 'serial-board' ? await yieldKeeper(o.lab.stateDir, o.device.name, jobName()) : null;
+  try {
+    const s = await attachAndPower(o, kept);
+    if (!kept) return s;
+    const stop = s.stop;
+    return { ...s, kept: { log: kept.log, recent: kept.recent }, stop: async () => { try { await stop(); } finally { kept.release(); } } };
+  } catch (e) { kept?.release(); throw e; }
+}
+
+async function attachAndPower(o: BootOptions, kept: Yielded | null): Promise<Session> {
   const dev = o.device;
   const bootId = randomBytes(8).toString('hex');
   const logPath = o.logPath ?? defaultLogPath(o.lab, dev.name, bootId);
   const watch = new BootWatch(dev.boot, { logPath, timeoutMs: o.timeoutMs ?? dev.timeouts.boot, bootId, device: dev.name });
   if (o.onLine) watch.onLine(o.onLine);
+  if (kept) watch.annotate(`console taken from orbital-lab logger (its output while no job held the port: ${kept.log})`);
   const hub = await ConsoleHub.serve(o.lab.stateDir, dev.name, `console of ${dev.name}, boot ${bootId}`);
   const byteFns: Array<(b: Uint8Array) => void> = [];
   const onBytes = (b: Uint8Array) => { watch.feed(b); hub.publish(b); for (const f of byteFns) f(b); };

@@ -23,6 +23,7 @@ import { progressSink, multiProgress, human } from './progress.ts';
 import { power, type PowerAction, type PowerResult } from './power.ts';
 import { boot, powerOnSession } from './boot.ts';
 import { watchConsole } from './console/hub.ts';
+import { Keeper, type KeeperEvent } from './console/keeper.ts';
 import type { BootOutcome, FatalLine, LogLine } from './console/capture.ts';
 import { captureTrace } from './traces/capture.ts';
 import { readVm } from './vm.ts';
@@ -67,6 +68,10 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
                                            type each CMD on the console, check its echo, then each
                                            --expect (in order, after that CMD's echo; (?<name>..)
                                            groups are recorded as fields); --junit: a JUnit report
+  logger [DEVICE...] [--tag T]...          keep serial-board consoles logged while no job uses them
+                                           (conserver): every byte into STATE/logs/DEVICE/, fatal
+                                           patterns reported, console --watch works; a job takes
+                                           the port and gives it back; runs until Ctrl-C
   capture DEVICE -o FILE [--until SEQ] [--for 30s]
                                            stream the device's Axiom log into FILE (resumes FILE)
   history [DEVICE] [--events [--limit 50] [--since 1d]]
@@ -871,8 +876,10 @@ Object.assign(commands, {
     const lock = await lockDevice(l, dev, 'console');
     try {
       const s = await powerOnSession({ lab: l, device: dev, logPath: values.log ? resolve(values.log) : undefined, timeoutMs: 7 * 24 * 3600_000, keep: true, noPower: dev.kind !== 'qemu' && !values['power-on'], append: values.append, signal, running: 'join' });
-      const how = s.attached ? `attached to the running QEMU pid ${s.attached.pid} (earlier output: ${s.attached.consoleLog})` : `boot ${s.bootId}`;
+      const how = s.attached ? `attached to the running QEMU pid ${s.attached.pid} (earlier output: ${s.attached.consoleLog})` : s.kept ? `taken from orbital-lab logger (earlier output: ${s.kept.log})` : `boot ${s.bootId}`;
       process.stderr.write(`[${dev.name} console; ${how}; log ${s.watch.logPath}; ${tty ? 'Ctrl-] q to quit, Ctrl-] ? for more' : 'ends with stdin (Ctrl-] q, r, ? work too)'}; watchers: orbital-lab console ${dev.name} --watch]\r\n`);
+      // conserver's replay: what the board printed last while the logger kept it, then the live output.
+      if (s.kept?.recent.length) { process.stderr.write(`[recent output, from the logger:]\r\n`); process.stdout.write(s.kept.recent); process.stderr.write(`\r\n[live:]\r\n`); }
       s.onBytes((b) => process.stdout.write(b));
       // Fatal patterns count for the whole session, not only until the first outcome: a device
       // joined long after its boot, or that printed "ready" and then panicked, is still seen to.
@@ -1020,6 +1027,34 @@ Object.assign(commands, {
   async release(args, { lab, signal }) { return releaseCommand(args, lab(), signal); },
   async check(args, { lab, signal, json }) { return checkCommand(args, lab(), signal, json); },
   async enable(args, { lab, signal }) { return serviceCommand('in', args, lab(), signal); },
+
+  async logger(args, { lab, signal, json }) {
+    const { values, positionals } = parseArgs({ args, options: { tag: { type: 'string', multiple: true } }, allowPositionals: true });
+    const l = lab();
+    const tags = values.tag ?? [];
+    const devs = positionals.length ? positionals.map((n) => getDevice(l, n))
+      : [...l.devices.values()].filter((d) => d.kind === 'serial-board' && tags.every((t) => d.tags.includes(t)));
+    if (devs.length === 0) throw new LabError('bad-input', 'bad-usage', `no serial-board device in the lab file${tags.length ? ` with tag ${tags.join(', ')}` : ''}: the logger keeps serial-board consoles (a qemu device's QEMU logs its console itself)`);
+    const say = (e: KeeperEvent) => {
+      if (json) { process.stdout.write(JSON.stringify(e) + '\n'); return; }
+      const t = e.event === 'logging' ? `logging console ${e.port} into ${e.log}`
+        : e.event === 'yielded' ? `console given to ${e.to}`
+        : e.event === 'back' ? `console back (${e.port}), logging again`
+        : e.event === 'port-gone' ? `console gone (${e.why}); looking for it every second`
+        : `fatal pattern "${e.pattern}" at line ${e.line} while no job held it: ${e.text.slice(0, 200)}`;
+      process.stdout.write(`${new Date().toISOString()} ${e.device}: ${t}\n`);
+    };
+    const keepers: Keeper[] = [];
+    try {
+      for (const d of devs) keepers.push(await Keeper.start(l, d, say));
+      if (!json) process.stderr.write(`orbital-lab logger: keeping ${keepers.length} console(s) (${keepers.map((k) => k.device.name).join(', ')}); Ctrl-C stops\n`);
+      await new Promise<void>((res) => { if (signal.aborted) res(); else signal.addEventListener('abort', () => res(), { once: true }); });
+    } finally { for (const k of keepers) await k.stop().catch(() => {}); }
+    return {
+      result: { ok: true, devices: keepers.map((k) => ({ device: k.device.name, log: k.log, lines: k.lines })) },
+      text: `orbital-lab logger stopped: ${keepers.map((k) => `${k.device.name} ${k.lines} line(s) in ${k.log}`).join('; ')}`,
+    };
+  },
 
   async capture(args, { lab, signal, json }) {
     const { values, positionals } = parseArgs({ args, options: { o: { type: 'string', short: 'o' }, out: { type: 'string' }, until: { type: 'string' }, for: { type: 'string' }, append: { type: 'string' } }, allowPositionals: true });

@@ -9,7 +9,7 @@ export type Blame = 'usage' | 'lab' | 'os';
 
 export type LabErrorCode =
   | 'bad-lab-file' | 'unknown-device' | 'bad-usage' | 'missing-tool'
-  | 'device-locked' | 'reserved-by-other'
+  | 'device-locked' | 'reserved-by-other' | 'logger-running' | 'console-busy'
   | 'target-not-in-lab' | 'target-mounted' | 'target-system-disk' | 'target-in-use' | 'target-too-small'
   | 'target-missing' | 'target-full' | 'target-is-source'
   | 'bad-bmap' | 'bmap-mismatch' | 'checksum-mismatch' | 'source-corrupt' | 'source-missing' | 'decompressor-failed'

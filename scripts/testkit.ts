@@ -77,7 +77,9 @@ export function labCli() {
     kids.push(child);
     let out = '';
     child.stdout!.on('data', (d: Buffer) => { out += d; });
-    const done = new Promise<{ code: number | null; last: Record<string, any> }>((r) => child.once('close', (code) => r({ code, last: JSON.parse(out.trim().split('\n').pop()!) })));
+    // (a child killed before it printed its result has none: last is {})
+    const lastOf = () => { try { return JSON.parse(out.trim().split('\n').pop()!) as Record<string, any>; } catch { return {}; } };
+    const done = new Promise<{ code: number | null; last: Record<string, any> }>((r) => child.once('close', (code) => r({ code, last: lastOf() })));
     const waiting = (async () => {
       for (let i = 0; i < 600; i++) {
         const m = out.split('\n').find((x) => x.includes('"event":"waiting"'));

@@ -18,12 +18,13 @@ export interface SerialConsole {
   close(): Promise<void>;
 }
 
-export async function openSerial(path: string, baudRate: number, device: string): Promise<SerialConsole> {
+/** `flush: false` keeps what the port buffered before the open (the logger: it is still the board's output). */
+export async function openSerial(path: string, baudRate: number, device: string, o: { flush?: boolean } = {}): Promise<SerialConsole> {
   const port = new SerialPort({ path, baudRate, autoOpen: false, hupcl: false });
   await new Promise<void>((res, rej) => port.open((e) => (e ? rej(new LabError('disconnected', 'console-missing', `${device}: cannot open console ${path}: ${e.message}`, 'lab')) : res())));
   const latency = lowerLatency(path);
   // Whatever the port buffered before now belongs to an earlier boot.
-  await new Promise<void>((res) => port.flush(() => res()));
+  if (o.flush !== false) await new Promise<void>((res) => port.flush(() => res()));
   let closing = false;
   const closers: Array<(gone: boolean, why: string) => void> = [];
   let closed = false;

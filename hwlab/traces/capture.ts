@@ -18,6 +18,7 @@ import type { Transport } from '../../kernel-link/core/transport.ts';
 import { LabError } from '../errors.ts';
 import type { Device, Lab } from '../labfile.ts';
 import { findConsolePort } from '../devices.ts';
+import { jobName, yieldKeeper } from '../console/keeper.ts';
 import { powerOnSession, type Session } from '../boot.ts';
 import type { BootOutcome, FatalLine } from '../console/capture.ts';
 import { SerialPort } from 'serialport';
@@ -77,6 +78,12 @@ function bootInfo(encoded: Uint8Array): TraceHeader | null {
 }
 
 export async function captureTrace(o: CaptureOptions): Promise<CaptureResult> {
+  // A link on a board's console port: a logger keeping the port gives it up for the capture.
+  const kept = o.device.link.on === 'console' && o.device.kind === 'serial-board' ? await yieldKeeper(o.lab.stateDir, o.device.name, jobName()) : null;
+  try { return await captureWith(o); } finally { kept?.release(); }
+}
+
+async function captureWith(o: CaptureOptions): Promise<CaptureResult> {
   await initAxiom();
   const dev = o.device;
   // Resume point from the file as it is (a torn tail is cut when the writer opens it).

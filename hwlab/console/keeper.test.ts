@@ -1,0 +1,173 @@
+// `orbital-lab logger` (console/keeper.ts) with socat pty pairs and real CLI child processes: the
+// test plays a board that prints a numbered line every few ms; the logger keeps its console while no
+// job holds it, gives the port to a job (boot) and takes it back, survives a job killed with SIGKILL
+// and a port that disappears and comes back, and serves read-only watchers on an idle board.
+import { afterAll, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, write, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeWithTools, labCli } from '../../scripts/testkit.ts';
+import { keeperPath } from './keeper.ts';
+
+const dirs: string[] = [];
+const kids: ChildProcess[] = [];
+afterAll(() => { for (const k of kids) k.kill('SIGKILL'); for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+const { run, start } = labCli();
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(f: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const t0 = Date.now();
+  while (!f()) { if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`); await sleep(10); }
+}
+
+/** A socat pty pair: the lab's end is DIR/dut, the board's DIR/board; the board prints "line N" every 4 ms. */
+async function board() {
+  const dir = mkdtempSync(join(tmpdir(), 'orbital-keeper-'));
+  dirs.push(dir);
+  let socat!: ChildProcess;
+  let fd = -1;
+  const up = async () => {
+    socat = spawn('socat', [`pty,raw,echo=0,link=${dir}/board`, `pty,raw,echo=0,link=${dir}/dut`], { stdio: 'ignore' });
+    kids.push(socat);
+    await until(() => existsSync(`${dir}/board`) && existsSync(`${dir}/dut`), 'socat ptys');
+    fd = openSync(`${dir}/board`, 'w');
+  };
+  await up();
+  let n = 0;
+  let extra: string[] = [];
+  const tick = setInterval(() => {
+    if (fd < 0) return;
+    const b = Buffer.from(extra.splice(0).map((x) => `${x}\n`).join('') + `line ${n++}\n`);
+    write(fd, b, 0, b.length, null, () => {});
+  }, 4);
+  const lab = join(dir, 'lab.yaml');
+  writeFileSync(lab, `version: 1\nstate: ${join(dir, 'state')}\ndevices:\n  b:\n    kind: serial-board\n    console: { port: ${dir}/dut, baud: 115200 }\n    power: { kind: command, on: "true", off: "true" }\n    boot:\n      success: "^BOOT OK$"\n      fatal: [{ name: panic, pattern: "^PANIC" }]\n    timeouts: { boot: 30s }\n`);
+  return {
+    dir, lab, state: join(dir, 'state'),
+    count: () => n,
+    say: (line: string) => { extra.push(line); },
+    /** The adapter unplugged: socat (both ptys) gone. */
+    unplug: () => { closeSync(fd); fd = -1; socat.kill('SIGKILL'); },
+    plug: up,
+    stop: () => { clearInterval(tick); if (fd >= 0) closeSync(fd); fd = -1; socat.kill('SIGKILL'); extra = []; },
+  };
+}
+
+/** A logger child: its JSON events as they come. */
+function logger(lab: string) {
+  const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/orbital-lab.mjs'), '--lab', lab, '--json', 'logger', 'b'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  kids.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d; });
+  child.stderr!.on('data', (d: Buffer) => { err += d; });
+  const events = () => out.split('\n').filter((l) => l.startsWith('{"event"')).map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
+  const count = (ev: string) => events().filter((e) => e.event === ev).length;
+  const closed = new Promise<{ code: number | null; last: Record<string, any> }>((r) => child.once('close', (code) => r({ code, last: JSON.parse(out.trim().split('\n').pop()!) })));
+  return { child, events, count, closed, err: () => err };
+}
+
+/** The text of each line of a stamped log (ISO time, +secs or -, text), notes ("--- ... ---") apart. */
+function logLines(path: string): { lines: string[]; notes: string[] } {
+  const all = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => l.replace(/^\S+ +\S+ /, ''));
+  return { lines: all.filter((l) => !l.startsWith('--- ')), notes: all.filter((l) => l.startsWith('--- ')) };
+}
+const numbers = (lines: string[]) => lines.filter((l) => l.startsWith('line ')).map((l) => Number(l.slice(5)));
+const increasing = (xs: number[]) => xs.every((x, i) => i === 0 || x > xs[i - 1]!);
+
+describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept while no job holds it (socat ptys)', () => {
+  it('logs the idle board, gives the port to a boot and takes it back: no line in both logs, none cut in two', async () => {
+    const b = await board();
+    const lg = logger(b.lab);
+    await until(() => lg.count('logging') === 1, `the logger to start (${lg.err()})`);
+    const from = b.count();
+    await until(() => b.count() > from + 60, 'idle output');
+    b.say('PANIC: idle board fell over');
+    await until(() => lg.count('fatal') === 1, 'the fatal line reported');
+    expect(lg.events().find((e) => e.event === 'fatal')).toMatchObject({ device: 'b', pattern: 'panic', text: 'PANIC: idle board fell over' });
+    // A job: the logger yields the port to it, and gets it back when it ends.
+    const job = start(['--lab', b.lab, '--json', 'boot', 'b']);
+    await until(() => lg.count('yielded') === 1, 'the logger to yield');
+    expect(lg.events().find((e) => e.event === 'yielded')!.to).toMatch(new RegExp(`^pid ${job.child.pid} \\(orbital-lab --lab \\S+ --json boot b\\)$`));
+    await sleep(300);
+    b.say('BOOT OK');
+    const r = await job.done;
+    expect(r.code).toBe(0);
+    expect(r.last).toMatchObject({ ok: true, device: 'b' });
+    await until(() => lg.count('back') === 1, 'the port back with the logger');
+    const back = b.count();
+    await until(() => b.count() > back + 60, 'output after the job');
+    b.stop();
+    await sleep(100);
+    lg.child.kill('SIGTERM');
+    const end = await lg.closed;
+    expect(end.code).toBe(0);
+    expect(end.last).toMatchObject({ ok: true, devices: [{ device: 'b' }] });
+    expect(existsSync(keeperPath(b.state, 'b'))).toBe(false);
+
+    const idle = logLines(end.last.devices[0].log);
+    const jobLog = logLines(r.last.log);
+    // Whole lines only, everywhere: two readers never shared the port.
+    for (const l of [...idle.lines, ...jobLog.lines]) expect(l).toMatch(/^(line \d+|BOOT OK|PANIC: idle board fell over)$/);
+    const ni = numbers(idle.lines);
+    const nj = numbers(jobLog.lines);
+    expect(increasing(ni)).toBe(true);
+    expect(increasing(nj)).toBe(true);
+    expect(nj.length).toBeGreaterThan(20);
+    // The job's lines lie between the logger's before and after, and none is in both logs.
+    const before = ni.filter((x) => x < nj[0]!);
+    const after = ni.filter((x) => x > nj[nj.length - 1]!);
+    expect(before.length).toBeGreaterThan(60);
+    expect(after.length).toBeGreaterThan(60);
+    expect(before.length + after.length).toBe(ni.length);
+    expect(jobLog.lines).toContain('BOOT OK');
+    expect(idle.lines).not.toContain('BOOT OK');
+    expect(idle.lines).toContain('PANIC: idle board fell over');
+    expect(idle.notes.some((n) => n.startsWith(`--- yielded to pid ${job.child.pid} `))).toBe(true);
+    expect(idle.notes.some((n) => n.startsWith('--- back: console '))).toBe(true);
+    expect(jobLog.notes.some((n) => n.includes(`console taken from orbital-lab logger (its output while no job held the port: ${end.last.devices[0].log})`))).toBe(true);
+  }, 60_000);
+
+  it('serves watchers on an idle board, refuses a second logger, and takes the port back from a killed job and from a re-plugged adapter', async () => {
+    const b = await board();
+    const lg = logger(b.lab);
+    await until(() => lg.count('logging') === 1, `the logger to start (${lg.err()})`);
+    // console --watch on a board no job holds: the logger's hub, recent output first.
+    const w = spawn(process.execPath, [join(import.meta.dirname, '../../bin/orbital-lab.mjs'), '--lab', b.lab, 'console', 'b', '--watch'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    kids.push(w);
+    let seen = '';
+    w.stdout!.on('data', (d: Buffer) => { seen += d; });
+    await until(() => (seen.match(/line \d+\n/g) ?? []).length > 20, 'a watcher to see lines');
+    expect(seen).toMatch(/kept by orbital-lab logger/);
+    w.kill('SIGTERM');
+    // One logger per console.
+    const second = run(['--lab', b.lab, '--json', 'logger', 'b']);
+    expect(second.code).toBe(3);
+    expect(second.last!.error).toMatchObject({ code: 'logger-running' });
+    // A job killed while it holds the port: the kernel closes its connection, and the logger goes on.
+    const job = start(['--lab', b.lab, '--json', 'boot', 'b']);
+    await until(() => lg.count('yielded') === 1, 'the logger to yield');
+    await sleep(200);
+    job.child.kill('SIGKILL');
+    await until(() => lg.count('back') === 1, 'the port back after the SIGKILL');
+    // The adapter unplugged and plugged back in: looked for every second, found again.
+    b.unplug();
+    await until(() => lg.count('port-gone') >= 1, 'the port gone');
+    await sleep(1500);
+    await b.plug();
+    await until(() => lg.count('back') === 2, 'the port back after re-plugging', 10_000);
+    const n = b.count();
+    await until(() => b.count() > n + 30, 'output after re-plugging');
+    b.stop();
+    await sleep(100);
+    lg.child.kill('SIGTERM');
+    const end = await lg.closed;
+    expect(end.code).toBe(0);
+    const idle = logLines(end.last.devices[0].log);
+    expect(idle.notes.some((x) => x.startsWith('--- console gone: '))).toBe(true);
+    const ni = numbers(idle.lines);
+    expect(increasing(ni)).toBe(true);
+    expect(ni[ni.length - 1]!).toBeGreaterThan(n);
+  }, 60_000);
+});

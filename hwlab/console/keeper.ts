@@ -1,0 +1,258 @@
+// `orbital-lab logger`: conserver's always-on logger for serial-board consoles. Between jobs nobody
+// reads a board's serial port, so whatever it prints then - a panic on an idle board, the boot
+// after someone pressed its reset button, the output of a board switched on by `power on` - is
+// lost (a qemu device has no such gap: its QEMU writes every console byte to a log itself).
+//
+// A keeper holds one board's port while no job uses it: every byte goes to a stamped log file
+// (STATE/logs/DEVICE/...-logger.log, the format of a boot log) and to the device's console hub,
+// so `console --watch` works on an idle board too; lines matching the board's fatal patterns are
+// reported. A job that needs the port (boot, run, console, a capture over the console) asks the
+// keeper to yield on its control socket (STATE/consoles/DEVICE.keeper) before it opens the port:
+// the keeper closes the port and its hub, answers with its log and its most recent output, and
+// takes the port back when that connection closes - when the job ends, or when the kernel closes
+// it for a job that was killed. So two readers never share the port (they would steal each
+// other's bytes), and the keeper needs no lock of its own: it only ever yields.
+//
+// A port that goes away (unplugged, the adapter reset) is looked for again every second, by the
+// lab file's by-id / usb-serial / usb-path name, so a re-enumerated adapter is found again.
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { LabError } from '../errors.ts';
+import type { Device, Lab } from '../labfile.ts';
+import { findConsolePort } from '../devices.ts';
+import { ConsoleHub } from './hub.ts';
+import { LineSplitter, patternHit } from './capture.ts';
+import { openSerial, type SerialConsole } from './serial.ts';
+
+/** Raw bytes of recent output a keeper hands to the job that takes the port (shown by `console`). */
+const RECENT_BYTES = 8 * 1024;
+/** How often a keeper looks for a port that is gone. */
+const RETRY_MS = 1000;
+
+export function keeperPath(stateDir: string, device: string): string {
+  const p = join(stateDir, 'consoles', `${device}.keeper`);
+  // Unix socket paths are limited to ~107 bytes.
+  return p.length < 100 ? p : join(tmpdir(), `orbital-lab-${createHash('sha1').update(p).digest('hex').slice(0, 16)}.keeper`);
+}
+
+export type KeeperEvent =
+  | { event: 'logging'; device: string; port: string; log: string }
+  | { event: 'yielded'; device: string; to: string }
+  | { event: 'back'; device: string; port: string }
+  | { event: 'port-gone'; device: string; why: string }
+  | { event: 'fatal'; device: string; pattern: string; line: number; text: string };
+
+/** One board's console, logged while no job holds it. */
+export class Keeper {
+  private sc: SerialConsole | null = null;
+  private hub: ConsoleHub | null = null;
+  /** Jobs the port is yielded to (their control connections). */
+  private holders = new Set<Socket>();
+  private stopped = false;
+  private ops: Promise<void> = Promise.resolve();
+  private retry: NodeJS.Timeout | null = null;
+  private fd: number;
+  private split: LineSplitter;
+  private n = 0;
+  private t0 = performance.now();
+  private recent: Buffer[] = [];
+  private recentBytes = 0;
+  /** Whether the port has been held before (the next hold is a return). */
+  private held = false;
+  private lastGone = '';
+  lines = 0;
+
+  private constructor(private lab: Lab, readonly device: Device, private emit: (e: KeeperEvent) => void, private server: Server, readonly path: string, readonly log: string) {
+    this.fd = openSync(log, 'a');
+    this.split = new LineSplitter((text) => this.line(text));
+    server.on('connection', (s) => this.client(s));
+  }
+
+  /** Starts keeping `dev`'s console; fails with logger-running when another logger keeps it. */
+  static async start(lab: Lab, dev: Device, emit: (e: KeeperEvent) => void): Promise<Keeper> {
+    if (dev.kind !== 'serial-board') throw new LabError('bad-input', 'bad-usage', `${dev.name} is a ${dev.kind} device: its QEMU logs its console itself (power on); the logger keeps serial-board consoles`);
+    const path = keeperPath(lab.stateDir, dev.name);
+    mkdirSync(dirname(path), { recursive: true });
+    if (existsSync(path)) {
+      if (await answers(path)) throw new LabError('busy', 'logger-running', `${dev.name}: another orbital-lab logger already keeps its console (${path} answers)`, 'lab');
+      rmSync(path, { force: true }); // left by a logger that was killed
+    }
+    const server = createServer();
+    await new Promise<void>((res, rej) => { server.once('error', rej); server.listen(path, () => res()); });
+    const dir = join(lab.stateDir, 'logs', dev.name);
+    mkdirSync(dir, { recursive: true });
+    const log = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-logger.log`);
+    const k = new Keeper(lab, dev, emit, server, path, log);
+    k.note(`orbital-lab logger (pid ${process.pid}) keeps ${dev.name}'s console while no job uses it`);
+    await k.serial(() => k.hold());
+    return k;
+  }
+
+  /** Serialises taking and giving back the port: a yield never races a reopen. */
+  private serial(f: () => Promise<void>): Promise<void> {
+    const p = this.ops.then(f);
+    this.ops = p.catch(() => {});
+    return p;
+  }
+
+  private async hold(): Promise<void> {
+    if (this.stopped || this.holders.size > 0 || this.sc) return;
+    let port: string;
+    let sc: SerialConsole;
+    try {
+      port = findConsolePort(this.device);
+      // No flush on open: what the board printed while the port changed hands is still its output.
+      sc = await openSerial(port, this.device.console.baud, this.device.name, { flush: false });
+    } catch (e) {
+      this.gone((e as Error).message);
+      return;
+    }
+    this.sc = sc;
+    this.lastGone = '';
+    sc.onData((b) => this.bytes(b));
+    sc.onClose((away, why) => {
+      if (this.sc !== sc) return;
+      this.sc = null;
+      this.hub?.close();
+      this.hub = null;
+      if (away) this.gone(why);
+    });
+    try { this.hub = await ConsoleHub.serve(this.lab.stateDir, this.device.name, `console of ${this.device.name}, kept by orbital-lab logger (no job holds it)`); } catch { this.hub = null; }
+    this.note(this.held ? `back: console ${port} (no job holds it)` : `logging console ${port}`);
+    this.emit(this.held ? { event: 'back', device: this.device.name, port } : { event: 'logging', device: this.device.name, port, log: this.log });
+    this.held = true;
+  }
+
+  /** Closes the port and the hub (a job takes them); the partial line so far is logged. */
+  private async release(): Promise<void> {
+    if (this.retry) { clearTimeout(this.retry); this.retry = null; }
+    const sc = this.sc;
+    this.sc = null;
+    this.hub?.close();
+    this.hub = null;
+    if (sc) await sc.close();
+    this.split.flush();
+  }
+
+  private gone(why: string): void {
+    if (why !== this.lastGone) {
+      this.lastGone = why;
+      this.note(`console gone: ${why}; looking for it every ${RETRY_MS / 1000} s`);
+      this.emit({ event: 'port-gone', device: this.device.name, why });
+    }
+    if (this.stopped || this.retry) return;
+    this.retry = setTimeout(() => { this.retry = null; void this.serial(() => this.hold()); }, RETRY_MS);
+  }
+
+  private client(s: Socket): void {
+    let buf = '';
+    let asked = false;
+    s.on('error', () => {});
+    s.on('data', (d) => {
+      if (asked) return;
+      buf += d.toString('utf8');
+      const i = buf.indexOf('\n');
+      if (i < 0) { if (buf.length > 4096) s.destroy(); return; }
+      const m = /^yield (.*)$/.exec(buf.slice(0, i));
+      if (!m) { s.end(JSON.stringify({ ok: false, error: 'expected "yield WHO"' }) + '\n'); return; }
+      asked = true;
+      const to = m[1]!.slice(0, 300);
+      this.holders.add(s);
+      void this.serial(async () => {
+        await this.release();
+        if (s.destroyed) return;
+        this.note(`yielded to ${to}`);
+        this.emit({ event: 'yielded', device: this.device.name, to });
+        s.write(JSON.stringify({ ok: true, log: this.log, recent: Buffer.concat(this.recent).toString('base64') }) + '\n');
+      });
+    });
+    s.on('close', () => {
+      if (!this.holders.delete(s) || this.holders.size > 0) return;
+      void this.serial(() => this.hold());
+    });
+  }
+
+  private bytes(b: Uint8Array): void {
+    const buf = Buffer.from(b);
+    this.recent.push(buf);
+    this.recentBytes += buf.length;
+    while (this.recentBytes > RECENT_BYTES && this.recent.length > 1) this.recentBytes -= this.recent.shift()!.length;
+    this.hub?.publish(b);
+    this.split.push(b);
+  }
+
+  private line(text: string): void {
+    this.n++;
+    this.lines++;
+    const t = (performance.now() - this.t0) / 1000;
+    writeSync(this.fd, `${new Date().toISOString()} ${`+${t.toFixed(3)}s`.padStart(10)} ${text}\n`);
+    const fatal = this.device.boot.fatal.find((p) => patternHit(p, text));
+    if (fatal) this.emit({ event: 'fatal', device: this.device.name, pattern: fatal.name, line: this.n, text: text.slice(0, 300) });
+  }
+
+  private note(text: string): void { writeSync(this.fd, `${new Date().toISOString()} ${'-'.padStart(10)} --- ${text} ---\n`); }
+
+  /** Stops keeping the console: the port, the hub and the control socket are closed. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry) { clearTimeout(this.retry); this.retry = null; }
+    await this.serial(() => this.release());
+    for (const s of this.holders) s.destroy();
+    this.server.close();
+    rmSync(this.path, { force: true });
+    this.note('logger stopped');
+    closeSync(this.fd);
+  }
+}
+
+/** Whether something listens on a unix socket (a running logger). */
+function answers(path: string): Promise<boolean> {
+  return new Promise((res) => {
+    const s = connect({ path });
+    s.once('connect', () => { s.destroy(); res(true); });
+    s.once('error', () => res(false));
+  });
+}
+
+/** The port as a logger handed it over: its log, and the output it saw last. */
+export interface Yielded { log: string; recent: Buffer; release(): void }
+
+/**
+ * Asks the logger keeping `device`'s console (if one runs) to give the port up, and keeps it given
+ * up until `release()` - or until this process exits, which closes the connection. null when no
+ * logger keeps it.
+ */
+export function yieldKeeper(stateDir: string, device: string, who: string, timeoutMs = 10_000): Promise<Yielded | null> {
+  const path = keeperPath(stateDir, device);
+  if (!existsSync(path)) return Promise.resolve(null);
+  return new Promise((res, rej) => {
+    const s = connect({ path });
+    let buf = '';
+    let settled = false;
+    const done = (f: () => void) => { if (settled) return; settled = true; clearTimeout(timer); f(); };
+    const timer = setTimeout(() => done(() => { s.destroy(); rej(new LabError('timeout', 'console-busy', `${device}: the orbital-lab logger keeping its console did not give it up within ${timeoutMs} ms (${path}); stop that logger, or try again`, 'lab')); }), timeoutMs);
+    // Nobody listens (a logger that was killed): the port is free.
+    s.on('error', () => done(() => res(null)));
+    s.on('close', () => done(() => res(null)));
+    s.once('connect', () => s.write(`yield ${who}\n`));
+    s.on('data', (d) => {
+      buf += d.toString('utf8');
+      const i = buf.indexOf('\n');
+      if (i < 0) return;
+      let m: { ok?: boolean; log?: string; recent?: string; error?: string };
+      try { m = JSON.parse(buf.slice(0, i)) as typeof m; } catch { m = { ok: false, error: 'not JSON' }; }
+      if (!m.ok) { done(() => { s.destroy(); rej(new LabError('io', 'console-busy', `${device}: the orbital-lab logger keeping its console refused to give it up: ${m.error}`, 'lab')); }); return; }
+      // Held open (without keeping this process alive) for as long as the job has the port.
+      s.unref();
+      done(() => res({ log: m.log ?? '', recent: Buffer.from(m.recent ?? '', 'base64'), release: () => { s.end(); } }));
+    });
+  });
+}
+
+/** Who a job is, as a logger's log names it. */
+export function jobName(): string {
+  return `pid ${process.pid} (orbital-lab ${process.argv.slice(2).join(' ')})`.slice(0, 300);
+}
