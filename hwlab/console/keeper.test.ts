@@ -129,6 +129,36 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     expect(jobLog.notes.some((n) => n.includes(`console taken from orbital-lab logger (its output while no job held the port: ${end.last.devices[0].log})`))).toBe(true);
   }, 60_000);
 
+  it('console on a kept board shows its recent output from the logger, then the live stream, and hands the port back', async () => {
+    const b = await board();
+    const lg = logger(b.lab);
+    await until(() => lg.count('logging') === 1, `the logger to start (${lg.err()})`);
+    const from = b.count();
+    await until(() => b.count() > from + 60, 'idle output');
+    const c = spawn(process.execPath, [join(import.meta.dirname, '../../bin/orbital-lab.mjs'), '--lab', b.lab, 'console', 'b'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    kids.push(c);
+    let out = '';
+    let err = '';
+    c.stdout!.on('data', (d: Buffer) => { out += d; });
+    c.stderr!.on('data', (d: Buffer) => { err += d; });
+    await until(() => lg.count('yielded') === 1 && err.includes('[live:]'), `the console to take the port (${err})`);
+    const at = out.length;
+    await until(() => (out.slice(at).match(/line \d+\n/g) ?? []).length > 30, 'live lines');
+    c.stdin!.end();
+    const code = await new Promise<number | null>((r) => c.once('close', r));
+    expect(code).toBe(0);
+    await until(() => lg.count('back') === 1, 'the port back after the console');
+    b.stop();
+    lg.child.kill('SIGTERM');
+    await lg.closed;
+    expect(err).toMatch(/\[b console; taken from orbital-lab logger \(earlier output: \S+-logger\.log\);/);
+    expect(err).toMatch(/\[recent output, from the logger:\]/);
+    // The recent output (from before the console) and then the live stream: in order, none twice.
+    const ns = (out.match(/line (\d+)\n/g) ?? []).map((l) => Number(l.slice(5)));
+    expect(ns.length).toBeGreaterThan(50);
+    expect(increasing(ns)).toBe(true);
+  }, 60_000);
+
   it('serves watchers on an idle board, refuses a second logger, and takes the port back from a killed job and from a re-plugged adapter', async () => {
     const b = await board();
     const lg = logger(b.lab);
