@@ -768,7 +768,8 @@ const commands: Record<string, Handler> = {
       const img = d.image ? d.image.signed ? ` (signed image ${d.image.signed.name} ${d.image.signed.version}, id ${d.image.signed.id.slice(0, 16)}…, part '${d.image.signed.part}')` : ` (${d.image.source === STDIN ? 'stdin' : d.image.source}${d.image.blake3 ? `, blake3 ${d.image.blake3.slice(0, 16)}…` : ''}${d.image.signedWhy ? `; ${d.image.signedWhy}` : ''})` : '';
       const fl = d.lastFlash ? `last flash ${d.lastFlash.status}${d.lastFlash.ended ? ` ${d.lastFlash.ended}` : ''}${img}` : 'never flashed';
       const pw = !d.power ? '' : d.power.state === 'on' ? `; power on (QEMU pid ${d.power.pid} since ${d.power.since}; console log ${d.power.consoleLog})` : d.power.state === 'stale' ? `; power off (stale record: ${d.power.why}; ${d.power.exit ? `it ended: ${d.power.exit.summary}` : 'how it ended is unknown'})` : '; power off';
-      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${rsv}${queued}${pw}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${lb}${streak}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
+      const kept = d.logger ? `; console logged by orbital-lab logger (pid ${d.logger.pid}) into ${d.logger.log} while no job holds it` : '';
+      return `${d.name.padEnd(14)} ${d.kind.padEnd(12)} ${who}${rsv}${queued}${pw}${kept}\n${' '.repeat(15)}console ${cons}; target ${d.flashTarget ? `${d.flashTarget.path}${d.flashTarget.exists ? '' : ' (missing)'}` : 'none'}; ${fl}${lb}${streak}${d.tags.length ? `; tags ${d.tags.join(',')}` : ''}`;
     });
     const devices = list.map((d) => {
       const h = hist.get(d.name);

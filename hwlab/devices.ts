@@ -1,5 +1,6 @@
 // The device inventory as it is right now: each device from the lab file with its lock holder,
 // whether its console and flash target can be found, and how its last flash ended.
+import { readKeeper, type KeeperRecord } from './console/keeper.ts';
 import { lowerLatency, type LatencyTimer } from './console/latency.ts';
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -28,6 +29,8 @@ export interface DeviceStatus {
    */
   image?: { source: string; blake3: string | null; signed?: { id: string; name: string; version: string; key: string; part: string }; signedWhy?: string };
   /** A qemu device with QMP power: whether `power on` left its QEMU running (stale: the record's QEMU died, or its pid was reused). */
+  /** A serial-board whose console `orbital-lab logger` keeps while no job holds it. */
+  logger?: KeeperRecord;
   power?: { state: 'on' | 'off' | 'stale'; pid?: number; since?: string; owner?: string; consoleLog?: string; why?: string; exit?: VmExit | null };
 }
 
@@ -132,6 +135,7 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
   // A USB-serial adapter's latency timer as it is now (opening the port for a boot lowers it).
   const latency = found && found !== 'qemu' ? lowerLatency(found, { readOnly: true }) : null;
   const journal = readJournal(lab.stateDir, d.name);
+  const keeper = d.kind === 'serial-board' ? readKeeper(lab.stateDir, d.name) : null;
   const image = journal?.status === 'ok' ? flashedImage(lab, journal) : undefined;
   return {
     name: d.name,
@@ -145,6 +149,7 @@ export function deviceStatus(lab: Lab, d: Device): DeviceStatus {
     lastFlash: journal,
     ...(image ? { image } : {}),
     ...(power ? { power } : {}),
+    ...(keeper ? { logger: keeper } : {}),
   };
 }
 

@@ -105,6 +105,7 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     expect(end.code).toBe(0);
     expect(end.last).toMatchObject({ ok: true, devices: [{ device: 'b' }] });
     expect(existsSync(keeperPath(b.state, 'b'))).toBe(false);
+    expect(run(['--lab', b.lab, '--json', 'devices']).last!.devices[0].logger).toBeUndefined();
 
     const idle = logLines(end.last.devices[0].log);
     const jobLog = logLines(r.last.log);
@@ -171,6 +172,10 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     await until(() => (seen.match(/line \d+\n/g) ?? []).length > 20, 'a watcher to see lines');
     expect(seen).toMatch(/kept by orbital-lab logger/);
     w.kill('SIGTERM');
+    // devices says who keeps the console, and where its output goes.
+    const dv = run(['--lab', b.lab, '--json', 'devices']);
+    expect(dv.last!.devices[0].logger).toMatchObject({ pid: lg.child.pid, log: expect.stringMatching(/-logger\.log$/) });
+    expect(run(['--lab', b.lab, 'devices']).stdout).toMatch(new RegExp(`console logged by orbital-lab logger \\(pid ${lg.child.pid}\\) into \\S+-logger\\.log while no job holds it`));
     // One logger per console.
     const second = run(['--lab', b.lab, '--json', 'logger', 'b']);
     expect(second.code).toBe(3);

@@ -16,13 +16,14 @@
 // A port that goes away (unplugged, the adapter reset) is looked for again every second, by the
 // lab file's by-id / usb-serial / usb-path name, so a re-enumerated adapter is found again.
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LabError } from '../errors.ts';
 import type { Device, Lab } from '../labfile.ts';
 import { findConsolePort } from '../devices.ts';
+import { pidStartTime } from '../lock.ts';
 import { ConsoleHub } from './hub.ts';
 import { LineSplitter, patternHit } from './capture.ts';
 import { openSerial, type SerialConsole } from './serial.ts';
@@ -36,6 +37,19 @@ export function keeperPath(stateDir: string, device: string): string {
   const p = join(stateDir, 'consoles', `${device}.keeper`);
   // Unix socket paths are limited to ~107 bytes.
   return p.length < 100 ? p : join(tmpdir(), `orbital-lab-${createHash('sha1').update(p).digest('hex').slice(0, 16)}.keeper`);
+}
+
+/** What `devices` shows of a running logger: STATE/consoles/DEVICE.keeper.json, beside its socket. */
+export interface KeeperRecord { pid: number; pidStart: number | null; since: string; log: string }
+
+function recordPath(stateDir: string, device: string): string { return join(stateDir, 'consoles', `${device}.keeper.json`); }
+
+/** The logger keeping `device`'s console, if one runs (a record whose process is gone is not one). */
+export function readKeeper(stateDir: string, device: string): KeeperRecord | null {
+  let r: KeeperRecord;
+  try { r = JSON.parse(readFileSync(recordPath(stateDir, device), 'utf8')) as KeeperRecord; } catch { return null; }
+  const start = pidStartTime(r.pid);
+  return start === null || (r.pidStart !== null && start !== r.pidStart) ? null : r;
 }
 
 export type KeeperEvent =
@@ -86,6 +100,7 @@ export class Keeper {
     mkdirSync(dir, { recursive: true });
     const log = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-logger.log`);
     const k = new Keeper(lab, dev, emit, server, path, log);
+    writeFileSync(recordPath(lab.stateDir, dev.name), JSON.stringify({ pid: process.pid, pidStart: pidStartTime(process.pid), since: new Date().toISOString(), log } satisfies KeeperRecord) + '\n');
     k.note(`orbital-lab logger (pid ${process.pid}) keeps ${dev.name}'s console while no job uses it`);
     await k.serial(() => k.hold());
     return k;
@@ -203,6 +218,7 @@ export class Keeper {
     for (const s of this.holders) s.destroy();
     this.server.close();
     rmSync(this.path, { force: true });
+    rmSync(recordPath(this.lab.stateDir, this.device.name), { force: true });
     this.note('logger stopped');
     closeSync(this.fd);
   }
