@@ -107,6 +107,8 @@ export interface Session {
    * off and on). Resolves with how it was done; a board with manual power cannot be reset from here.
    */
   reset(): Promise<string>;
+  /** A serial BREAK on a board's console (magic SysRq); a qemu device's console socket cannot carry one. */
+  sendBreak(): Promise<void>;
   /**
    * Resolves when the device goes away at any time in the session - its QEMU exited, the serial
    * port vanished - not only before the boot's outcome (an interactive console ends then).
@@ -204,6 +206,7 @@ async function attachAndPower(o: BootOptions, kept: Yielded | null): Promise<Ses
         watch.annotate('reset (QMP system_reset) from the console');
         return 'QMP system_reset';
       },
+      sendBreak: noBreak(dev),
       stop: async () => { await m.powerOff().catch(() => m.kill()); watch.close(); hub.close(); },
     };
   }
@@ -243,9 +246,13 @@ async function attachAndPower(o: BootOptions, kept: Yielded | null): Promise<Ses
       watch.annotate(`power cycle from the console (${r.how})`);
       return r.how;
     },
+    sendBreak: async () => { await sc.sendBreak(); watch.annotate('BREAK (250 ms) sent from the console'); },
     stop: async () => { watch.close(); hub.close(); await sc.close(); },
   };
 }
+
+/** A qemu device's console is a raw socket to QEMU's serial chardev: there is no line to hold at space. */
+const noBreak = (dev: Device) => (): Promise<void> => Promise.reject(new LabError('bad-input', 'bad-usage', `${dev.name} is a qemu device: its console is a socket to QEMU's serial port, which carries no BREAK (for the guest's SysRq, use its own keys)`));
 
 /** Attaches a session to a QEMU that `power on` started; resets it first unless running: 'join'. */
 async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string; watch: BootWatch; hub: ConsoleHub; onBytes: (b: Uint8Array) => void; byteFns: Array<(b: Uint8Array) => void>; gone: Session['gone']; goneNow: (f: NonNullable<BootOutcome['failure']>) => void }): Promise<Session> {
@@ -334,6 +341,7 @@ async function attachRunning(o: BootOptions, rec: VmRecord, s: { bootId: string;
     write: (b) => { cons?.write(b); },
     onBytes: (fn) => { s.byteFns.push(fn); },
     reset: async () => { await qmp.execute('system_reset'); watch.annotate('reset (QMP system_reset) from the console'); return 'QMP system_reset'; },
+    sendBreak: noBreak(dev),
     stop: async () => { stopping = true; cons?.close(); qmp.close(); watch.close(); s.hub.close(); },
   };
 }

@@ -908,7 +908,11 @@ Object.assign(commands, {
           });
           return;
         }
-        say('Ctrl-] then: q or . quit - r reset the device (QEMU: system_reset; a board: its power cycle) - Ctrl-] send Ctrl-] - ? this help');
+        if (k === 0x62) {
+          void s.sendBreak().then(() => say('BREAK sent (250 ms)'), (e: unknown) => say(`no BREAK: ${(e as Error).message}`));
+          return;
+        }
+        say('Ctrl-] then: q or . quit - r reset the device (QEMU: system_reset; a board: its power cycle) - b send a BREAK (a board: magic SysRq) - Ctrl-] send Ctrl-] - ? this help');
       };
       process.stdin.on('data', (b: Buffer) => {
         let from = 0;

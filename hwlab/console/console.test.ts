@@ -80,6 +80,8 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab console escape keys', () 
     await out.until(/ready: head/);
     writer.stdin!.write('\x1d?');
     await err.until(/Ctrl-\] then: q or \. quit - r reset the device/);
+    writer.stdin!.write('\x1db');
+    await err.until(/no BREAK: vm is a qemu device: its console is a socket to QEMU's serial port, which carries no BREAK/);
     // The reset: the guest boots again on the same console, and says it is ready a second time.
     const before = out.text.split('ready: head').length;
     writer.stdin!.write('\x1dr');

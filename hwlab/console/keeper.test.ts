@@ -145,6 +145,9 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     await until(() => lg.count('yielded') === 1 && err.includes('[live:]'), `the console to take the port (${err})`);
     const at = out.length;
     await until(() => (out.slice(at).match(/line \d+\n/g) ?? []).length > 30, 'live lines');
+    // Ctrl-] b: a BREAK (TIOCSBRK) on the port - which a pty refuses, as a driver without break support does.
+    c.stdin!.write('\x1db');
+    await until(() => /\[b: no BREAK: b: \S+\/dut takes no BREAK \(Inappropriate ioctl for device[^)]*: a pty, or an adapter whose driver has no break support\)\]/.test(err), `the BREAK refused (${err.slice(-300)})`);
     c.stdin!.end();
     const code = await new Promise<number | null>((r) => c.once('close', r));
     expect(code).toBe(0);

@@ -13,6 +13,11 @@ export interface SerialConsole {
   /** Called once when the port goes away (unplugged, pty closed) or is closed; `gone` is true for the former. */
   onClose(fn: (gone: boolean, why: string) => void): void;
   onData(fn: (b: Uint8Array) => void): void;
+  /**
+   * A serial BREAK: the line held at space for `ms` (TIOCSBRK, then TIOCCBRK) - Linux's magic SysRq
+   * prefix on a serial console, picocom's C-a C-\. A pty accepts it and carries nothing.
+   */
+  sendBreak(ms?: number): Promise<void>;
   /** Drops input the OS has buffered but nobody read yet (an earlier boot's tail). */
   drop(): Promise<void>;
   close(): Promise<void>;
@@ -38,6 +43,13 @@ export async function openSerial(path: string, baudRate: number, device: string,
     write: (b) => { port.write(Buffer.from(b)); },
     onClose: (fn) => { closers.push(fn); },
     onData: (fn) => { port.on('data', (b: Buffer) => fn(new Uint8Array(b.buffer, b.byteOffset, b.byteLength))); },
+    sendBreak: async (ms = 250) => {
+      // ENOTTY: the tty driver has no break support (a pty; some USB-serial drivers).
+      const why = (e: Error) => (/Inappropriate ioctl/.test(e.message) ? `${path} takes no BREAK (${e.message.replace(/^Error: /, '')}: a pty, or an adapter whose driver has no break support)` : `cannot send a BREAK on ${path}: ${e.message}`);
+      const set = (brk: boolean) => new Promise<void>((res, rej) => port.set({ brk }, (e) => (e ? rej(new LabError('io', 'io-error', `${device}: ${why(e)}`, 'lab')) : res())));
+      await set(true);
+      try { await new Promise((r) => setTimeout(r, ms)); } finally { await set(false); }
+    },
     drop: () => new Promise<void>((res) => port.flush(() => res())),
     close: () => new Promise((res) => { closing = true; if (!port.isOpen) { res(); return; } port.close(() => res()); }),
   };
