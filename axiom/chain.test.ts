@@ -9,30 +9,9 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ChainVerifier, Kind, RecordParser, Seeker, Sequencer, decodeEntry, encodeRecord, encodeTraceHeader, initAxiom, osReducer, replay, systemReducer, toHex, type Proposal } from './index.ts';
+import { buildLog, proposalArb } from '../scripts/axiom-proposals.ts';
 
 beforeAll(() => initAxiom());
-
-export const proposalArb: fc.Arbitrary<Proposal> = fc.record({
-  actor: fc.constantFrom(0, 1, 2, 7),
-  id: fc.nat(1_000_000),
-  domain: fc.constantFrom(1, 1, 1, 2, 5),
-  time: fc.oneof(fc.constant(0), fc.nat(1000)),
-  pair: fc.oneof(
-    fc.record({ action: fc.constant('sh'), args: fc.record({ line: fc.constantFrom('set a 1', 'get a', 'del a', 'start x', 'stop x', 'ps', 'echo hi there', 'bogus') }) }),
-    fc.record({ action: fc.constant('kv.set'), args: fc.record({ key: fc.constantFrom('a', 'b', ''), value: fc.string({ maxLength: 8 }) }) }),
-    fc.record({ action: fc.constant('svc.start'), args: fc.record({ name: fc.constantFrom('net', 'fs') }) }),
-    fc.record({ action: fc.constant('cap.grant'), args: fc.record({ actor: fc.constant(7), cap: fc.constantFrom('kv', 'svc') }) }),
-    fc.record({ action: fc.constant('job.run'), args: fc.record({ name: fc.constant('j'), rounds: fc.integer({ min: 1, max: 20 }), seed: fc.uint8Array({ maxLength: 4 }) }) }),
-    fc.record({ action: fc.constant('window.open'), args: fc.record({ title: fc.string({ maxLength: 5 }) }) }),
-  ),
-}).map(({ pair, ...p }) => ({ ...p, action: pair.action, args: pair.args as Proposal['args'] }));
-
-export function buildLog(ps: Proposal[], k = 8) {
-  const s = new Sequencer({ deviceId: new Uint8Array(16).fill(1), bootId: new Uint8Array(16).fill(2), os: 'test', k });
-  const out = [...s.boot()];
-  for (const p of ps) out.push(...s.propose(p).entries);
-  return { s, out };
-}
 
 function verifyTraceBytes(records: { encoded: Uint8Array; hash: Uint8Array }[], mutate: (b: Uint8Array) => Uint8Array) {
   const parts = [encodeTraceHeader({ deviceId: new Uint8Array(16), bootId: new Uint8Array(16), k: 8 }), ...records.map((r) => encodeRecord(r.encoded, r.hash))];
@@ -128,14 +107,16 @@ const restoredFrom = (entries: { encoded: Uint8Array; hash: Uint8Array }[]) => {
 };
 
 describe('Sequencer.resume', () => {
-  it('a sequencer resumed from a snapshot at any seq appends exactly what one restored from every entry appends', () => {
+  it.each(['copied', 'shared and adopted'])('a sequencer resumed from a snapshot (%s) at any seq appends exactly what one restored from every entry appends', (mode) => {
     fc.assert(fc.property(fc.array(proposalArb, { maxLength: 30 }), fc.array(proposalArb, { maxLength: 15 }), fc.nat(), (ps, more, cut) => {
       const { out } = buildLog(ps);
       const at = cut % (out.length + 1);
       const a = restoredFrom(out);
-      // Snapshot after the first `at` entries, then restore the rest onto the resumed one.
-      const snap = restoredFrom(out.slice(0, at)).snapshot();
-      const b = Sequencer.resume(opts, snap);
+      // Snapshot after the first `at` entries, then restore the rest onto the resumed one. Shared
+      // and adopted: the index's maps pass from one sequencer (not used again) to the next uncopied.
+      const adopt = mode !== 'copied';
+      const snap = restoredFrom(out.slice(0, at)).snapshot({ share: adopt });
+      const b = Sequencer.resume(opts, snap, { adopt });
       for (const e of out.slice(at)) { const d = decodeEntry(e.encoded); if (!d.ok) throw new Error(d.error.message); b.restore(e.hash, d.value); }
       const bootA = a.boot(), bootB = b.boot();
       expect(bootB.map((x) => toHex(x.hash))).toEqual(bootA.map((x) => toHex(x.hash)));
@@ -159,6 +140,16 @@ describe('Sequencer.resume', () => {
     s.propose({ ...p, id: 2 });
     expect(JSON.stringify([...snap.done], (_, v) => (v instanceof Uint8Array ? toHex(v) : v))).toBe(before);
     expect(snap.next).toBe(s.next - 2);
+  });
+
+  it('a shared snapshot holds the sequencer\'s own index maps; a copied one does not', () => {
+    const s = new Sequencer(opts);
+    s.boot();
+    s.propose({ actor: 1, id: 1, domain: 1, time: 5, action: 'kv.set', args: { key: 'a', value: 'x' } });
+    const shared = s.snapshot({ share: true }), copied = s.snapshot();
+    s.propose({ actor: 1, id: 2, domain: 1, time: 6, action: 'kv.set', args: { key: 'a', value: 'y' } });
+    expect(shared.done.has('1:2')).toBe(true);
+    expect(copied.done.has('1:2')).toBe(false);
   });
 
   it('refuses a snapshot of other reducers', () => {

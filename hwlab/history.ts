@@ -81,7 +81,8 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: Recor
     }
     const { writer, header } = opened;
     try {
-      const seq = used ? Sequencer.resume({ ...opts, k: header.k }, used.seq) : new Sequencer({ ...opts, k: header.k });
+      // (the snapshot's index Maps were built for this sequencer alone: adopted, not copied)
+      const seq = used ? Sequencer.resume({ ...opts, k: header.k }, used.seq, { adopt: true }) : new Sequencer({ ...opts, k: header.k });
       // Each device's lab-failure streak (not recorded state: see health.ts), for maxLabFailures.
       const maxLab = o.maxLabFailures;
       const health = new Replayer([labHealthReducer], used ? [labHealthReducer.clone(used.health as HealthState)] : undefined);
@@ -126,7 +127,7 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: Recor
       const v = opened.verifier ?? new ChainVerifier();
       if (out.every((a) => v.push(a.encoded, a.hash) === null)) {
         for (const a of out) healthBefore.apply(a.entry);
-        saveLabSnapshot(stateDir, labLogPath(stateDir), { labId: deviceId, offset: writer.size, chain: v.position(), seq: seq.snapshot(), health: labHealthReducer.clone(healthBefore.states[0] as HealthState) });
+        saveLabSnapshot(stateDir, labLogPath(stateDir), { labId: deviceId, offset: writer.size, chain: v.position(), seq: seq.snapshot({ share: true }), health: labHealthReducer.clone(healthBefore.states[0] as HealthState) }, used);
       }
       return seqs;
     } finally { writer.close(); }
@@ -161,7 +162,8 @@ function historyFromSnapshot(stateDir: string, file: string): History | null {
   const snap = loadLabSnapshot(stateDir, labId, file);
   if (!snap) return null;
   const v = ChainVerifier.resume(snap.chain);
-  const r = new Replayer([systemReducer, labReducer, labHealthReducer], [systemReducer.clone(snap.seq.states[0] as SystemState), labReducer.clone(snap.seq.states[1] as LabState), labHealthReducer.clone(snap.health as HealthState)]);
+  const states = snap.states ?? snap.seq.states;
+  const r = new Replayer([systemReducer, labReducer, labHealthReducer], [systemReducer.clone(states[0] as SystemState), labReducer.clone(states[1] as LabState), labHealthReducer.clone(snap.health as HealthState)]);
   let bad = false;
   try {
     const scan = scanTraceSync(file, (rec) => {
