@@ -30,6 +30,13 @@ import { readVm } from './vm.ts';
 import { replayTrace, verifyTrace } from './traces/replay.ts';
 import { exportChrome } from './traces/export.ts';
 
+/** A size like 4096, 64K, 64KiB, 64M, 64MiB, 1G (powers of 1024); NaN when it is not one. */
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(?:([KMG])(?:i?B)?|B)?$/i.exec(text.trim());
+  if (!m) return NaN;
+  return Math.round(Number(m[1]) * 1024 ** (m[2] ? 'KMG'.indexOf(m[2].toUpperCase()) + 1 : 0));
+}
+
 /** Writes a report whole or not at all: a temporary file, fsynced, renamed over PATH. */
 function writeDurably(path: string, text: string): void {
   const tmp = `${path}.${process.pid}.tmp`;
@@ -68,7 +75,8 @@ const USAGE = `usage: orbital-lab [--lab FILE] [--json] COMMAND ...
                                            type each CMD on the console, check its echo, then each
                                            --expect (in order, after that CMD's echo; (?<name>..)
                                            groups are recorded as fields); --junit: a JUnit report
-  logger [DEVICE...] [--tag T]...          keep serial-board consoles logged while no job uses them
+  logger [DEVICE...] [--tag T]... [--rotate 64MiB]
+                                           keep serial-board consoles logged while no job uses them
                                            (conserver): every byte into STATE/logs/DEVICE/, fatal
                                            patterns reported, console --watch works; a job takes
                                            the port and gives it back; runs until Ctrl-C
@@ -1034,9 +1042,11 @@ Object.assign(commands, {
   async enable(args, { lab, signal }) { return serviceCommand('in', args, lab(), signal); },
 
   async logger(args, { lab, signal, json }) {
-    const { values, positionals } = parseArgs({ args, options: { tag: { type: 'string', multiple: true } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { tag: { type: 'string', multiple: true }, rotate: { type: 'string' } }, allowPositionals: true });
     const l = lab();
     const tags = values.tag ?? [];
+    const rotate = values.rotate === undefined ? undefined : parseSize(values.rotate);
+    if (rotate !== undefined && !(rotate >= 4096)) throw new LabError('bad-input', 'bad-usage', `--rotate takes a size of at least 4 KiB, like 64MiB or 1G (got "${values.rotate}")`);
     const devs = positionals.length ? positionals.map((n) => getDevice(l, n))
       : [...l.devices.values()].filter((d) => d.kind === 'serial-board' && tags.every((t) => d.tags.includes(t)));
     if (devs.length === 0) throw new LabError('bad-input', 'bad-usage', `no serial-board device in the lab file${tags.length ? ` with tag ${tags.join(', ')}` : ''}: the logger keeps serial-board consoles (a qemu device's QEMU logs its console itself)`);
@@ -1046,17 +1056,18 @@ Object.assign(commands, {
         : e.event === 'yielded' ? `console given to ${e.to}`
         : e.event === 'back' ? `console back (${e.port}), logging again`
         : e.event === 'port-gone' ? `console gone (${e.why}); looking for it every second`
+        : e.event === 'rotated' ? `log continued in ${e.log}`
         : `fatal pattern "${e.pattern}" at line ${e.line} while no job held it: ${e.text.slice(0, 200)}`;
       process.stdout.write(`${new Date().toISOString()} ${e.device}: ${t}\n`);
     };
     const keepers: Keeper[] = [];
     try {
-      for (const d of devs) keepers.push(await Keeper.start(l, d, say));
+      for (const d of devs) keepers.push(await Keeper.start(l, d, say, rotate));
       if (!json) process.stderr.write(`orbital-lab logger: keeping ${keepers.length} console(s) (${keepers.map((k) => k.device.name).join(', ')}); Ctrl-C stops\n`);
       await new Promise<void>((res) => { if (signal.aborted) res(); else signal.addEventListener('abort', () => res(), { once: true }); });
     } finally { for (const k of keepers) await k.stop().catch(() => {}); }
     return {
-      result: { ok: true, devices: keepers.map((k) => ({ device: k.device.name, log: k.log, lines: k.lines })) },
+      result: { ok: true, devices: keepers.map((k) => ({ device: k.device.name, log: k.log, logs: k.logs, lines: k.lines })) },
       text: `orbital-lab logger stopped: ${keepers.map((k) => `${k.device.name} ${k.lines} line(s) in ${k.log}`).join('; ')}`,
     };
   },

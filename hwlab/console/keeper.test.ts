@@ -21,7 +21,10 @@ async function until(f: () => boolean, what: string, ms = 20_000): Promise<void>
   while (!f()) { if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`); await sleep(10); }
 }
 
-/** A socat pty pair: the lab's end is DIR/dut, the board's DIR/board; the board prints "line N" every 4 ms. */
+/**
+ * A socat pty pair: the lab's end is DIR/dut, the board's DIR/board; the board prints "line N;"
+ * every 4 ms (the ";" tells a whole line from one an unplugged adapter cut short).
+ */
 async function board() {
   const dir = mkdtempSync(join(tmpdir(), 'orbital-keeper-'));
   dirs.push(dir);
@@ -38,7 +41,7 @@ async function board() {
   let extra: string[] = [];
   const tick = setInterval(() => {
     if (fd < 0) return;
-    const b = Buffer.from(extra.splice(0).map((x) => `${x}\n`).join('') + `line ${n++}\n`);
+    const b = Buffer.from(extra.splice(0).map((x) => `${x}\n`).join('') + `line ${n++};\n`);
     write(fd, b, 0, b.length, null, () => {});
   }, 4);
   const lab = join(dir, 'lab.yaml');
@@ -55,8 +58,8 @@ async function board() {
 }
 
 /** A logger child: its JSON events as they come. */
-function logger(lab: string) {
-  const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/orbital-lab.mjs'), '--lab', lab, '--json', 'logger', 'b'], { stdio: ['ignore', 'pipe', 'pipe'] });
+function logger(lab: string, ...more: string[]) {
+  const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/orbital-lab.mjs'), '--lab', lab, '--json', 'logger', 'b', ...more], { stdio: ['ignore', 'pipe', 'pipe'] });
   kids.push(child);
   let out = '';
   let err = '';
@@ -73,7 +76,7 @@ function logLines(path: string): { lines: string[]; notes: string[] } {
   const all = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => l.replace(/^\S+ +\S+ /, ''));
   return { lines: all.filter((l) => !l.startsWith('--- ')), notes: all.filter((l) => l.startsWith('--- ')) };
 }
-const numbers = (lines: string[]) => lines.filter((l) => l.startsWith('line ')).map((l) => Number(l.slice(5)));
+const numbers = (lines: string[]) => lines.filter((l) => /^line \d+;$/.test(l)).map((l) => Number(l.slice(5, -1)));
 const increasing = (xs: number[]) => xs.every((x, i) => i === 0 || x > xs[i - 1]!);
 
 describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept while no job holds it (socat ptys)', () => {
@@ -110,7 +113,7 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     const idle = logLines(end.last.devices[0].log);
     const jobLog = logLines(r.last.log);
     // Whole lines only, everywhere: two readers never shared the port.
-    for (const l of [...idle.lines, ...jobLog.lines]) expect(l).toMatch(/^(line \d+|BOOT OK|PANIC: idle board fell over)$/);
+    for (const l of [...idle.lines, ...jobLog.lines]) expect(l).toMatch(/^(line \d+;|BOOT OK|PANIC: idle board fell over)$/);
     const ni = numbers(idle.lines);
     const nj = numbers(jobLog.lines);
     expect(increasing(ni)).toBe(true);
@@ -144,7 +147,7 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     c.stderr!.on('data', (d: Buffer) => { err += d; });
     await until(() => lg.count('yielded') === 1 && err.includes('[live:]'), `the console to take the port (${err})`);
     const at = out.length;
-    await until(() => (out.slice(at).match(/line \d+\n/g) ?? []).length > 30, 'live lines');
+    await until(() => (out.slice(at).match(/line \d+;\n/g) ?? []).length > 30, 'live lines');
     // Ctrl-] b: a BREAK (TIOCSBRK) on the port - which a pty refuses, as a driver without break support does.
     c.stdin!.write('\x1db');
     await until(() => /\[b: no BREAK: b: \S+\/dut takes no BREAK \(Inappropriate ioctl for device[^)]*: a pty, or an adapter whose driver has no break support\)\]/.test(err), `the BREAK refused (${err.slice(-300)})`);
@@ -158,9 +161,36 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     expect(err).toMatch(/\[b console; taken from orbital-lab logger \(earlier output: \S+-logger\.log\);/);
     expect(err).toMatch(/\[recent output, from the logger:\]/);
     // The recent output (from before the console) and then the live stream: in order, none twice.
-    const ns = (out.match(/line (\d+)\n/g) ?? []).map((l) => Number(l.slice(5)));
+    const ns = (out.match(/line (\d+);\n/g) ?? []).map((l) => Number(l.slice(5, -2)));
     expect(ns.length).toBeGreaterThan(50);
     expect(increasing(ns)).toBe(true);
+  }, 60_000);
+
+  it('--rotate: a log past the size goes on in a new file, each naming the other, not a line lost between them', async () => {
+    const b = await board();
+    expect(run(['--lab', b.lab, 'logger', 'b', '--rotate', 'lots']).code).toBe(2);
+    const lg = logger(b.lab, '--rotate', '4KiB');
+    await until(() => lg.count('logging') === 1, `the logger to start (${lg.err()})`);
+    await until(() => lg.count('rotated') >= 4, 'four rotations');
+    b.stop();
+    await sleep(100);
+    lg.child.kill('SIGTERM');
+    const end = await lg.closed;
+    const logs: string[] = end.last.devices[0].logs;
+    expect(logs.length).toBeGreaterThanOrEqual(5);
+    expect(lg.events().filter((e) => e.event === 'rotated').map((e) => e.log)).toEqual(logs.slice(1));
+    const parts = logs.map(logLines);
+    parts.forEach((p, i) => {
+      if (i > 0) expect(p.notes[0]).toBe(`--- continued from ${logs[i - 1]} ---`);
+      if (i < logs.length - 1) {
+        expect(p.notes[p.notes.length - 1]).toBe(`--- continued in ${logs[i + 1]} ---`);
+        expect(readFileSync(logs[i]!).length).toBeLessThan(4096 + 200);
+      }
+    });
+    // One port held all along: every line, in order, across the files.
+    const ns = numbers(parts.flatMap((p) => p.lines));
+    expect(ns.length).toBeGreaterThan(200);
+    expect(ns.every((x, i) => i === 0 || x === ns[i - 1]! + 1)).toBe(true);
   }, 60_000);
 
   it('serves watchers on an idle board, refuses a second logger, and takes the port back from a killed job and from a re-plugged adapter', async () => {
@@ -172,7 +202,7 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     kids.push(w);
     let seen = '';
     w.stdout!.on('data', (d: Buffer) => { seen += d; });
-    await until(() => (seen.match(/line \d+\n/g) ?? []).length > 20, 'a watcher to see lines');
+    await until(() => (seen.match(/line \d+;\n/g) ?? []).length > 20, 'a watcher to see lines');
     expect(seen).toMatch(/kept by orbital-lab logger/);
     w.kill('SIGTERM');
     // devices says who keeps the console, and where its output goes.

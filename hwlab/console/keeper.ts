@@ -57,6 +57,7 @@ export type KeeperEvent =
   | { event: 'yielded'; device: string; to: string }
   | { event: 'back'; device: string; port: string }
   | { event: 'port-gone'; device: string; why: string }
+  | { event: 'rotated'; device: string; log: string }
   | { event: 'fatal'; device: string; pattern: string; line: number; text: string };
 
 /** One board's console, logged while no job holds it. */
@@ -77,16 +78,46 @@ export class Keeper {
   /** Whether the port has been held before (the next hold is a return). */
   private held = false;
   private lastGone = '';
+  private written = 0;
   lines = 0;
+  /** The log files so far, oldest first (a new one after `rotateBytes`). */
+  readonly logs: string[] = [];
 
-  private constructor(private lab: Lab, readonly device: Device, private emit: (e: KeeperEvent) => void, private server: Server, readonly path: string, readonly log: string) {
-    this.fd = openSync(log, 'a');
+  private constructor(private lab: Lab, readonly device: Device, private emit: (e: KeeperEvent) => void, private server: Server, readonly path: string, private dir: string, private rotateBytes: number) {
+    this.fd = openSync(this.newLog(), 'a');
     this.split = new LineSplitter((text) => this.line(text));
     server.on('connection', (s) => this.client(s));
   }
 
-  /** Starts keeping `dev`'s console; fails with logger-running when another logger keeps it. */
-  static async start(lab: Lab, dev: Device, emit: (e: KeeperEvent) => void): Promise<Keeper> {
+  /** The log being written now. */
+  get log(): string { return this.logs[this.logs.length - 1]!; }
+
+  private newLog(): string {
+    let p = join(this.dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-logger.log`);
+    // (two in one millisecond: a tiny rotate size)
+    for (let i = 2; this.logs.includes(p) || existsSync(p); i++) p = join(this.dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${i}-logger.log`);
+    this.logs.push(p);
+    this.written = 0;
+    writeFileSync(recordPath(this.lab.stateDir, this.device.name), JSON.stringify({ pid: process.pid, pidStart: pidStartTime(process.pid), since: new Date().toISOString(), log: p } satisfies KeeperRecord) + '\n');
+    return p;
+  }
+
+  /** The log is past `rotateBytes`: the next one goes on where it stops, each naming the other. */
+  private rotate(): void {
+    const old = this.log;
+    const next = this.newLog();
+    writeSync(this.fd, `${new Date().toISOString()} ${'-'.padStart(10)} --- continued in ${next} ---\n`);
+    closeSync(this.fd);
+    this.fd = openSync(next, 'a');
+    this.note(`continued from ${old}`);
+    this.emit({ event: 'rotated', device: this.device.name, log: next });
+  }
+
+  /**
+   * Starts keeping `dev`'s console; fails with logger-running when another logger keeps it. A log
+   * past `rotateBytes` (default 64 MiB) is continued in a new file.
+   */
+  static async start(lab: Lab, dev: Device, emit: (e: KeeperEvent) => void, rotateBytes = 64 * 2 ** 20): Promise<Keeper> {
     if (dev.kind !== 'serial-board') throw new LabError('bad-input', 'bad-usage', `${dev.name} is a ${dev.kind} device: its QEMU logs its console itself (power on); the logger keeps serial-board consoles`);
     const path = keeperPath(lab.stateDir, dev.name);
     mkdirSync(dirname(path), { recursive: true });
@@ -98,9 +129,7 @@ export class Keeper {
     await new Promise<void>((res, rej) => { server.once('error', rej); server.listen(path, () => res()); });
     const dir = join(lab.stateDir, 'logs', dev.name);
     mkdirSync(dir, { recursive: true });
-    const log = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-logger.log`);
-    const k = new Keeper(lab, dev, emit, server, path, log);
-    writeFileSync(recordPath(lab.stateDir, dev.name), JSON.stringify({ pid: process.pid, pidStart: pidStartTime(process.pid), since: new Date().toISOString(), log } satisfies KeeperRecord) + '\n');
+    const k = new Keeper(lab, dev, emit, server, path, dir, rotateBytes);
     k.note(`orbital-lab logger (pid ${process.pid}) keeps ${dev.name}'s console while no job uses it`);
     await k.serial(() => k.hold());
     return k;
@@ -133,6 +162,8 @@ export class Keeper {
       this.sc = null;
       this.hub?.close();
       this.hub = null;
+      // A line the port's end cut short is logged as it is, not joined to the first one after it comes back.
+      this.split.flush();
       if (away) this.gone(why);
     });
     try { this.hub = await ConsoleHub.serve(this.lab.stateDir, this.device.name, `console of ${this.device.name}, kept by orbital-lab logger (no job holds it)`); } catch { this.hub = null; }
@@ -203,12 +234,13 @@ export class Keeper {
     this.n++;
     this.lines++;
     const t = (performance.now() - this.t0) / 1000;
-    writeSync(this.fd, `${new Date().toISOString()} ${`+${t.toFixed(3)}s`.padStart(10)} ${text}\n`);
+    this.written += writeSync(this.fd, `${new Date().toISOString()} ${`+${t.toFixed(3)}s`.padStart(10)} ${text}\n`);
+    if (this.written >= this.rotateBytes) this.rotate();
     const fatal = this.device.boot.fatal.find((p) => patternHit(p, text));
     if (fatal) this.emit({ event: 'fatal', device: this.device.name, pattern: fatal.name, line: this.n, text: text.slice(0, 300) });
   }
 
-  private note(text: string): void { writeSync(this.fd, `${new Date().toISOString()} ${'-'.padStart(10)} --- ${text} ---\n`); }
+  private note(text: string): void { this.written += writeSync(this.fd, `${new Date().toISOString()} ${'-'.padStart(10)} --- ${text} ---\n`); }
 
   /** Stops keeping the console: the port, the hub and the control socket are closed. */
   async stop(): Promise<void> {
