@@ -1057,6 +1057,7 @@ Object.assign(commands, {
         : e.event === 'back' ? `console back (${e.port}), logging again`
         : e.event === 'port-gone' ? `console gone (${e.why}); looking for it every second`
         : e.event === 'rotated' ? `log continued in ${e.log}`
+        : e.event === 'waiting' ? `not taking the console yet: ${e.why}`
         : `fatal pattern "${e.pattern}" at line ${e.line} while no job held it: ${e.text.slice(0, 200)}`;
       process.stdout.write(`${new Date().toISOString()} ${e.device}: ${t}\n`);
     };

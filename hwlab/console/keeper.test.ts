@@ -166,6 +166,37 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     expect(increasing(ns)).toBe(true);
   }, 60_000);
 
+  it('a logger started while a job has the port open waits for that job, and only then takes the port', async () => {
+    const b = await board();
+    const c = spawn(process.execPath, [join(import.meta.dirname, '../../bin/orbital-lab.mjs'), '--lab', b.lab, 'console', 'b'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    kids.push(c);
+    let out = '';
+    c.stdout!.on('data', (d: Buffer) => { out += d; });
+    await until(() => (out.match(/line \d+;\n/g) ?? []).length > 20, 'the console to show lines');
+    const lg = logger(b.lab);
+    await until(() => lg.count('waiting') === 1, `the logger to wait (${lg.err()})`);
+    expect(lg.events().find((e) => e.event === 'waiting')!.why).toMatch(new RegExp(`^pid ${c.pid} \\("console", \\S+\\) holds b and may have its console open; taking it when that job ends$`));
+    await sleep(500);
+    expect(lg.count('logging')).toBe(0);
+    c.stdin!.end();
+    expect(await new Promise<number | null>((r) => c.once('close', r))).toBe(0);
+    await until(() => lg.count('logging') === 1, 'the logger to take the port');
+    const n = b.count();
+    await until(() => b.count() > n + 30, 'output for the logger');
+    b.stop();
+    await sleep(100);
+    lg.child.kill('SIGTERM');
+    const end = await lg.closed;
+    // The console's lines, then the logger's: each whole, none in both (the two never read at once).
+    const mine = out.split('\n').filter((l) => l.startsWith('line'));
+    for (const l of mine) expect(l).toMatch(/^line \d+;$/);
+    const nc = numbers(mine);
+    const nl = numbers(logLines(end.last.devices[0].log).lines);
+    expect(increasing(nc) && increasing(nl)).toBe(true);
+    expect(nl.length).toBeGreaterThan(30);
+    expect(nl[0]!).toBeGreaterThan(nc[nc.length - 1]!);
+  }, 60_000);
+
   it('--rotate: a log past the size goes on in a new file, each naming the other, not a line lost between them', async () => {
     const b = await board();
     expect(run(['--lab', b.lab, 'logger', 'b', '--rotate', 'lots']).code).toBe(2);

@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { LabError } from '../errors.ts';
 import type { Device, Lab } from '../labfile.ts';
 import { findConsolePort } from '../devices.ts';
-import { pidStartTime } from '../lock.ts';
+import { pidStartTime, readLock } from '../lock.ts';
 import { ConsoleHub } from './hub.ts';
 import { LineSplitter, patternHit } from './capture.ts';
 import { openSerial, type SerialConsole } from './serial.ts';
@@ -58,6 +58,7 @@ export type KeeperEvent =
   | { event: 'back'; device: string; port: string }
   | { event: 'port-gone'; device: string; why: string }
   | { event: 'rotated'; device: string; log: string }
+  | { event: 'waiting'; device: string; why: string }
   | { event: 'fatal'; device: string; pattern: string; line: number; text: string };
 
 /** One board's console, logged while no job holds it. */
@@ -79,6 +80,9 @@ export class Keeper {
   private held = false;
   private lastGone = '';
   private written = 0;
+  /** Jobs (pids) the port was yielded to: their lock does not keep the logger from taking it back. */
+  private yieldedTo = new Set<number>();
+  private lastWait = '';
   lines = 0;
   /** The log files so far, oldest first (a new one after `rotateBytes`). */
   readonly logs: string[] = [];
@@ -144,6 +148,17 @@ export class Keeper {
 
   private async hold(): Promise<void> {
     if (this.stopped || this.holders.size > 0 || this.sc) return;
+    // A job that holds the device without having asked (it began while no logger ran) may have the
+    // port open: wait for it to end, so two readers never share the port.
+    const lock = readLock(this.lab.stateDir, this.device.name);
+    if (lock.state === 'held' && !this.yieldedTo.has(lock.info.pid)) {
+      const why = `pid ${lock.info.pid} ("${lock.info.command}", ${lock.info.owner}) holds ${this.device.name} and may have its console open; taking it when that job ends`;
+      if (why !== this.lastWait) { this.lastWait = why; this.note(`waiting: ${why}`); this.emit({ event: 'waiting', device: this.device.name, why }); }
+      this.later();
+      return;
+    }
+    this.lastWait = '';
+    if (lock.state !== 'held') this.yieldedTo.clear();
     let port: string;
     let sc: SerialConsole;
     try {
@@ -189,6 +204,11 @@ export class Keeper {
       this.note(`console gone: ${why}; looking for it every ${RETRY_MS / 1000} s`);
       this.emit({ event: 'port-gone', device: this.device.name, why });
     }
+    this.later();
+  }
+
+  /** Tries to take the port again in a second. */
+  private later(): void {
     if (this.stopped || this.retry) return;
     this.retry = setTimeout(() => { this.retry = null; void this.serial(() => this.hold()); }, RETRY_MS);
   }
@@ -202,10 +222,11 @@ export class Keeper {
       buf += d.toString('utf8');
       const i = buf.indexOf('\n');
       if (i < 0) { if (buf.length > 4096) s.destroy(); return; }
-      const m = /^yield (.*)$/.exec(buf.slice(0, i));
-      if (!m) { s.end(JSON.stringify({ ok: false, error: 'expected "yield WHO"' }) + '\n'); return; }
+      const m = /^yield (\d+) (.*)$/.exec(buf.slice(0, i));
+      if (!m) { s.end(JSON.stringify({ ok: false, error: 'expected "yield PID WHO"' }) + '\n'); return; }
       asked = true;
-      const to = m[1]!.slice(0, 300);
+      this.yieldedTo.add(Number(m[1]));
+      const to = m[2]!.slice(0, 300);
       this.holders.add(s);
       void this.serial(async () => {
         await this.release();
@@ -285,7 +306,7 @@ export function yieldKeeper(stateDir: string, device: string, who: string, timeo
     // Nobody listens (a logger that was killed): the port is free.
     s.on('error', () => done(() => res(null)));
     s.on('close', () => done(() => res(null)));
-    s.once('connect', () => s.write(`yield ${who}\n`));
+    s.once('connect', () => s.write(`yield ${process.pid} ${who}\n`));
     s.on('data', (d) => {
       buf += d.toString('utf8');
       const i = buf.indexOf('\n');
