@@ -23,7 +23,7 @@ import { progressSink, multiProgress, human } from './progress.ts';
 import { power, type PowerAction, type PowerResult } from './power.ts';
 import { boot, powerOnSession } from './boot.ts';
 import { watchConsole } from './console/hub.ts';
-import { Keeper, type KeeperEvent } from './console/keeper.ts';
+import { Keeper, hasConsolePort, type KeeperEvent } from './console/keeper.ts';
 import type { BootOutcome, FatalLine, LogLine } from './console/capture.ts';
 import { captureTrace } from './traces/capture.ts';
 import { readVm } from './vm.ts';
@@ -1048,8 +1048,8 @@ Object.assign(commands, {
     const rotate = values.rotate === undefined ? undefined : parseSize(values.rotate);
     if (rotate !== undefined && !(rotate >= 4096)) throw new LabError('bad-input', 'bad-usage', `--rotate takes a size of at least 4 KiB, like 64MiB or 1G (got "${values.rotate}")`);
     const devs = positionals.length ? positionals.map((n) => getDevice(l, n))
-      : [...l.devices.values()].filter((d) => d.kind === 'serial-board' && tags.every((t) => d.tags.includes(t)));
-    if (devs.length === 0) throw new LabError('bad-input', 'bad-usage', `no serial-board device in the lab file${tags.length ? ` with tag ${tags.join(', ')}` : ''}: the logger keeps serial-board consoles (a qemu device's QEMU logs its console itself)`);
+      : [...l.devices.values()].filter((d) => hasConsolePort(d) && tags.every((t) => d.tags.includes(t)));
+    if (devs.length === 0) throw new LabError('bad-input', 'bad-usage', `no serial-board device with a console port in the lab file${tags.length ? ` with tag ${tags.join(', ')}` : ''}: the logger keeps serial-board consoles (a qemu device's QEMU logs its console itself)`);
     const say = (e: KeeperEvent) => {
       if (json) { process.stdout.write(JSON.stringify(e) + '\n'); return; }
       const t = e.event === 'logging' ? `logging console ${e.port} into ${e.log}`

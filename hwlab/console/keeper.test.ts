@@ -200,6 +200,14 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
   it('--rotate: a log past the size goes on in a new file, each naming the other, not a line lost between them', async () => {
     const b = await board();
     expect(run(['--lab', b.lab, 'logger', 'b', '--rotate', 'lots']).code).toBe(2);
+    // Nothing to keep: a qemu device, a board reached over its link socket alone.
+    const other = join(b.dir, 'other.yaml');
+    writeFileSync(other, `version: 1\nstate: ${join(b.dir, 'state2')}\ndevices:\n  vm:\n    kind: qemu\n  hosted:\n    kind: serial-board\n    link: { socket: ${join(b.dir, 'link.sock')} }\n`);
+    expect(run(['--lab', other, '--json', 'logger']).last!.error.message).toMatch(/^no serial-board device with a console port in the lab file/);
+    expect(run(['--lab', other, '--json', 'logger', 'vm']).last!.error.message).toMatch(/^vm is a qemu device: its QEMU logs its console itself/);
+    const hosted = run(['--lab', other, '--json', 'logger', 'hosted']);
+    expect(hosted.code).toBe(2);
+    expect(hosted.last!.error.message).toMatch(/^hosted has no console port in the lab file/);
     const lg = logger(b.lab, '--rotate', '4KiB');
     await until(() => lg.count('logging') === 1, `the logger to start (${lg.err()})`);
     await until(() => lg.count('rotated') >= 4, 'four rotations');

@@ -123,6 +123,7 @@ export class Keeper {
    */
   static async start(lab: Lab, dev: Device, emit: (e: KeeperEvent) => void, rotateBytes = 64 * 2 ** 20): Promise<Keeper> {
     if (dev.kind !== 'serial-board') throw new LabError('bad-input', 'bad-usage', `${dev.name} is a ${dev.kind} device: its QEMU logs its console itself (power on); the logger keeps serial-board consoles`);
+    if (!hasConsolePort(dev)) throw new LabError('bad-input', 'bad-usage', `${dev.name} has no console port in the lab file (console: { port | by-id | usb-serial | usb-path }): nothing for the logger to keep`);
     const path = keeperPath(lab.stateDir, dev.name);
     mkdirSync(dirname(path), { recursive: true });
     if (existsSync(path)) {
@@ -275,6 +276,12 @@ export class Keeper {
     this.note('logger stopped');
     closeSync(this.fd);
   }
+}
+
+/** A serial-board with a console port to keep (not one reached over its link socket alone). */
+export function hasConsolePort(dev: Device): boolean {
+  const c = dev.console;
+  return dev.kind === 'serial-board' && !!(c.port || c.byId || c.usbSerial || c.usbPath);
 }
 
 /** Whether something listens on a unix socket (a running logger). */
