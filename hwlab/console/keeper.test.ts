@@ -49,6 +49,8 @@ async function board() {
   return {
     dir, lab, state: join(dir, 'state'),
     count: () => n,
+    /** Waits until the board has printed `k` more lines. */
+    more: (k: number, what: string) => { const from = n; return until(() => n > from + k, what); },
     say: (line: string) => { extra.push(line); },
     /** The adapter unplugged: socat (both ptys) gone. */
     unplug: () => { closeSync(fd); fd = -1; socat.kill('SIGKILL'); },
@@ -71,6 +73,14 @@ function logger(lab: string, ...more: string[]) {
   return { child, events, count, closed, err: () => err };
 }
 
+/** The board stops printing; then the logger is stopped (SIGTERM) and its result read. */
+async function finish(b: { stop(): void }, lg: ReturnType<typeof logger>) {
+  b.stop();
+  await sleep(100);
+  lg.child.kill('SIGTERM');
+  return lg.closed;
+}
+
 /** The text of each line of a stamped log (ISO time, +secs or -, text), notes ("--- ... ---") apart. */
 function logLines(path: string): { lines: string[]; notes: string[] } {
   const all = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => l.replace(/^\S+ +\S+ /, ''));
@@ -84,8 +94,7 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     const b = await board();
     const lg = logger(b.lab);
     await until(() => lg.count('logging') === 1, `the logger to start (${lg.err()})`);
-    const from = b.count();
-    await until(() => b.count() > from + 60, 'idle output');
+    await b.more(60, 'idle output');
     b.say('PANIC: idle board fell over');
     await until(() => lg.count('fatal') === 1, 'the fatal line reported');
     expect(lg.events().find((e) => e.event === 'fatal')).toMatchObject({ device: 'b', pattern: 'panic', text: 'PANIC: idle board fell over' });
@@ -99,12 +108,8 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     expect(r.code).toBe(0);
     expect(r.last).toMatchObject({ ok: true, device: 'b' });
     await until(() => lg.count('back') === 1, 'the port back with the logger');
-    const back = b.count();
-    await until(() => b.count() > back + 60, 'output after the job');
-    b.stop();
-    await sleep(100);
-    lg.child.kill('SIGTERM');
-    const end = await lg.closed;
+    await b.more(60, 'output after the job');
+    const end = await finish(b, lg);
     expect(end.code).toBe(0);
     expect(end.last).toMatchObject({ ok: true, devices: [{ device: 'b' }] });
     expect(existsSync(keeperPath(b.state, 'b'))).toBe(false);
@@ -137,8 +142,7 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     const b = await board();
     const lg = logger(b.lab);
     await until(() => lg.count('logging') === 1, `the logger to start (${lg.err()})`);
-    const from = b.count();
-    await until(() => b.count() > from + 60, 'idle output');
+    await b.more(60, 'idle output');
     const c = spawn(process.execPath, [join(import.meta.dirname, '../../bin/orbital-lab.mjs'), '--lab', b.lab, 'console', 'b'], { stdio: ['pipe', 'pipe', 'pipe'] });
     kids.push(c);
     let out = '';
@@ -155,9 +159,7 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     const code = await new Promise<number | null>((r) => c.once('close', r));
     expect(code).toBe(0);
     await until(() => lg.count('back') === 1, 'the port back after the console');
-    b.stop();
-    lg.child.kill('SIGTERM');
-    await lg.closed;
+    await finish(b, lg);
     expect(err).toMatch(/\[b console; taken from orbital-lab logger \(earlier output: \S+-logger\.log\);/);
     expect(err).toMatch(/\[recent output, from the logger:\]/);
     // The recent output (from before the console) and then the live stream: in order, none twice.
@@ -181,12 +183,8 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     c.stdin!.end();
     expect(await new Promise<number | null>((r) => c.once('close', r))).toBe(0);
     await until(() => lg.count('logging') === 1, 'the logger to take the port');
-    const n = b.count();
-    await until(() => b.count() > n + 30, 'output for the logger');
-    b.stop();
-    await sleep(100);
-    lg.child.kill('SIGTERM');
-    const end = await lg.closed;
+    await b.more(30, 'output for the logger');
+    const end = await finish(b, lg);
     // The console's lines, then the logger's: each whole, none in both (the two never read at once).
     const mine = out.split('\n').filter((l) => l.startsWith('line'));
     for (const l of mine) expect(l).toMatch(/^line \d+;$/);
@@ -211,10 +209,7 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     const lg = logger(b.lab, '--rotate', '4KiB');
     await until(() => lg.count('logging') === 1, `the logger to start (${lg.err()})`);
     await until(() => lg.count('rotated') >= 4, 'four rotations');
-    b.stop();
-    await sleep(100);
-    lg.child.kill('SIGTERM');
-    const end = await lg.closed;
+    const end = await finish(b, lg);
     const logs: string[] = end.last.devices[0].logs;
     expect(logs.length).toBeGreaterThanOrEqual(5);
     expect(lg.events().filter((e) => e.event === 'rotated').map((e) => e.log)).toEqual(logs.slice(1));
@@ -265,11 +260,8 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     await b.plug();
     await until(() => lg.count('back') === 2, 'the port back after re-plugging', 10_000);
     const n = b.count();
-    await until(() => b.count() > n + 30, 'output after re-plugging');
-    b.stop();
-    await sleep(100);
-    lg.child.kill('SIGTERM');
-    const end = await lg.closed;
+    await b.more(30, 'output after re-plugging');
+    const end = await finish(b, lg);
     expect(end.code).toBe(0);
     const idle = logLines(end.last.devices[0].log);
     expect(idle.notes.some((x) => x.startsWith('--- console gone: '))).toBe(true);
