@@ -59,6 +59,14 @@ describe('lab domain', () => {
     expect(v2.devices['vm-1']!.reservation).toMatchObject({ state: 'released', owner: 'ann@lab', until: 0, by: 'bob@lab' });
     expect(Object.keys(v2.devices['board-1']!)).not.toContain('reservation');
     expect(p('reserve', { device: 'vm-1', state: 'kept', owner: '', until: 0, reason: '', by: '' })).toMatchObject({ status: 'rejected', reason: 'bad-args' });
+    // Likewise `idle_fatal`, absent until a device's first console commit; then the count and the last line.
+    expect(Object.keys(v2.devices['vm-1']!)).not.toContain('idle_fatal');
+    p('console', { device: 'vm-1', event: 'fatal', pattern: 'panic', text: 'Kernel panic', log: '/l/a.log' });
+    p('console', { device: 'vm-1', event: 'fatal', pattern: 'oops', text: 'Oops: 0000', log: '/l/a.log' });
+    const v3 = labReducer.toValue(seq.stateOf(labReducer) as LabState) as { devices: Record<string, Record<string, unknown>> };
+    expect(v3.devices['vm-1']!.idle_fatal).toMatchObject({ n: 2, pattern: 'oops', text: 'Oops: 0000', log: '/l/a.log' });
+    expect(Object.keys(v3.devices['board-1']!)).not.toContain('idle_fatal');
+    expect(p('console', { device: 'vm-1', event: 'gone', pattern: '', text: '', log: '' })).toMatchObject({ status: 'rejected', reason: 'bad-args' });
     // Replaying the entries gives the very state hash the sequencer's checkpoints recorded.
     const rep = new Replayer([systemReducer, labReducer]);
     for (const a of all) { const d = decodeEntry(a.encoded); if (!d.ok) throw new Error(d.error.message); rep.apply(d.value); }

@@ -590,6 +590,7 @@ function eventText(e: LabEvent): string {
     case 'boot': return a.ok ? `ok in ${(Number(a.boot_ms) / 1000).toFixed(3)} s (stage ${a.stage || 'none'})` : `${failed(a.blame, a.code)} at stage ${a.stage || 'none'}`;
     case 'run': return `${a.commands} command(s) ${a.ok ? 'ok' : failed(a.blame, a.code)}`;
     case 'service': return `${a.state === 'out' ? 'OUT OF SERVICE' : 'back in service'} by ${a.by}${a.reason ? `: ${a.reason}` : ''}`;
+    case 'console': return `FATAL line while no job held the console (pattern "${a.pattern}"): ${a.text}${a.log ? ` (in ${a.log})` : ''}`;
     case 'reserve': return a.state === 'held' ? `reserved by ${a.owner} until ${new Date(Number(a.until)).toISOString()}${a.reason ? `: ${a.reason}` : ''}` : `${a.owner}'s reservation released${a.by !== a.owner ? ` by ${a.by}` : ''}${a.reason ? `: ${a.reason}` : ''}`;
   }
 }
@@ -1058,6 +1059,8 @@ Object.assign(commands, {
         : e.event === 'port-gone' ? `console gone (${e.why}); looking for it every second`
         : e.event === 'rotated' ? `log continued in ${e.log}`
         : e.event === 'waiting' ? `not taking the console yet: ${e.why}`
+        : e.event === 'recorded' ? `the fatal line (line ${e.line}) is in the lab log as seq ${e.seq} (orbital-lab history ${e.device} --events)`
+        : e.event === 'record-failed' ? `could not record the fatal line in the lab log: ${e.why}`
         : `fatal pattern "${e.pattern}" at line ${e.line} while no job held it: ${e.text.slice(0, 200)}`;
       process.stdout.write(`${new Date().toISOString()} ${e.device}: ${t}\n`);
     };

@@ -16,7 +16,7 @@ import { LabError } from './errors.ts';
 import { loadLabSnapshot, saveLabSnapshot, type LabSnapshot } from './lab-snapshot.ts';
 import { applyHealth, autoReason, labHealthReducer, type HealthState, type Streak } from './health.ts';
 
-export type LabAction = 'flash' | 'power' | 'boot' | 'run' | 'service' | 'reserve';
+export type LabAction = 'flash' | 'power' | 'boot' | 'run' | 'service' | 'reserve' | 'console';
 export interface LabRecord { action: LabAction; args: ValueMap }
 
 /** The checkpoint interval of a lab log: small, the log is short and replayed by every command. */

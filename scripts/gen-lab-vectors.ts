@@ -26,6 +26,10 @@ export const LAB_VECTOR_STEPS: Array<{ action: string; args: ValueMap; time: num
   { action: 'reserve', args: { device: 'board-1', state: 'held', owner: 'ann@lab', until: 1_764_003_612_000, reason: 'bisecting a USB bug', by: 'ann@lab' }, time: 1_764_000_012_000 },
   { action: 'reserve', args: { device: 'board-1', state: 'held', owner: 'ann@lab', until: -1, reason: '', by: 'ann@lab' }, time: 1_764_000_013_000 },
   { action: 'reserve', args: { device: 'board-1', state: 'released', owner: 'ann@lab', until: 0, reason: 'needed for the nightly run', by: 'ci@lab' }, time: 1_764_000_014_000 },
+  // Added with the `console` action (appended likewise): fatal lines an idle board printed, twice, and an unknown event.
+  { action: 'console', args: { device: 'board-1', event: 'fatal', pattern: 'panic', text: 'Kernel panic - not syncing: Attempted to kill init!', log: '/lab/state/logs/board-1/2026-11-24T16-00-00-000Z-logger.log' }, time: 1_764_000_015_000 },
+  { action: 'console', args: { device: 'board-1', event: 'fatal', pattern: 'oops', text: 'Oops: 0000 [#1] SMP', log: '/lab/state/logs/board-1/2026-11-24T16-00-00-000Z-logger.log' }, time: 1_764_000_016_000 },
+  { action: 'console', args: { device: 'board-1', event: 'gone', pattern: '', text: '', log: '' }, time: 1_764_000_017_000 },
 ];
 
 export function labVectors() {

@@ -15,6 +15,7 @@ const ACTIONS: Record<string, Record<string, Arg>> = {
   run: { device: DEVICE, ok: ['int', 0, 1], commands: ['int', 0, 1_000_000], blame: ['str', 0, 8, ['', 'lab', 'os']], code: CODE },
   service: { device: DEVICE, state: ['str', 2, 3, ['in', 'out']], reason: ['str', 0, 1024], by: ['str', 0, 128] },
   reserve: { device: DEVICE, state: ['str', 4, 8, ['held', 'released']], owner: ['str', 0, 128], until: ['int', 0, Number.MAX_SAFE_INTEGER], reason: ['str', 0, 1024], by: ['str', 0, 128] },
+  console: { device: DEVICE, event: ['str', 1, 16, ['fatal']], pattern: ['str', 0, 64], text: ['str', 0, 1024], log: ['str', 0, 4096] },
 };
 export const LAB_ACTIONS = Object.keys(ACTIONS);
 
@@ -65,13 +66,19 @@ export interface LabDevice {
    * keeps no clock, so that is for the reader to see.
    */
   reservation: { state: 'held' | 'released'; owner: string; until: number; reason: string; by: string; seq: number; time: number } | null;
+  /**
+   * Fatal lines the console printed while no job held it (`orbital-lab logger` saw them): how many
+   * were recorded, and the last. null until the device's first `console` commit, absent from the
+   * state value while null, as `service` is.
+   */
+  idleFatal: { n: number; pattern: string; text: string; log: string; seq: number; time: number } | null;
   /** seq and time of the last entry about this device. */
   seq: number;
   time: number;
 }
 export interface LabState { devices: Map<string, LabDevice>; errors: number }
 
-const fresh = (): LabDevice => ({ flashes: 0, flashFailures: 0, lastFlash: null, power: '', powerFailures: 0, boots: 0, bootFailuresLab: 0, bootFailuresOs: 0, lastBoot: null, runs: 0, runFailures: 0, service: null, reservation: null, seq: -1, time: 0 });
+const fresh = (): LabDevice => ({ flashes: 0, flashFailures: 0, lastFlash: null, power: '', powerFailures: 0, boots: 0, bootFailuresLab: 0, bootFailuresOs: 0, lastBoot: null, runs: 0, runFailures: 0, service: null, reservation: null, idleFatal: null, seq: -1, time: 0 });
 
 function applyLab(s: LabState, action: string, a: ValueMap, seq: number, time: number): void {
   const name = a.device as string;
@@ -103,6 +110,9 @@ function applyLab(s: LabState, action: string, a: ValueMap, seq: number, time: n
     case 'reserve':
       d.reservation = { state: a.state as 'held' | 'released', owner: a.owner as string, until: a.until as number, reason: a.reason as string, by: a.by as string, seq, time };
       break;
+    case 'console':
+      d.idleFatal = { n: (d.idleFatal?.n ?? 0) + 1, pattern: a.pattern as string, text: a.text as string, log: a.log as string, seq, time };
+      break;
   }
 }
 
@@ -131,11 +141,12 @@ export const labReducer: Reducer<LabState> = {
         runs: d.runs, run_failures: d.runFailures, seq: d.seq, time: d.time,
         ...(d.service ? { service: { state: d.service.state, reason: d.service.reason, by: d.service.by, seq: d.service.seq, time: d.service.time } } : {}),
         ...(d.reservation ? { reservation: { state: d.reservation.state, owner: d.reservation.owner, until: d.reservation.until, reason: d.reservation.reason, by: d.reservation.by, seq: d.reservation.seq, time: d.reservation.time } } : {}),
+        ...(d.idleFatal ? { idle_fatal: { n: d.idleFatal.n, pattern: d.idleFatal.pattern, text: d.idleFatal.text, log: d.idleFatal.log, seq: d.idleFatal.seq, time: d.idleFatal.time } } : {}),
       };
     }
     return { devices, errors: s.errors };
   },
-  clone: (s) => ({ devices: new Map([...s.devices].map(([n, d]) => [n, { ...d, lastFlash: d.lastFlash && { ...d.lastFlash }, lastBoot: d.lastBoot && { ...d.lastBoot }, service: d.service && { ...d.service }, reservation: d.reservation && { ...d.reservation } }])), errors: s.errors }),
+  clone: (s) => ({ devices: new Map([...s.devices].map(([n, d]) => [n, { ...d, lastFlash: d.lastFlash && { ...d.lastFlash }, lastBoot: d.lastBoot && { ...d.lastBoot }, service: d.service && { ...d.service }, reservation: d.reservation && { ...d.reservation }, idleFatal: d.idleFatal && { ...d.idleFatal } }])), errors: s.errors }),
   check(_s, p: Proposal): Rejection | null {
     if (!ACTIONS[p.action]) return { reason: 'unknown-action', detail: `the lab domain has no action '${p.action}' (known: ${LAB_ACTIONS.join(', ')})` };
     const bad = checkLabArgs(p.action, p.args);

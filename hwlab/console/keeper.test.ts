@@ -39,10 +39,13 @@ async function board() {
   await up();
   let n = 0;
   let extra: string[] = [];
+  // One write at a time: two fs.write calls in flight run on two threads and may land out of order.
+  let writing: Promise<void> = Promise.resolve();
   const tick = setInterval(() => {
     if (fd < 0) return;
     const b = Buffer.from(extra.splice(0).map((x) => `${x}\n`).join('') + `line ${n++};\n`);
-    write(fd, b, 0, b.length, null, () => {});
+    const to = fd;
+    writing = writing.then(() => new Promise<void>((res) => write(to, b, 0, b.length, null, () => res())));
   }, 4);
   const lab = join(dir, 'lab.yaml');
   writeFileSync(lab, `version: 1\nstate: ${join(dir, 'state')}\ndevices:\n  b:\n    kind: serial-board\n    console: { port: ${dir}/dut, baud: 115200 }\n    power: { kind: command, on: "true", off: "true" }\n    boot:\n      success: "^BOOT OK$"\n      fatal: [{ name: panic, pattern: "^PANIC" }]\n    timeouts: { boot: 30s }\n`);
@@ -98,6 +101,10 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     b.say('PANIC: idle board fell over');
     await until(() => lg.count('fatal') === 1, 'the fatal line reported');
     expect(lg.events().find((e) => e.event === 'fatal')).toMatchObject({ device: 'b', pattern: 'panic', text: 'PANIC: idle board fell over' });
+    // ... and recorded in the lab log, once (a second one within the minute is only in the logger's log).
+    await until(() => lg.count('recorded') === 1, `the fatal line recorded (${lg.err()})`);
+    b.say('PANIC: again');
+    await until(() => lg.count('fatal') === 2, 'the second fatal line reported');
     // A job: the logger yields the port to it, and gets it back when it ends.
     const job = start(['--lab', b.lab, '--json', 'boot', 'b']);
     await until(() => lg.count('yielded') === 1, 'the logger to yield');
@@ -118,7 +125,7 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     const idle = logLines(end.last.devices[0].log);
     const jobLog = logLines(r.last.log);
     // Whole lines only, everywhere: two readers never shared the port.
-    for (const l of [...idle.lines, ...jobLog.lines]) expect(l).toMatch(/^(line \d+;|BOOT OK|PANIC: idle board fell over)$/);
+    for (const l of [...idle.lines, ...jobLog.lines]) expect(l).toMatch(/^(line \d+;|BOOT OK|PANIC: idle board fell over|PANIC: again)$/);
     const ni = numbers(idle.lines);
     const nj = numbers(jobLog.lines);
     expect(increasing(ni)).toBe(true);
@@ -136,6 +143,12 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     expect(idle.notes.some((n) => n.startsWith(`--- yielded to pid ${job.child.pid} `))).toBe(true);
     expect(idle.notes.some((n) => n.startsWith('--- back: console '))).toBe(true);
     expect(jobLog.notes.some((n) => n.includes(`console taken from orbital-lab logger (its output while no job held the port: ${end.last.devices[0].log})`))).toBe(true);
+    // The lab's history has the idle board's fatal line (one record: the second came within the minute).
+    expect(lg.count('recorded')).toBe(1);
+    const ev = run(['--lab', b.lab, '--json', 'history', 'b', '--events']);
+    expect(ev.last!.events.filter((e: { action: string }) => e.action === 'console').map((e: { args: unknown }) => e.args)).toEqual([{ device: 'b', event: 'fatal', pattern: 'panic', text: 'PANIC: idle board fell over', log: end.last.devices[0].log }]);
+    expect(run(['--lab', b.lab, 'history', 'b', '--events']).stdout).toMatch(/ b +console +FATAL line while no job held the console \(pattern "panic"\): PANIC: idle board fell over \(in \S+-logger\.log\)/);
+    expect(run(['--lab', b.lab, '--json', 'history', 'b']).last!.devices[0].idleFatal).toMatchObject({ n: 1, pattern: 'panic', text: 'PANIC: idle board fell over' });
   }, 60_000);
 
   it('console on a kept board shows its recent output from the logger, then the live stream, and hands the port back', async () => {
@@ -190,7 +203,8 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     for (const l of mine) expect(l).toMatch(/^line \d+;$/);
     const nc = numbers(mine);
     const nl = numbers(logLines(end.last.devices[0].log).lines);
-    expect(increasing(nc) && increasing(nl)).toBe(true);
+    expect(increasing(nc), JSON.stringify(nc)).toBe(true);
+    expect(increasing(nl), JSON.stringify(nl)).toBe(true);
     expect(nl.length).toBeGreaterThan(30);
     expect(nl[0]!).toBeGreaterThan(nc[nc.length - 1]!);
   }, 60_000);

@@ -24,6 +24,7 @@ import { LabError } from '../errors.ts';
 import type { Device, Lab } from '../labfile.ts';
 import { findConsolePort } from '../devices.ts';
 import { pidStartTime, readLock } from '../lock.ts';
+import { recordLab } from '../history.ts';
 import { ConsoleHub } from './hub.ts';
 import { LineSplitter, patternHit } from './capture.ts';
 import { openSerial, type SerialConsole } from './serial.ts';
@@ -32,6 +33,8 @@ import { openSerial, type SerialConsole } from './serial.ts';
 const RECENT_BYTES = 8 * 1024;
 /** How often a keeper looks for a port that is gone. */
 const RETRY_MS = 1000;
+/** A fatal line is recorded in the lab log at most once this often per device (the log file has every one). */
+const RECORD_EVERY_MS = 60_000;
 
 export function keeperPath(stateDir: string, device: string): string {
   const p = join(stateDir, 'consoles', `${device}.keeper`);
@@ -59,7 +62,9 @@ export type KeeperEvent =
   | { event: 'port-gone'; device: string; why: string }
   | { event: 'rotated'; device: string; log: string }
   | { event: 'waiting'; device: string; why: string }
-  | { event: 'fatal'; device: string; pattern: string; line: number; text: string };
+  | { event: 'fatal'; device: string; pattern: string; line: number; text: string }
+  | { event: 'recorded'; device: string; seq: number; line: number }
+  | { event: 'record-failed'; device: string; why: string };
 
 /** One board's console, logged while no job holds it. */
 export class Keeper {
@@ -83,6 +88,7 @@ export class Keeper {
   /** Jobs (pids) the port was yielded to: their lock does not keep the logger from taking it back. */
   private yieldedTo = new Set<number>();
   private lastWait = '';
+  private lastRecord = -Infinity;
   lines = 0;
   /** The log files so far, oldest first (a new one after `rotateBytes`). */
   readonly logs: string[] = [];
@@ -259,7 +265,18 @@ export class Keeper {
     this.written += writeSync(this.fd, `${new Date().toISOString()} ${`+${t.toFixed(3)}s`.padStart(10)} ${text}\n`);
     if (this.written >= this.rotateBytes) this.rotate();
     const fatal = this.device.boot.fatal.find((p) => patternHit(p, text));
-    if (fatal) this.emit({ event: 'fatal', device: this.device.name, pattern: fatal.name, line: this.n, text: text.slice(0, 300) });
+    if (!fatal) return;
+    this.emit({ event: 'fatal', device: this.device.name, pattern: fatal.name, line: this.n, text: text.slice(0, 300) });
+    // Into the lab log too (history --events shows it), the first and then at most one a minute.
+    const now = performance.now();
+    if (now - this.lastRecord < RECORD_EVERY_MS) return;
+    this.lastRecord = now;
+    const line = this.n;
+    const args = { device: this.device.name, event: 'fatal', pattern: bytesAtMost(fatal.name, 64), text: bytesAtMost(text, 1024), log: bytesAtMost(this.log, 4096) };
+    recordLab(this.lab.stateDir, [{ action: 'console', args }]).then(
+      ([seq]) => this.emit({ event: 'recorded', device: this.device.name, seq: seq!, line }),
+      (e: unknown) => { const why = (e as Error).message; this.note(`could not record the fatal line of line ${line} in the lab log: ${why}`); this.emit({ event: 'record-failed', device: this.device.name, why }); },
+    );
   }
 
   private note(text: string): void { this.written += writeSync(this.fd, `${new Date().toISOString()} ${'-'.padStart(10)} --- ${text} ---\n`); }
@@ -276,6 +293,14 @@ export class Keeper {
     this.note('logger stopped');
     closeSync(this.fd);
   }
+}
+
+/** `text` cut to at most `max` UTF-8 bytes, on a character boundary. */
+function bytesAtMost(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text;
+  let t = text.slice(0, max);
+  while (Buffer.byteLength(t) > max) t = t.slice(0, -1);
+  return t;
 }
 
 /** A serial-board with a console port to keep (not one reached over its link socket alone). */
