@@ -149,6 +149,7 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     expect(ev.last!.events.filter((e: { action: string }) => e.action === 'console').map((e: { args: unknown }) => e.args)).toEqual([{ device: 'b', event: 'fatal', pattern: 'panic', text: 'PANIC: idle board fell over', log: end.last.devices[0].log }]);
     expect(run(['--lab', b.lab, 'history', 'b', '--events']).stdout).toMatch(/ b +console +FATAL line while no job held the console \(pattern "panic"\): PANIC: idle board fell over \(in \S+-logger\.log\)/);
     expect(run(['--lab', b.lab, '--json', 'history', 'b']).last!.devices[0].idleFatal).toMatchObject({ n: 1, pattern: 'panic', text: 'PANIC: idle board fell over' });
+    expect(run(['--lab', b.lab, 'history', 'b']).stdout).toMatch(/1 fatal line\(s\) recorded while no job held the console; the last at \S+ \(pattern "panic"\): PANIC: idle board fell over/);
   }, 60_000);
 
   it('console on a kept board shows its recent output from the logger, then the live stream, and hands the port back', async () => {
