@@ -1176,6 +1176,7 @@ ${GUEST_BOOT}    timeouts: { boot: 60s }
     tags: [hosted]
     link: { socket: ${rel(resolve('.orbital/hosted/link.sock'))} }
   # A real board: a USB-serial console found by its by-id name, power switched by commands.
+  # (orbital-lab logger keeps its console logged between jobs.)
   # board-1:
   #   kind: serial-board
   #   console: { by-id: usb-FTDI_FT232R_USB_UART_A12345-if00-port0, baud: 115200 }
