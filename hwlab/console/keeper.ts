@@ -89,6 +89,8 @@ export class Keeper {
   private yieldedTo = new Set<number>();
   private lastWait = '';
   private lastRecord = -Infinity;
+  /** Lab-log records still being written (stop waits for them). */
+  private recording = new Set<Promise<void>>();
   lines = 0;
   /** The log files so far, oldest first (a new one after `rotateBytes`). */
   readonly logs: string[] = [];
@@ -262,6 +264,7 @@ export class Keeper {
     this.n++;
     this.lines++;
     const t = (performance.now() - this.t0) / 1000;
+    const log = this.log;
     this.written += writeSync(this.fd, `${new Date().toISOString()} ${`+${t.toFixed(3)}s`.padStart(10)} ${text}\n`);
     if (this.written >= this.rotateBytes) this.rotate();
     const fatal = this.device.boot.fatal.find((p) => patternHit(p, text));
@@ -272,11 +275,12 @@ export class Keeper {
     if (now - this.lastRecord < RECORD_EVERY_MS) return;
     this.lastRecord = now;
     const line = this.n;
-    const args = { device: this.device.name, event: 'fatal', pattern: bytesAtMost(fatal.name, 64), text: bytesAtMost(text, 1024), log: bytesAtMost(this.log, 4096) };
-    recordLab(this.lab.stateDir, [{ action: 'console', args }]).then(
+    const args = { device: this.device.name, event: 'fatal', pattern: bytesAtMost(fatal.name, 64), text: bytesAtMost(text, 1024), log: bytesAtMost(log, 4096) };
+    const p: Promise<void> = recordLab(this.lab.stateDir, [{ action: 'console', args }]).then(
       ([seq]) => this.emit({ event: 'recorded', device: this.device.name, seq: seq!, line }),
-      (e: unknown) => { const why = (e as Error).message; this.note(`could not record the fatal line of line ${line} in the lab log: ${why}`); this.emit({ event: 'record-failed', device: this.device.name, why }); },
-    );
+      (e: unknown) => { const why = (e as Error).message; this.note(`could not record the fatal line (line ${line}) in the lab log: ${why}`); this.emit({ event: 'record-failed', device: this.device.name, why }); },
+    ).finally(() => this.recording.delete(p));
+    this.recording.add(p);
   }
 
   private note(text: string): void { this.written += writeSync(this.fd, `${new Date().toISOString()} ${'-'.padStart(10)} --- ${text} ---\n`); }
@@ -286,6 +290,7 @@ export class Keeper {
     this.stopped = true;
     if (this.retry) { clearTimeout(this.retry); this.retry = null; }
     await this.serial(() => this.release());
+    await Promise.allSettled([...this.recording]);
     for (const s of this.holders) s.destroy();
     this.server.close();
     rmSync(this.path, { force: true });
