@@ -88,6 +88,8 @@ export function labCli() {
       }
       throw new Error(`never said it waits: ${out}`);
     })();
+    // Awaited only by tests of waiting jobs: for any other job its timeout is no one's error.
+    waiting.catch(() => {});
     return { child, done, waiting };
   };
   return { run, start };

@@ -16,9 +16,10 @@ afterAll(() => { for (const k of kids) k.kill('SIGKILL'); for (const d of dirs) 
 const { run, start } = labCli();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(f: () => boolean, what: string, ms = 20_000): Promise<void> {
+/** Waits until f() holds; `what` (or what it returns then) names it in the timeout's message. */
+async function until(f: () => boolean, what: string | (() => string), ms = 20_000): Promise<void> {
   const t0 = Date.now();
-  while (!f()) { if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`); await sleep(10); }
+  while (!f()) { if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`); await sleep(10); }
 }
 
 /**
@@ -40,13 +41,15 @@ async function board() {
   let n = 0;
   let extra: string[] = [];
   // One write at a time: two fs.write calls in flight run on two threads and may land out of order.
+  // Each takes the fd when it runs, and the fd is closed only once no write is in flight, so no
+  // write ever lands on a closed fd's number reused for something else.
   let writing: Promise<void> = Promise.resolve();
   const tick = setInterval(() => {
     if (fd < 0) return;
     const b = Buffer.from(extra.splice(0).map((x) => `${x}\n`).join('') + `line ${n++};\n`);
-    const to = fd;
-    writing = writing.then(() => new Promise<void>((res) => write(to, b, 0, b.length, null, () => res())));
+    writing = writing.then(() => (fd < 0 ? undefined : new Promise<void>((res) => write(fd, b, 0, b.length, null, () => res()))));
   }, 4);
+  const closeBoard = async () => { const f = fd; fd = -1; await writing; if (f >= 0) closeSync(f); };
   const lab = join(dir, 'lab.yaml');
   writeFileSync(lab, `version: 1\nstate: ${join(dir, 'state')}\ndevices:\n  b:\n    kind: serial-board\n    console: { port: ${dir}/dut, baud: 115200 }\n    power: { kind: command, on: "true", off: "true" }\n    boot:\n      success: "^BOOT OK$"\n      fatal: [{ name: panic, pattern: "^PANIC" }]\n    timeouts: { boot: 30s }\n`);
   return {
@@ -56,9 +59,9 @@ async function board() {
     more: (k: number, what: string) => { const from = n; return until(() => n > from + k, what); },
     say: (line: string) => { extra.push(line); },
     /** The adapter unplugged: socat (both ptys) gone. */
-    unplug: () => { closeSync(fd); fd = -1; socat.kill('SIGKILL'); },
+    unplug: async () => { await closeBoard(); socat.kill('SIGKILL'); },
     plug: up,
-    stop: () => { clearInterval(tick); if (fd >= 0) closeSync(fd); fd = -1; socat.kill('SIGKILL'); extra = []; },
+    stop: async () => { clearInterval(tick); await closeBoard(); socat.kill('SIGKILL'); extra = []; },
   };
 }
 
@@ -72,13 +75,15 @@ function logger(lab: string, ...more: string[]) {
   child.stderr!.on('data', (d: Buffer) => { err += d; });
   const events = () => out.split('\n').filter((l) => l.startsWith('{"event"')).map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
   const count = (ev: string) => events().filter((e) => e.event === ev).length;
+  /** The last events and stderr, for a failure's message. */
+  const tail = () => `events ${JSON.stringify(events().slice(-6))}; stderr ${err.slice(-300)}`;
   const closed = new Promise<{ code: number | null; last: Record<string, any> }>((r) => child.once('close', (code) => r({ code, last: JSON.parse(out.trim().split('\n').pop()!) })));
-  return { child, events, count, closed, err: () => err };
+  return { child, events, count, closed, err: () => err, tail };
 }
 
 /** The board stops printing; then the logger is stopped (SIGTERM) and its result read. */
-async function finish(b: { stop(): void }, lg: ReturnType<typeof logger>) {
-  b.stop();
+async function finish(b: { stop(): Promise<void> }, lg: ReturnType<typeof logger>) {
+  await b.stop();
   await sleep(100);
   lg.child.kill('SIGTERM');
   return lg.closed;
@@ -275,13 +280,13 @@ describeWithTools(['socat'], 'orbital-lab logger: a serial-board console kept wh
     await until(() => lg.count('yielded') === 1, 'the logger to yield');
     await sleep(200);
     job.child.kill('SIGKILL');
-    await until(() => lg.count('back') === 1, 'the port back after the SIGKILL');
+    await until(() => lg.count('back') === 1, () => `the port back after the SIGKILL (${lg.tail()})`);
     // The adapter unplugged and plugged back in: looked for every second, found again.
-    b.unplug();
-    await until(() => lg.count('port-gone') >= 1, 'the port gone');
+    await b.unplug();
+    await until(() => lg.count('port-gone') >= 1, () => `the port gone (${lg.tail()})`);
     await sleep(1500);
     await b.plug();
-    await until(() => lg.count('back') === 2, 'the port back after re-plugging', 10_000);
+    await until(() => lg.count('back') === 2, () => `the port back after re-plugging (${lg.tail()})`, 20_000);
     const n = b.count();
     await b.more(30, 'output after re-plugging');
     const end = await finish(b, lg);
