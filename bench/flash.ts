@@ -4,7 +4,7 @@
 // orbital_blake3_s flashes the same image with a bmap without range checksums, so BLAKE3 runs over
 // every mapped byte: the cost of the hash pass the checksummed bmap replaces.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statfsSync, openSync, writeSync, ftruncateSync, closeSync, unlinkSync, existsSync, writeFileSync } from 'node:fs';
+import { constants, mkdtempSync, rmSync, statfsSync, openSync, writeSync, ftruncateSync, closeSync, unlinkSync, existsSync, writeFileSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,6 @@ import { parseLab } from '../hwlab/labfile.ts';
 import { flash, verifyOnly } from '../hwlab/flash/flash.ts';
 import { pageAligned } from '../hwlab/flash/direct.ts';
 import { open } from 'node:fs/promises';
-import { constants } from 'node:fs';
 
 
 const MiB = 1 << 20;

@@ -114,8 +114,8 @@ export async function recordLab(stateDir: string, records: LabRecord[], o: Recor
         const inService = (seq.stateOf(labReducer) as LabState).devices.get(device)?.service?.state !== 'out';
         // A command that records its own service change for the device in this batch (a failed
         // health check takes it out with the check's reason) says it once: the lab adds no second record.
-        const ownService = records.slice(i + 1).some((r) => r.action === 'service' && r.args.device === device);
-        if (limit > 0 && streak && streak.n >= limit && inService && !ownService) {
+        const ownService = () => records.slice(i + 1).some((r) => r.action === 'service' && r.args.device === device);
+        if (limit > 0 && streak && streak.n >= limit && inService && !ownService()) {
           const reason = autoReason(streak, limit);
           const sq = propose({ action: 'service', args: { device, state: 'out', reason, by: 'orbital-lab' } });
           applyHealth(h, 'service', { device });

@@ -3,11 +3,9 @@
 // job wants (but takes another of its pool), a waiter killed with SIGKILL holds nobody up, and a
 // job of a higher --priority goes before those that waited longer.
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { labCli } from '../scripts/testkit.ts';
-import { makeImage, MiB } from './flash/testimg.ts';
+import { labCli, poolLab } from '../scripts/testkit.ts';
 import { acquireLock } from './lock.ts';
 import { joinQueue, parsePriority, placeOf, queueAhead } from './queue.ts';
 
@@ -15,14 +13,7 @@ const dirs: string[] = [];
 afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 const { run, start } = labCli();
 
-function lab() {
-  const dir = mkdtempSync(join(tmpdir(), 'orbital-queue-'));
-  dirs.push(dir);
-  writeFileSync(join(dir, 'lab.yaml'), `version: 1\ndevices:\n  a:\n    kind: qemu\n    flash: { target: ${join(dir, 'a.img')} }\n    tags: [pool]\n  b:\n    kind: qemu\n    flash: { target: ${join(dir, 'b.img')} }\n    tags: [pool]\n`);
-  const x = makeImage(join(dir, 'x.img'), 2 * MiB, [[0, MiB]]);
-  const y = makeImage(join(dir, 'y.img'), 2 * MiB, [[MiB / 2, MiB]]);
-  return { dir, file: join(dir, 'lab.yaml'), state: join(dir, '.orbital', 'lab'), x, y };
-}
+const lab = () => poolLab('orbital-queue-', dirs);
 
 describe('the waiting line', () => {
   it('gives a freed device to the job that waited longest, not to the one that polls first', async () => {

@@ -7,9 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeWithTools, labCli } from '../scripts/testkit.ts';
+import { describeWithTools, labCli, poolLab } from '../scripts/testkit.ts';
 import { guestArtifacts, GUEST_BOOT } from './testguest.ts';
-import { makeImage, MiB } from './flash/testimg.ts';
 import { acquireLock } from './lock.ts';
 
 const dirs: string[] = [];
@@ -19,14 +18,10 @@ const as = (who: string, args: string[]) => cli.run(args, who);
 const startAs = (who: string, args: string[]) => cli.start(args, who);
 
 function lab() {
-  const dir = mkdtempSync(join(tmpdir(), 'orbital-reserve-'));
-  dirs.push(dir);
-  writeFileSync(join(dir, 'lab.yaml'), `version: 1\ndevices:\n  a:\n    kind: qemu\n    flash: { target: ${join(dir, 'a.img')} }\n    tags: [pool]\n  b:\n    kind: qemu\n    flash: { target: ${join(dir, 'b.img')} }\n    tags: [pool]\n`);
-  const x = makeImage(join(dir, 'x.img'), 2 * MiB, [[0, MiB]]);
-  const y = makeImage(join(dir, 'y.img'), 2 * MiB, [[MiB / 2, MiB]]);
-  const cli = (who: string, ...args: string[]) => as(who, ['--lab', join(dir, 'lab.yaml'), '--json', ...args]);
-  const flashArgs = (dev: string, img: 'x' | 'y', ...more: string[]) => ['--lab', join(dir, 'lab.yaml'), '--json', 'flash', dev, join(dir, `${img}.img`), '--no-bmap', ...more];
-  return { dir, state: join(dir, '.orbital', 'lab'), x, y, cli, flashArgs };
+  const { dir, file, state, x, y } = poolLab('orbital-reserve-', dirs);
+  const cli = (who: string, ...args: string[]) => as(who, ['--lab', file, '--json', ...args]);
+  const flashArgs = (dev: string, img: 'x' | 'y', ...more: string[]) => ['--lab', file, '--json', 'flash', dev, join(dir, `${img}.img`), '--no-bmap', ...more];
+  return { dir, state, x, y, cli, flashArgs };
 }
 
 describe('reservations', () => {

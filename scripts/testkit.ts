@@ -3,8 +3,10 @@
 // a missing tool fails the run, so nothing silently stops being tested.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, describe, it } from 'vitest';
-import { rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { makeImage, MiB } from '../hwlab/flash/testimg.ts';
 
 const cache = new Map<string, string | null>();
 
@@ -93,4 +95,17 @@ export function labCli() {
     return { child, done, waiting };
   };
   return { run, start };
+}
+
+/**
+ * A lab of two qemu devices, a and b, both tagged pool, with file targets, and two 2 MiB images x
+ * and y whose data differ (for jobs that flash). Its directory goes into `dirs` for the caller's cleanup.
+ */
+export function poolLab(prefix: string, dirs: string[]) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  writeFileSync(join(dir, 'lab.yaml'), `version: 1\ndevices:\n  a:\n    kind: qemu\n    flash: { target: ${join(dir, 'a.img')} }\n    tags: [pool]\n  b:\n    kind: qemu\n    flash: { target: ${join(dir, 'b.img')} }\n    tags: [pool]\n`);
+  const x = makeImage(join(dir, 'x.img'), 2 * MiB, [[0, MiB]]);
+  const y = makeImage(join(dir, 'y.img'), 2 * MiB, [[MiB / 2, MiB]]);
+  return { dir, file: join(dir, 'lab.yaml'), state: join(dir, '.orbital', 'lab'), x, y };
 }

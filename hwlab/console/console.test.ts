@@ -24,6 +24,13 @@ function guestLab(prefix: string) {
   return { g, lab };
 }
 
+/** `orbital-lab --lab LAB ARGS...` as a child with piped stdio (killed after the tests). */
+function consoleCli(lab: string, ...args: string[]): ChildProcess {
+  const p = spawn(process.execPath, [BIN, '--lab', lab, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  kids.push(p);
+  return p;
+}
+
 function collect(p: ChildProcess, stream: 'stdout' | 'stderr') {
   let text = '';
   p[stream]!.on('data', (d: Buffer) => { text += d.toString('latin1'); });
@@ -40,8 +47,7 @@ function collect(p: ChildProcess, stream: 'stdout' | 'stderr') {
 describeWithTools(['qemu-system-x86_64'], 'orbital-lab console with read-only watchers', () => {
   it('serves watchers the replayed and live console while one writer holds the device', async () => {
     const { lab } = guestLab('orbital-console-');
-    const writer = spawn(process.execPath, [BIN, '--lab', lab, 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    kids.push(writer);
+    const writer = consoleCli(lab, 'console', 'vm');
     const wout = collect(writer, 'stdout');
     await wout.until(/ready: head/);
     const devs = spawnSync(process.execPath, [BIN, '--lab', lab, '--json', 'devices'], { encoding: 'utf8' });
@@ -53,8 +59,7 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab console with read-only wa
     expect(second.status).toBe(3);
     expect(second.stdout).toMatch(/device-locked/);
     // ... but a watcher attaches, read-only, and gets what the boot printed.
-    const watcher = spawn(process.execPath, [BIN, '--lab', lab, 'console', 'vm', '--watch'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    kids.push(watcher);
+    const watcher = consoleCli(lab, 'console', 'vm', '--watch');
     const wat = collect(watcher, 'stdout');
     await wat.until(/watching read-only/);
     await wat.until(/ready: head/);
@@ -73,8 +78,7 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab console with read-only wa
 describeWithTools(['qemu-system-x86_64'], 'orbital-lab console escape keys', () => {
   it('Ctrl-] r resets the device mid-session (recorded as a power cycle), Ctrl-] ? lists the keys, Ctrl-] q quits', async () => {
     const { lab } = guestLab('orbital-console-esc-');
-    const writer = spawn(process.execPath, [BIN, '--lab', lab, 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    kids.push(writer);
+    const writer = consoleCli(lab, 'console', 'vm');
     const out = collect(writer, 'stdout');
     const err = collect(writer, 'stderr');
     await out.until(/ready: head/);
@@ -97,8 +101,7 @@ describeWithTools(['qemu-system-x86_64'], 'orbital-lab console escape keys', () 
 
   it('ends when the device goes away after the boot came up (its QEMU killed): a lab failure, exit 3', async () => {
     const { g, lab } = guestLab('orbital-console-gone-');
-    const writer = spawn(process.execPath, [BIN, '--lab', lab, '--json', 'console', 'vm'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    kids.push(writer);
+    const writer = consoleCli(lab, '--json', 'console', 'vm');
     const out = collect(writer, 'stdout');
     const err = collect(writer, 'stderr');
     await out.until(/ready: head/);

@@ -11,10 +11,17 @@ import { LabError } from '../errors.ts';
 
 const REPLAY_BYTES = 64 * 1024;
 
+/**
+ * A unix socket in STATE/consoles named for the device (`.sock`: the hub; `.keeper`: its logger).
+ * Unix socket paths are limited to ~107 bytes: a longer one moves to the temp dir, by its hash.
+ */
+export function consoleSocketPath(stateDir: string, device: string, ext: 'sock' | 'keeper'): string {
+  const p = join(stateDir, 'consoles', `${device}.${ext}`);
+  return p.length < 100 ? p : join(tmpdir(), `orbital-lab-${createHash('sha1').update(p).digest('hex').slice(0, 16)}.${ext}`);
+}
+
 export function hubPath(stateDir: string, device: string): string {
-  const p = join(stateDir, 'consoles', `${device}.sock`);
-  // Unix socket paths are limited to ~107 bytes.
-  return p.length < 100 ? p : join(tmpdir(), `orbital-lab-${createHash('sha1').update(p).digest('hex').slice(0, 16)}.sock`);
+  return consoleSocketPath(stateDir, device, 'sock');
 }
 
 export class ConsoleHub {

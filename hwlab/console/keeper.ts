@@ -17,15 +17,14 @@
 // lab file's by-id / usb-serial / usb-path name, so a re-enumerated adapter is found again.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LabError } from '../errors.ts';
 import type { Device, Lab } from '../labfile.ts';
-import { findConsolePort } from '../devices.ts';
-import { pidStartTime, readLock } from '../lock.ts';
+import { consoleSpecText, findConsolePort } from '../devices.ts';
+import { goneWhy, pidStartTime, readLock } from '../lock.ts';
 import { recordLab } from '../history.ts';
-import { ConsoleHub } from './hub.ts';
+import { ConsoleHub, consoleSocketPath } from './hub.ts';
 import { LineSplitter, patternHit } from './capture.ts';
 import { openSerial, type SerialConsole } from './serial.ts';
 
@@ -37,9 +36,7 @@ const RETRY_MS = 1000;
 const RECORD_EVERY_MS = 60_000;
 
 export function keeperPath(stateDir: string, device: string): string {
-  const p = join(stateDir, 'consoles', `${device}.keeper`);
-  // Unix socket paths are limited to ~107 bytes.
-  return p.length < 100 ? p : join(tmpdir(), `orbital-lab-${createHash('sha1').update(p).digest('hex').slice(0, 16)}.keeper`);
+  return consoleSocketPath(stateDir, device, 'keeper');
 }
 
 /** What `devices` shows of a running logger: STATE/consoles/DEVICE.keeper.json, beside its socket. */
@@ -51,8 +48,7 @@ function recordPath(stateDir: string, device: string): string { return join(stat
 export function readKeeper(stateDir: string, device: string): KeeperRecord | null {
   let r: KeeperRecord;
   try { r = JSON.parse(readFileSync(recordPath(stateDir, device), 'utf8')) as KeeperRecord; } catch { return null; }
-  const start = pidStartTime(r.pid);
-  return start === null || (r.pidStart !== null && start !== r.pidStart) ? null : r;
+  return goneWhy({ ...r, host: hostname() }) ? null : r;
 }
 
 export type KeeperEvent =
@@ -310,8 +306,7 @@ function bytesAtMost(text: string, max: number): string {
 
 /** A serial-board with a console port to keep (not one reached over its link socket alone). */
 export function hasConsolePort(dev: Device): boolean {
-  const c = dev.console;
-  return dev.kind === 'serial-board' && !!(c.port || c.byId || c.usbSerial || c.usbPath);
+  return dev.kind === 'serial-board' && consoleSpecText(dev) !== 'none';
 }
 
 /** Whether something listens on a unix socket (a running logger). */
